@@ -1,0 +1,1 @@
+"""foodorder: a food-ordering middleware on the Restate durable-execution engine."""

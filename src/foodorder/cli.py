@@ -1,0 +1,112 @@
+"""The `foodorder` command: run the whole system, or one of its processes."""
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+from rich.console import Console
+
+from foodorder.config import Settings, get_settings
+from foodorder.serve import serve
+from foodorder.stack import Stack
+
+console = Console(soft_wrap=True, highlight=False)
+SAMPLE_ORDER = (
+    '{"id":"order-1","restaurantId":"bites_n_bytes","products":[{"productId":"1000",'
+    '"description":"Pepperoni pizza","quantity":1}],"totalCost":1450,"deliveryDelay":0}'
+)
+
+
+def run_services(settings: Settings) -> None:
+    """The Restate services endpoint (HTTP/2, :9080)."""
+    from foodorder.services import app
+
+    serve(app, settings.host, settings.services_port)
+
+
+def run_payment(settings: Settings) -> None:
+    """The payment provider stub (:5060)."""
+    from foodorder.external.payment import create_app
+
+    serve(create_app(settings), settings.host, settings.payment_port)
+
+
+def run_pos(settings: Settings) -> None:
+    """The restaurant POS stub (:5050)."""
+    from foodorder.external.pos import create_app
+
+    serve(create_app(settings), settings.host, settings.pos_port)
+
+
+def print_banner(settings: Settings, drivers: list[str]) -> None:
+    """Tell the user where everything is and how to look inside."""
+    s = settings
+    console.print(f"""
+[bold green]foodorder is up[/] (time scale {s.time_scale:g}, {len(drivers)} simulated drivers)
+
+  Restate ingress      {s.ingress_url}
+  Restate UI / admin   {s.admin_url}
+  services endpoint    {s.services_url}
+  restaurant POS       {s.pos_url}
+  payment provider     {s.payment_url}   (ledger: {s.payment_url}/ledger)
+
+Place an order:
+  curl -X POST {s.ingress_url}/order-workflow/order-1/run/send -H 'content-type: application/json' \\
+    -d '{SAMPLE_ORDER}'
+Watch it:
+  curl -X POST {s.ingress_url}/order-status/order-1/get
+Inspect state:
+  npx restate kv get order-workflow order-1
+  npx restate invocations list
+  npx restate sql "select service_name, handler_name, status from sys_invocation"
+
+Ctrl-C stops everything.""")
+
+
+def up(settings: Settings) -> None:
+    """Start the whole system in the foreground until Ctrl-C or SIGTERM."""
+    stack = Stack(settings)
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        stack.start_all()
+        drivers = stack.start_drivers(settings.drivers)
+        print_banner(settings, drivers)
+        while not stopping:
+            if failed := stack.failed():
+                console.print(f"[bold red]{', '.join(failed)} exited; stopping[/]")
+                break
+            time.sleep(0.5)
+    finally:
+        console.print("stopping…")
+        stack.stop()
+
+
+COMMANDS: dict[str, Callable[[Settings], None]] = {
+    "up": up,
+    "services": run_services,
+    "payment": run_payment,
+    "pos": run_pos,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `foodorder` command."""
+    parser = argparse.ArgumentParser(prog="foodorder", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, fn in COMMANDS.items():
+        sub.add_parser(name, help=(fn.__doc__ or "").strip())
+    args = parser.parse_args(argv)
+    COMMANDS[args.command](get_settings())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Clients of the outside world (payment provider, restaurant POS, Restate ingress)."""

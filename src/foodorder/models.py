@@ -1,0 +1,117 @@
+"""Wire and state models shared by every service; JSON is camelCase like the seed."""
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class Model(BaseModel):
+    """Base of every wire model: camelCase on the wire, snake_case in Python, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        serialize_by_alias=True,
+        extra="forbid",
+    )
+
+
+class Status(StrEnum):
+    """Order statuses, in the order a delivered order goes through them."""
+
+    NEW = "NEW"
+    CREATED = "CREATED"
+    SCHEDULED = "SCHEDULED"
+    IN_PREPARATION = "IN_PREPARATION"
+    SCHEDULING_DELIVERY = "SCHEDULING_DELIVERY"
+    WAITING_FOR_DRIVER = "WAITING_FOR_DRIVER"
+    IN_DELIVERY = "IN_DELIVERY"
+    DELIVERED = "DELIVERED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Status.DELIVERED, Status.REJECTED, Status.CANCELLED)
+
+
+class DriverStatus(StrEnum):
+    """States of a driver's digital twin."""
+
+    IDLE = "IDLE"
+    WAITING_FOR_WORK = "WAITING_FOR_WORK"
+    DELIVERING = "DELIVERING"
+
+
+class Location(Model):
+    """A point on Earth in degrees; `long` is the seed's name for longitude."""
+
+    lat: float = Field(ge=-90, le=90)
+    long: float = Field(ge=-180, le=180)
+
+
+class Product(Model):
+    """One line of an order."""
+
+    product_id: str = Field(min_length=1)
+    description: str = ""
+    quantity: int = Field(ge=1)
+
+
+class Order(Model):
+    """An order as a provider submits it (the seed's JSON, plus an optional delivery location)."""
+
+    id: str = Field(min_length=1, max_length=128)
+    restaurant_id: str = Field(min_length=1)
+    products: list[Product] = Field(min_length=1)
+    total_cost: float = Field(ge=0, description="amount to charge, in cents")
+    delivery_delay: int = Field(0, ge=0, description="milliseconds to wait before preparation starts")
+    delivery_location: Location | None = None
+
+
+class StatusChange(Model):
+    """One entry of an order's history."""
+
+    status: Status
+    at: int = Field(description="epoch milliseconds")
+    reason: str | None = None
+
+
+class OrderStatus(Model):
+    """What order-status/get answers: the status and the ETA of the delivery in milliseconds."""
+
+    status: Status | None = None
+    eta: float | None = None
+
+
+class DeliveryRequest(Model):
+    """What a driver is asked to do: pick up at the restaurant, drop at the customer."""
+
+    delivery_id: str
+    restaurant_id: str
+    restaurant_location: Location
+    customer_location: Location
+
+
+class DeliveryInformation(Model):
+    """The delivery manager's state for one delivery."""
+
+    order_id: str
+    restaurant_id: str
+    restaurant_location: Location
+    customer_location: Location
+    order_picked_up: bool = False
+
+
+class DeliveryState(Model):
+    """The simulated phone's view of its current delivery."""
+
+    current_delivery: DeliveryRequest
+    order_picked_up: bool = False
+
+
+class PendingDelivery(Model):
+    """A delivery waiting for a driver: the awakeable to resolve with the driver's id."""
+
+    promise_id: str

@@ -1,0 +1,1 @@
+"""Ordering: the order workflow and the order status a customer watches."""

@@ -1,0 +1,1 @@
+"""Simulated driver phones (a stand-in for the real mobile app)."""

@@ -1,0 +1,89 @@
+"""driver-mobile-app (key = driver id): a simulated phone that takes work, drives and reports locations."""
+
+from datetime import timedelta
+
+from restate import ObjectContext, VirtualObject
+
+from foodorder import geo
+from foodorder.config import get_settings
+from foodorder.delivery import twin
+from foodorder.models import DeliveryState, Location
+from foodorder.simulation.locations import location_publisher
+from foodorder.state import StateKey
+
+driver_mobile_app = VirtualObject("driver-mobile-app")
+
+ASSIGNED_DELIVERY: StateKey[DeliveryState] = StateKey("assigned-delivery", DeliveryState)
+CURRENT_LOCATION: StateKey[Location] = StateKey("current-location", Location)
+
+
+def _after(seconds: float) -> timedelta:
+    return timedelta(seconds=get_settings().scaled(seconds))
+
+
+async def publish_location(ctx: ObjectContext, location: Location) -> None:
+    """Report the phone's location to the driver's twin, once, whatever retries happen."""
+    await ctx.run_typed(
+        "publish location",
+        location_publisher().publish,
+        driver_id=ctx.key(),
+        location=location,
+        idempotency_key=str(ctx.uuid()),
+    )
+
+
+@driver_mobile_app.handler(name="startDriver")
+async def start_driver(ctx: ObjectContext) -> None:
+    """Start the driver's shift at a random spot in the region; a second start is a no-op."""
+    if await CURRENT_LOCATION.get(ctx) is not None:
+        return
+    location = geo.random_location(ctx.random())
+    CURRENT_LOCATION.set(ctx, location)
+    await publish_location(ctx, location)
+    ctx.object_send(twin.set_driver_available, key=ctx.key(), arg=geo.DEMO_REGION)
+    ctx.object_send(poll_for_work, key=ctx.key(), arg=None)
+
+
+@driver_mobile_app.handler(name="pollForWork")
+async def poll_for_work(ctx: ObjectContext) -> None:
+    """Ask the twin for a delivery; start driving if there is one, else ask again later."""
+    settings = get_settings()
+    delivery = await ctx.object_call(twin.get_assigned_delivery, key=ctx.key(), arg=None)
+    if delivery is None:
+        ctx.object_send(poll_for_work, key=ctx.key(), arg=None, send_delay=_after(settings.poll_interval_s))
+        return
+    ASSIGNED_DELIVERY.set(ctx, DeliveryState(current_delivery=delivery))
+    ctx.object_send(move, key=ctx.key(), arg=None, send_delay=_after(settings.move_interval_s))
+
+
+@driver_mobile_app.handler()
+async def move(ctx: ObjectContext) -> None:
+    """Drive one step towards the restaurant or the customer and report the new location."""
+    settings = get_settings()
+    current = await CURRENT_LOCATION.get(ctx)
+    state = await ASSIGNED_DELIVERY.get(ctx)
+    if current is None or state is None:
+        return  # a stray move after the delivery ended
+    target = (
+        state.current_delivery.customer_location
+        if state.order_picked_up
+        else state.current_delivery.restaurant_location
+    )
+    location, arrived = geo.step_towards(
+        current, target, settings.driver_speed_mps * settings.move_interval_s
+    )
+    CURRENT_LOCATION.set(ctx, location)
+    await publish_location(ctx, location)
+
+    if arrived and state.order_picked_up:
+        ASSIGNED_DELIVERY.clear(ctx)
+        await ctx.object_call(twin.notify_delivery_delivered, key=ctx.key(), arg=None)
+        await ctx.sleep(_after(settings.pause_between_deliveries_s), name="pause between deliveries")
+        ctx.object_send(twin.set_driver_available, key=ctx.key(), arg=geo.DEMO_REGION)
+        ctx.object_send(poll_for_work, key=ctx.key(), arg=None)
+        return
+    if arrived:
+        state.order_picked_up = True
+        ASSIGNED_DELIVERY.set(ctx, state)
+        await ctx.object_call(twin.notify_delivery_pick_up, key=ctx.key(), arg=None)
+    ctx.object_send(move, key=ctx.key(), arg=None, send_delay=_after(settings.move_interval_s))

@@ -1,0 +1,197 @@
+"""Start and stop the whole system: restate-server, the services endpoint and the external stubs.
+
+`foodorder up`, the test fixtures, and later the chaos and bench runs all use this one place.
+"""
+
+import ctypes
+import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from foodorder.config import Settings
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In a child, before exec: get SIGTERM when the parent dies, so no process is left behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as FOODORDER_* variables, so that child processes see the same configuration."""
+    return {
+        f"FOODORDER_{name.upper()}": str(value)
+        for name, value in settings.model_dump().items()
+        if value is not None
+    }
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    """Poll `check` until it returns True; raise naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not ready after {timeout_s:.0f}s")
+
+
+@dataclass
+class Process:
+    """One child process of the stack."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: IO[bytes] | None = None
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.popen = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT if self.log else None,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> None:
+        """Ask the process to stop, and kill it if it does not within `timeout_s`."""
+        if not self.alive:
+            return
+        assert self.popen is not None
+        self.popen.send_signal(sig)
+        try:
+            self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+@dataclass
+class Stack:
+    """The processes of one foodorder system, all on `settings`' ports and data directory."""
+
+    settings: Settings
+    restate_server: Path = Path("node_modules/.bin/restate-server")
+    log_dir: Path | None = None
+    extra_restate_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    def _log(self, name: str) -> IO[bytes] | None:
+        if self.log_dir is None:
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return open(self.log_dir / f"{name}.log", "ab")
+
+    def _add(self, name: str, argv: list[str], env: dict[str, str]) -> Process:
+        process = Process(name, argv, {**os.environ, **env}, self._log(name))
+        self.processes[name] = process
+        process.start()
+        return process
+
+    def _restate_env(self) -> dict[str, str]:
+        s = self.settings
+        config = resources.files("foodorder").joinpath("data/restate.toml")
+        return {
+            "RESTATE_CONFIG": str(config),
+            "RESTATE_BASE_DIR": str((s.data_dir / "restate").resolve()),
+            "RESTATE_INGRESS__BIND_ADDRESS": f"{s.host}:{s.ingress_port}",
+            "RESTATE_ADMIN__BIND_ADDRESS": f"{s.host}:{s.admin_port}",
+            "RESTATE_BIND_ADDRESS": f"{s.host}:{s.node_port}",
+            "RESTATE_ADVERTISED_ADDRESS": f"http://{s.host}:{s.node_port}",
+            "RESTATE_LISTEN_MODE": "tcp",
+            **self.extra_restate_env,
+        }
+
+    def start_restate(self) -> None:
+        """Start restate-server and wait until its admin API answers."""
+        if not self.restate_server.exists():
+            raise FileNotFoundError(f"{self.restate_server} is missing: run `make setup` (npm ci) first")
+        self._add("restate-server", [str(self.restate_server), "--no-logo"], self._restate_env())
+        wait_until(lambda: httpx.get(f"{self.settings.admin_url}/health").is_success, "restate-server admin")
+        wait_until(
+            lambda: httpx.get(f"{self.settings.ingress_url}/restate/health").is_success, "restate ingress"
+        )
+
+    def start_python(self, command: str) -> None:
+        """Start one of our own processes (`foodorder <command>`)."""
+        argv = [sys.executable, "-m", "foodorder.cli", command]
+        self._add(command, argv, settings_env(self.settings))
+
+    def start_all(self) -> None:
+        """Start every process, wait until each answers, and register the services with Restate."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.start_restate()
+        for command in ("services", "payment", "pos"):
+            self.start_python(command)
+        s = self.settings
+        for name, port in (("services", s.services_port), ("payment", s.payment_port), ("pos", s.pos_port)):
+            wait_until(functools.partial(_listening, s.host, port), name)
+        self.register()
+
+    def register(self) -> None:
+        """Register (again) the services endpoint, so Restate picks up code changes."""
+        response = httpx.post(
+            f"{self.settings.admin_url}/deployments",
+            json={"uri": self.settings.services_url, "force": True},
+            timeout=30,
+        )
+        response.raise_for_status()
+
+    def start_drivers(self, count: int) -> list[str]:
+        """Start `count` simulated drivers (driver-1 …); starting one twice is harmless."""
+        drivers = [f"driver-{i}" for i in range(1, count + 1)]
+        for driver in drivers:
+            response = httpx.post(
+                f"{self.settings.ingress_url}/driver-mobile-app/{driver}/startDriver/send",
+                headers={"idempotency-key": f"start-{driver}"},
+            )
+            response.raise_for_status()
+        return drivers
+
+    def failed(self) -> list[str]:
+        """Names of processes that exited."""
+        return [name for name, p in self.processes.items() if not p.alive]
+
+    def stop(self) -> None:
+        """Stop every process, newest first, restate-server last."""
+        for process in reversed(self.processes.values()):
+            process.stop()
+            if process.log:
+                process.log.close()
+        self.processes.clear()
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0

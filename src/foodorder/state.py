@@ -1,0 +1,48 @@
+"""Typed state keys: each key of a service's K/V state names its type once, validated with pydantic."""
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter
+from restate import ObjectContext, ObjectSharedContext
+from restate.serde import Serde
+
+T = TypeVar("T")
+
+
+class PydanticSerde(Serde[T]):
+    """JSON (camelCase) for any type pydantic understands: models, lists of models, enums, scalars."""
+
+    def __init__(self, tp: Any) -> None:
+        self.adapter: TypeAdapter[T] = TypeAdapter(tp)
+
+    def deserialize(self, buf: bytes) -> T | None:
+        return self.adapter.validate_json(buf) if buf else None
+
+    def serialize(self, obj: T | None) -> bytes:
+        return b"" if obj is None else self.adapter.dump_json(obj, by_alias=True)
+
+
+@dataclass(frozen=True)
+class StateKey(Generic[T]):
+    """A named entry of a virtual object's or workflow's state, with its type."""
+
+    name: str
+    tp: Any
+    serde: PydanticSerde[T] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "serde", PydanticSerde(self.tp))
+
+    async def get(self, ctx: ObjectContext | ObjectSharedContext) -> T | None:
+        """The stored value, or None."""
+        value: T | None = await ctx.get(self.name, serde=self.serde)
+        return value
+
+    def set(self, ctx: ObjectContext, value: T) -> None:
+        """Store `value`."""
+        ctx.set(self.name, value, serde=self.serde)
+
+    def clear(self, ctx: ObjectContext) -> None:
+        """Remove the entry."""
+        ctx.clear(self.name)

@@ -1,0 +1,121 @@
+"""A real foodorder stack (restate-server from node_modules, services, POS, payment) on free ports."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from foodorder.config import Settings
+from foodorder.models import Status
+from foodorder.stack import Stack, free_port
+
+ARTIFACTS = Path("test-artifacts")
+DRIVERS = 2
+
+
+class Client:
+    """What a provider, a customer screen and an auditor do against the stack, over HTTP."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.http = httpx.Client(timeout=30)
+
+    def call(self, target: str, body: object = None) -> httpx.Response:
+        """A request-response call on the Restate ingress ("service/key/handler")."""
+        return self.http.post(f"{self.settings.ingress_url}/{target}", json=body)
+
+    def submit(self, order: dict[str, Any]) -> None:
+        """Submit an order the way the seed's web UI does (a one-way send of order-workflow/run)."""
+        response = self.http.post(
+            f"{self.settings.ingress_url}/order-workflow/{order['id']}/run/send", json=order
+        )
+        assert response.status_code == 202, response.text
+
+    def status(self, order_id: str) -> dict[str, Any]:
+        response = self.call(f"order-status/{order_id}/get")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def history(self, order_id: str) -> list[dict[str, Any]]:
+        response = self.call(f"order-workflow/{order_id}/getHistory")
+        assert response.status_code == 200, response.text
+        entries: list[dict[str, Any]] = response.json()
+        return entries
+
+    def wait_for(self, order_id: str, wanted: Status, timeout_s: float = 90) -> list[dict[str, Any]]:
+        """Poll order-status until `wanted`; returns every answer seen, or fails naming the last one."""
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            seen.append(self.status(order_id))
+            if seen[-1]["status"] == wanted:
+                return seen
+            if seen[-1]["status"] in {s.value for s in Status if s.terminal}:
+                break
+            time.sleep(0.05)
+        pytest.fail(f"order {order_id} did not reach {wanted}; last answer {seen[-1] if seen else None}")
+
+    def ledger(self, order_id: str) -> list[dict[str, Any]]:
+        response = self.http.get(f"{self.settings.payment_url}/ledger", params={"orderId": order_id})
+        assert response.status_code == 200, response.text
+        entries: list[dict[str, Any]] = response.json()["entries"]
+        return entries
+
+    def preparations(self, order_id: str) -> list[dict[str, Any]]:
+        response = self.http.get(f"{self.settings.pos_url}/preparations")
+        assert response.status_code == 200, response.text
+        return [p for p in response.json()["preparations"] if p["orderId"] == order_id]
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        ingress_port=free_port(),
+        admin_port=free_port(),
+        node_port=free_port(),
+        services_port=free_port(),
+        pos_port=free_port(),
+        payment_port=free_port(),
+        data_dir=tmp_path_factory.mktemp("foodorder"),
+        time_scale=20,
+        driver_speed_mps=60,
+        drivers=DRIVERS,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[Stack]:
+    stack = Stack(settings, log_dir=ARTIFACTS / "logs")
+    try:
+        stack.start_all()
+        stack.start_drivers(settings.drivers)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def client(stack: Stack) -> Iterator[Client]:
+    client = Client(stack.settings)
+    yield client
+    client.http.close()
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+def new_order(**overrides: Any) -> dict[str, Any]:
+    """A seed-shaped order with a fresh id."""
+    order: dict[str, Any] = {
+        "id": f"order-{time.time_ns()}-{next(_counter)}",
+        "restaurantId": "bites_n_bytes",
+        "products": [{"productId": "1000", "description": "Pepperoni pizza", "quantity": 2}],
+        "totalCost": 2900,
+        "deliveryDelay": 0,
+    }
+    order.update(overrides)
+    return order

@@ -1,0 +1,79 @@
+"""Orders through the real stack, as the seed describes them, seen through order-status and the ledgers."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from foodorder.models import Status
+from tests.integration.conftest import Client, new_order
+
+DELIVERED_SEQUENCE = [
+    "CREATED",
+    "SCHEDULED",
+    "IN_PREPARATION",
+    "SCHEDULING_DELIVERY",
+    "WAITING_FOR_DRIVER",
+    "IN_DELIVERY",
+    "DELIVERED",
+]
+
+
+def test_order_is_delivered_through_every_status_with_a_live_eta(client: Client) -> None:
+    order = new_order()
+    client.submit(order)
+
+    seen = client.wait_for(order["id"], Status.DELIVERED)
+
+    history = client.history(order["id"])
+    assert [entry["status"] for entry in history] == DELIVERED_SEQUENCE
+    times = [entry["at"] for entry in history]
+    assert times == sorted(times)
+    etas_in_delivery = {answer["eta"] for answer in seen if answer["status"] == "IN_DELIVERY"}
+    assert len(etas_in_delivery) >= 2, f"the ETA did not move during delivery: {etas_in_delivery}"
+    assert all(eta >= 0 for eta in etas_in_delivery)
+    assert seen[-1]["eta"] == 0
+
+    charges = client.ledger(order["id"])
+    assert [(c["amount"], c["outcome"]) for c in charges] == [(2900, "charged")]
+    assert len(client.preparations(order["id"])) == 1
+
+
+def test_declined_payment_rejects_the_order_and_nothing_is_prepared(client: Client) -> None:
+    order = new_order(totalCost=client.settings.payment_decline_above + 1)
+    client.submit(order)
+
+    client.wait_for(order["id"], Status.REJECTED, timeout_s=30)
+
+    assert [(e["status"], e["reason"]) for e in client.history(order["id"])] == [
+        ("CREATED", None),
+        ("REJECTED", "payment declined"),
+    ]
+    assert [c["outcome"] for c in client.ledger(order["id"])] == ["declined"]
+    assert client.preparations(order["id"]) == []
+
+
+def test_more_orders_than_drivers_are_all_delivered_and_charged_once(client: Client) -> None:
+    orders = [
+        new_order(restaurantId=r)
+        for r in ("bites_n_bytes", "snack_in_the_box", "mcstate", "mcstate", "bites_n_bytes")
+    ]
+    for order in orders:
+        client.submit(order)
+
+    with ThreadPoolExecutor(len(orders)) as pool:
+        list(pool.map(lambda o: client.wait_for(o["id"], Status.DELIVERED, timeout_s=180), orders))
+
+    for order in orders:
+        assert [c["outcome"] for c in client.ledger(order["id"])] == ["charged"]
+        assert len(client.preparations(order["id"])) == 1
+
+
+def test_delivery_delay_holds_the_order_in_scheduled(client: Client) -> None:
+    delay_ms = 20_000  # 1 s of wall time at the tests' time scale of 20
+    order = new_order(deliveryDelay=delay_ms)
+    started = time.monotonic()
+    client.submit(order)
+
+    client.wait_for(order["id"], Status.SCHEDULED, timeout_s=10)
+    client.wait_for(order["id"], Status.IN_PREPARATION, timeout_s=30)
+
+    assert time.monotonic() - started >= delay_ms / 1000 / client.settings.time_scale
