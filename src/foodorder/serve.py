@@ -4,12 +4,46 @@ import asyncio
 import signal
 from typing import Any
 
+import h2.events
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
+from hypercorn.protocol.h2 import H2Protocol
+
+
+def _drop_data_for_closed_streams() -> None:
+    """Work around hypercorn 0.18 dropping the whole HTTP/2 connection on a late DATA frame.
+
+    restate-server may still send DATA on an invocation's stream after the SDK finished the
+    response; hypercorn then raises KeyError for the unknown stream and closes the connection,
+    failing every other invocation on it (restatedev/sdk-python#205). Such frames only need
+    their flow-control credit returned.
+    """
+    original = H2Protocol._handle_events
+    if getattr(original, "foodorder_patched", False):
+        return
+
+    async def handle_events(self: H2Protocol, events: list[h2.events.Event]) -> None:
+        live, opened = [], set()
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived):
+                opened.add(event.stream_id)
+            if (
+                isinstance(event, h2.events.DataReceived)
+                and event.stream_id not in self.streams
+                and event.stream_id not in opened
+            ):
+                self.connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            else:
+                live.append(event)
+        await original(self, live)
+
+    handle_events.foodorder_patched = True  # type: ignore[attr-defined]
+    H2Protocol._handle_events = handle_events  # type: ignore[method-assign]
 
 
 def serve(app: Any, host: str, port: int) -> None:
     """Serve `app` on host:port (HTTP/1.1 and HTTP/2 cleartext) in the foreground."""
+    _drop_data_for_closed_streams()
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None

@@ -1,4 +1,4 @@
-"""The payment provider and POS stubs keep their promises over HTTP: no double charge, no double preparation."""
+"""The payment provider and POS stubs keep their promises: no double charge, no double preparation."""
 
 import httpx
 

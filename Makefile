@@ -1,0 +1,41 @@
+# Two commands: `make up` runs everything, `make test` runs every check. Both set up what is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+ENGINE := node_modules/.package-lock.json
+
+.PHONY: up test check setup lock clean
+
+up: setup
+	exec $(BIN)/foodorder up
+
+test: check
+	$(BIN)/pytest
+
+check: setup
+	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+setup: $(INSTALLED) $(ENGINE)
+
+# The Python package and its pinned dependencies (requirements.lock), into .venv/.
+$(INSTALLED): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $@
+
+# restate-server and the restate CLI, pinned by package-lock.json.
+$(ENGINE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Regenerate requirements.lock after changing dependencies in pyproject.toml.
+lock:
+	rm -rf /tmp/foodorder-lock && $(PYTHON) -m venv /tmp/foodorder-lock
+	/tmp/foodorder-lock/bin/pip install --quiet '.[dev]'
+	/tmp/foodorder-lock/bin/pip freeze --exclude-editable | grep -v '^foodorder' > requirements.lock
+
+clean:
+	rm -rf $(VENV) node_modules .foodorder test-artifacts

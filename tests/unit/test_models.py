@@ -1,0 +1,75 @@
+"""The wire models speak the seed's camelCase JSON and refuse what cannot be an order."""
+
+import pytest
+from pydantic import ValidationError
+
+from foodorder.models import Order, Status, StatusChange
+from foodorder.ordering.workflow import invalid_order_reason
+from foodorder.state import PydanticSerde
+
+SEED_ORDER = (
+    b'{"id":"o1","restaurantId":"mcstate","products":[{"productId":"1002","description":"Cheese burger",'
+    b'"quantity":1}],"totalCost":1050,"deliveryDelay":3000}'
+)
+
+
+def test_a_seed_order_round_trips_in_camel_case() -> None:
+    order = Order.model_validate_json(SEED_ORDER)
+    assert order.restaurant_id == "mcstate" and order.delivery_delay == 3000
+    dumped = order.model_dump(mode="json", exclude_none=True)
+    assert dumped["restaurantId"] == "mcstate"
+    assert dumped["products"][0] == {"productId": "1002", "description": "Cheese burger", "quantity": 1}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"products": []}, "products"),
+        ({"products": [{"productId": "1000", "quantity": 0}]}, "products.0.quantity"),
+        ({"totalCost": -1}, "totalCost"),
+        ({"deliveryDelay": "soon"}, "deliveryDelay"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_invalid_orders_name_the_field(change: dict[str, object], field: str) -> None:
+    raw = Order.model_validate_json(SEED_ORDER).model_dump(mode="json") | change
+    with pytest.raises(ValidationError) as error:
+        Order.model_validate(raw)
+    assert field in str(error.value)
+
+
+def test_the_catalog_check_names_the_field() -> None:
+    order = Order.model_validate_json(SEED_ORDER)
+    assert invalid_order_reason(order) is None
+    assert "restaurantId" in str(invalid_order_reason(order.model_copy(update={"restaurant_id": "x"})))
+    bad_line = order.products[0].model_copy(update={"product_id": "1100"})  # not on McState's menu
+    assert invalid_order_reason(order.model_copy(update={"products": [bad_line]})) == (
+        "products[0].productId: 'mcstate' has no product '1100'"
+    )
+
+
+def test_the_seed_web_ui_catalog_is_served_by_every_seed_restaurant() -> None:
+    for restaurant in ("bites_n_bytes", "snack_in_the_box", "mcstate"):
+        for product in ("1000", "1001", "1002", "1003"):
+            order = Order(
+                id="o",
+                restaurant_id=restaurant,
+                products=[{"productId": product, "quantity": 1}],
+                total_cost=1,
+            )  # type: ignore[list-item]
+            assert invalid_order_reason(order) is None
+
+
+def test_terminal_statuses() -> None:
+    assert {s for s in Status if s.terminal} == {Status.DELIVERED, Status.REJECTED, Status.CANCELLED}
+
+
+def test_state_serde_keeps_lists_of_models_as_plain_json() -> None:
+    serde: PydanticSerde[list[StatusChange]] = PydanticSerde(list[StatusChange])
+    history = [
+        StatusChange(status=Status.CREATED, at=1),
+        StatusChange(status=Status.REJECTED, at=2, reason="no"),
+    ]
+    assert serde.serialize(history).startswith(b'[{"status":"CREATED","at":1')
+    assert serde.deserialize(serde.serialize(history)) == history
+    assert serde.deserialize(b"") is None
