@@ -48,6 +48,9 @@ def serve(app: Any, host: str, port: int) -> None:
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.graceful_timeout = 3
+    # restate-server multiplexes every invocation over a few long-lived HTTP/2 connections;
+    # hypercorn's default of closing a connection after 1000 requests breaks the ones in flight.
+    config.keep_alive_max_requests = 2**62
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -56,7 +56,7 @@ def test_the_seed_web_ui_catalog_is_served_by_every_seed_restaurant() -> None:
                 restaurant_id=restaurant,
                 products=[{"productId": product, "quantity": 1}],
                 total_cost=1,
-            )  # type: ignore[list-item]
+            )
             assert invalid_order_reason(order) is None
 
 
