@@ -8,6 +8,7 @@ import h2.events
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 from hypercorn.protocol.h2 import H2Protocol
+from restate.server import install_shutdown_hook
 
 
 def _drop_data_for_closed_streams() -> None:
@@ -55,8 +56,9 @@ def serve(app: Any, host: str, port: int) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        # The Restate app installs its own SIGTERM handler on first use; this registry chains ours to it.
+        install_shutdown_hook(loop, stop.set, signal.SIGTERM)
         await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
 
     asyncio.run(main())

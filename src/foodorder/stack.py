@@ -101,7 +101,7 @@ class Stack:
     """The processes of one foodorder system, all on `settings`' ports and data directory."""
 
     settings: Settings
-    restate_server: Path = Path("node_modules/.bin/restate-server")
+    node_modules: Path = Path("node_modules")
     log_dir: Path | None = None
     extra_restate_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
@@ -132,11 +132,16 @@ class Stack:
             **self.extra_restate_env,
         }
 
+    def restate_server_binary(self) -> Path:
+        """The platform binary that npm installed (not the node shim, so signals reach the server)."""
+        found = sorted(self.node_modules.glob("@restatedev/restate-server-*/bin/restate-server"))
+        if not found:
+            raise FileNotFoundError(f"no restate-server under {self.node_modules}: run `make setup` first")
+        return found[0]
+
     def start_restate(self) -> None:
         """Start restate-server and wait until its admin API answers."""
-        if not self.restate_server.exists():
-            raise FileNotFoundError(f"{self.restate_server} is missing: run `make setup` (npm ci) first")
-        self._add("restate-server", [str(self.restate_server), "--no-logo"], self._restate_env())
+        self._add("restate-server", [str(self.restate_server_binary()), "--no-logo"], self._restate_env())
         wait_until(lambda: httpx.get(f"{self.settings.admin_url}/health").is_success, "restate-server admin")
         wait_until(
             lambda: httpx.get(f"{self.settings.ingress_url}/restate/health").is_success, "restate ingress"
@@ -183,8 +188,8 @@ class Stack:
         return [name for name, p in self.processes.items() if not p.alive]
 
     def stop(self) -> None:
-        """Stop every process, newest first, restate-server last."""
-        for process in reversed(self.processes.values()):
+        """Stop every process: restate-server first, so that it stops invoking the others."""
+        for process in self.processes.values():
             process.stop()
             if process.log:
                 process.log.close()
