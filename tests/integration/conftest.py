@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,8 @@ class Client:
         return [p for p in response.json()["preparations"] if p["orderId"] == order_id]
 
 
-@pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def stack_settings(data_dir: Path) -> Settings:
+    """Free ports, a private data directory, and a time scale that delivers an order in seconds."""
     return Settings(
         ingress_port=free_port(),
         admin_port=free_port(),
@@ -80,22 +81,29 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         services_port=free_port(),
         pos_port=free_port(),
         payment_port=free_port(),
-        data_dir=tmp_path_factory.mktemp("foodorder"),
+        data_dir=data_dir,
         time_scale=20,
         driver_speed_mps=60,
         drivers=DRIVERS,
     )
 
 
-@pytest.fixture(scope="session")
-def stack(settings: Settings) -> Iterator[Stack]:
-    stack = Stack(settings, log_dir=ARTIFACTS / "logs")
+@contextmanager
+def running_stack(settings: Settings, name: str) -> Iterator[Stack]:
+    """A started stack with its drivers, stopped at the end; logs go to test-artifacts/logs/<name>."""
+    stack = Stack(settings, log_dir=ARTIFACTS / "logs" / name)
     try:
         stack.start_all()
         stack.start_drivers(settings.drivers)
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(stack_settings(tmp_path_factory.mktemp("foodorder")), "session") as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")
