@@ -1,6 +1,7 @@
 """Wire and state models shared by every service; JSON is camelCase like the seed."""
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -78,6 +79,26 @@ class StatusChange(Model):
     reason: str | None = None
 
 
+class DriverPosition(Model):
+    """Where the order's driver is, and the ETA that follows from it (milliseconds)."""
+
+    driver_id: str
+    location: Location
+    eta: float = Field(ge=0)
+
+
+class OrderEvent(Model):
+    """One change a customer can watch: a status, a new ETA or a driver position; `seq` counts from 1."""
+
+    seq: int
+    at: int = Field(description="epoch milliseconds")
+    type: Literal["status", "eta", "driver"]
+    status: Status | None = None
+    reason: str | None = None
+    arrival: int | None = Field(None, description="estimated delivery time, epoch milliseconds")
+    driver: DriverPosition | None = None
+
+
 class OrderStatus(Model):
     """What order-status/get answers: the status and the ETA of the delivery in milliseconds."""
 
@@ -102,6 +123,7 @@ class DeliveryInformation(Model):
     restaurant_location: Location
     customer_location: Location
     order_picked_up: bool = False
+    driver_id: str | None = None
 
 
 class DeliveryState(Model):

@@ -77,3 +77,21 @@ def test_delivery_delay_holds_the_order_in_scheduled(client: Client) -> None:
     client.wait_for(order["id"], Status.IN_PREPARATION, timeout_s=30)
 
     assert time.monotonic() - started >= delay_ms / 1000 / client.settings.time_scale
+
+
+def test_order_status_keeps_a_numbered_log_of_every_change(client: Client) -> None:
+    order = new_order(restaurantId="snack_in_the_box")
+    client.submit(order)
+    client.wait_for(order["id"], Status.DELIVERED)
+
+    response = client.call(f"order-status/{order['id']}/getEvents", 0)
+    assert response.status_code == 200, response.text
+    events = response.json()
+
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["status"] for e in events if e["type"] == "status"] == DELIVERED_SEQUENCE
+    positions = [e["driver"] for e in events if e["type"] == "driver"]
+    assert len({(p["location"]["lat"], p["location"]["long"]) for p in positions}) >= 2
+    assert len({p["driverId"] for p in positions}) == 1
+    later = client.call(f"order-status/{order['id']}/getEvents", events[-3]["seq"]).json()
+    assert later == events[-2:]

@@ -6,7 +6,14 @@ from foodorder import geo
 from foodorder.catalog import load_catalog
 from foodorder.config import get_settings
 from foodorder.delivery import matcher, twin
-from foodorder.models import DeliveryInformation, DeliveryRequest, Location, Order, PendingDelivery
+from foodorder.models import (
+    DeliveryInformation,
+    DeliveryRequest,
+    DriverPosition,
+    Location,
+    Order,
+    PendingDelivery,
+)
 from foodorder.ordering import status, workflow
 from foodorder.state import StateKey
 
@@ -35,6 +42,8 @@ async def start(ctx: ObjectContext, order: Order) -> None:
         matcher.request_driver_for_delivery, key=geo.DEMO_REGION, arg=PendingDelivery(promise_id=awakeable_id)
     )
     driver_id = await driver
+    info.driver_id = driver_id
+    DELIVERY_INFO.set(ctx, info)
 
     request = DeliveryRequest(
         delivery_id=ctx.key(),
@@ -77,4 +86,8 @@ async def handle_driver_location_update(ctx: ObjectContext, location: Location) 
     route = [location] if info.order_picked_up else [location, info.restaurant_location]
     settings = get_settings()
     eta = geo.eta_ms([*route, info.customer_location], settings.driver_speed_mps * settings.time_scale)
-    ctx.object_send(status.set_eta, key=info.order_id, arg=eta)
+    if info.driver_id is None:
+        ctx.object_send(status.set_eta, key=info.order_id, arg=eta)
+        return
+    position = DriverPosition(driver_id=info.driver_id, location=location, eta=eta)
+    ctx.object_send(status.track_driver, key=info.order_id, arg=position)

@@ -1,14 +1,33 @@
-"""order-status: what the customer's screen asks for, the order's status and ETA."""
+"""order-status (key = order id): what a customer's screen reads, and the log of changes it can follow."""
 
 from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
-from foodorder.models import OrderStatus, Status
+from foodorder.models import DriverPosition, OrderEvent, OrderStatus, Status, StatusChange
 from foodorder.ordering import workflow
-from foodorder.state import StateKey
+from foodorder.state import PydanticSerde, StateKey
 
 order_status = VirtualObject("order-status")
 
 ETA: StateKey[float] = StateKey("eta", float)
+LAST_EVENT: StateKey[int] = StateKey("last-event", int)
+MAX_EVENTS_PER_READ = 500
+
+
+def event_key(seq: int) -> StateKey[OrderEvent]:
+    """Each event under its own key, so that appending never rewrites the log."""
+    return StateKey(f"event-{seq:08d}", OrderEvent)
+
+
+async def append_event(ctx: ObjectContext, event: OrderEvent) -> None:
+    """Number `event` and add it to the order's log."""
+    seq = (await LAST_EVENT.get(ctx) or 0) + 1
+    event_key(seq).set(ctx, event.model_copy(update={"seq": seq}))
+    LAST_EVENT.set(ctx, seq)
+
+
+async def now_ms(ctx: ObjectContext) -> int:
+    """The current time, recorded in the journal so that replays see the same value."""
+    return int(await ctx.time() * 1000)
 
 
 @order_status.handler(kind="shared")
@@ -21,7 +40,41 @@ async def get(ctx: ObjectSharedContext) -> OrderStatus:
 
 @order_status.handler(name="setETA")
 async def set_eta(ctx: ObjectContext, eta: float) -> None:
-    """Record the latest ETA of the delivery, in milliseconds."""
+    """Record the latest ETA of the delivery, in milliseconds from now."""
     if isinstance(eta, bool) or not isinstance(eta, int | float) or eta < 0:
         raise TerminalError(f"eta: expected a number of milliseconds >= 0, got {eta!r}", 400)
     ETA.set(ctx, eta)
+    at = await now_ms(ctx)
+    await append_event(ctx, OrderEvent(seq=0, at=at, type="eta", arrival=at + int(eta)))
+
+
+@order_status.handler(name="trackDriver")
+async def track_driver(ctx: ObjectContext, position: DriverPosition) -> None:
+    """Record where the order's driver is and the ETA that follows."""
+    ETA.set(ctx, position.eta)
+    at = await now_ms(ctx)
+    await append_event(
+        ctx, OrderEvent(seq=0, at=at, type="driver", arrival=at + int(position.eta), driver=position)
+    )
+
+
+@order_status.handler(name="recordStatus")
+async def record_status(ctx: ObjectContext, change: StatusChange) -> None:
+    """Called by the order workflow on every status change."""
+    await append_event(
+        ctx, OrderEvent(seq=0, at=change.at, type="status", status=change.status, reason=change.reason)
+    )
+
+
+@order_status.handler(name="getEvents", kind="shared", output_serde=PydanticSerde(list[OrderEvent]))
+async def get_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
+    """The order's changes with a sequence number above `after`, oldest first."""
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise TerminalError(f"after: expected an event number >= 0, got {after!r}", 400)
+    last = await LAST_EVENT.get(ctx) or 0
+    events = []
+    for seq in range(after + 1, min(last, after + MAX_EVENTS_PER_READ) + 1):
+        event = await event_key(seq).get(ctx)
+        if event is not None:
+            events.append(event)
+    return events

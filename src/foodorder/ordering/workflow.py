@@ -9,10 +9,12 @@ from foodorder.clients import payment, restaurant
 from foodorder.config import get_settings
 from foodorder.delivery import manager
 from foodorder.models import Order, Status, StatusChange
+from foodorder.ordering import status as order_status
 from foodorder.state import PydanticSerde, StateKey
 
 order_workflow = Workflow("order-workflow")
 
+ORDER: StateKey[Order] = StateKey("order", Order)
 STATUS: StateKey[Status] = StateKey("status", Status)
 HISTORY: StateKey[list[StatusChange]] = StateKey("history", list[StatusChange])
 # Durable promises the outside world resolves through the shared handlers below.
@@ -25,9 +27,11 @@ DELIVERY_FINISHED = "delivery_finished"
 async def set_status(ctx: WorkflowContext, status: Status, reason: str | None = None) -> None:
     """Record the new status and append it, with its time, to the order's history."""
     at = int(await ctx.time() * 1000)
+    change = StatusChange(status=status, at=at, reason=reason)
     history = await HISTORY.get(ctx) or []
-    HISTORY.set(ctx, [*history, StatusChange(status=status, at=at, reason=reason)])
+    HISTORY.set(ctx, [*history, change])
     STATUS.set(ctx, status)
+    ctx.object_send(order_status.record_status, key=ctx.key(), arg=change)
 
 
 def invalid_order_reason(order: Order) -> str | None:
@@ -46,6 +50,7 @@ async def run(ctx: WorkflowContext, order: Order) -> None:
     """Process one order: pay, wait until it is due, have it prepared, then delivered."""
     if order.id != ctx.key():
         raise TerminalError(f"id: {order.id!r} differs from the workflow key {ctx.key()!r}", 400)
+    ORDER.set(ctx, order)
     reason = invalid_order_reason(order)
     if reason is not None:
         await set_status(ctx, Status.REJECTED, reason)
@@ -130,3 +135,9 @@ async def get_status(ctx: WorkflowSharedContext) -> Status | None:
 async def get_history(ctx: WorkflowSharedContext) -> list[StatusChange]:
     """Every status the order went through, with its time and reason."""
     return await HISTORY.get(ctx) or []
+
+
+@order_workflow.handler(name="getOrder")
+async def get_order(ctx: WorkflowSharedContext) -> Order | None:
+    """The order as it was submitted (null before the workflow ran)."""
+    return await ORDER.get(ctx)
