@@ -3,8 +3,14 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_PROVIDER_KEY = "dev-provider-key"
+DEV_RESTAURANT_KEY = "dev-restaurant-key"
+DEV_DRIVER_KEY = "dev-driver-key"
+DEV_KEYS = {DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, DEV_DRIVER_KEY}
+ANY = "*"
 
 
 class Settings(BaseSettings):
@@ -19,6 +25,7 @@ class Settings(BaseSettings):
     services_port: int = 9080
     pos_port: int = 5050
     payment_port: int = 5060
+    gateway_port: int = 3000
 
     data_dir: Path = Path(".foodorder")
     time_scale: float = Field(1.0, gt=0, description="every simulated duration is divided by this")
@@ -34,6 +41,27 @@ class Settings(BaseSettings):
     )
     http_timeout_s: float = Field(10.0, gt=0, description="timeout of calls to the payment provider and POS")
 
+    dev_mode: bool = Field(True, description="allow the published dev keys; set false in production")
+    provider_keys: dict[str, str] = Field(
+        default_factory=lambda: {DEV_PROVIDER_KEY: "dev-provider"}, description="API key -> provider id"
+    )
+    restaurant_keys: dict[str, list[str]] = Field(
+        default_factory=lambda: {DEV_RESTAURANT_KEY: [ANY]},
+        description="API key -> restaurant ids it may act for ('*' for all)",
+    )
+    driver_keys: dict[str, list[str]] = Field(
+        default_factory=lambda: {DEV_DRIVER_KEY: [ANY]},
+        description="API key -> driver ids it may act for ('*' for all)",
+    )
+    max_body_bytes: int = Field(64 * 1024, gt=0, description="largest request body the gateway reads")
+
+    @model_validator(mode="after")
+    def _no_dev_keys_outside_development(self) -> "Settings":
+        keys = {*self.provider_keys, *self.restaurant_keys, *self.driver_keys}
+        if not self.dev_mode and keys & DEV_KEYS:
+            raise ValueError("dev API keys are configured but FOODORDER_DEV_MODE is false: set real keys")
+        return self
+
     @property
     def ingress_url(self) -> str:
         return f"http://{self.host}:{self.ingress_port}"
@@ -45,6 +73,10 @@ class Settings(BaseSettings):
     @property
     def services_url(self) -> str:
         return f"http://{self.host}:{self.services_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.gateway_port}"
 
     @property
     def pos_url(self) -> str:

@@ -6,6 +6,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+ORDER_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+MAX_DELAY_MS = 7 * 24 * 3600 * 1000  # a week
+
 
 class Model(BaseModel):
     """Base of every wire model: camelCase on the wire, snake_case in Python, unknown fields refused."""
@@ -63,11 +66,13 @@ class Product(Model):
 class Order(Model):
     """An order as a provider submits it (the seed's JSON, plus an optional delivery location)."""
 
-    id: str = Field(min_length=1, max_length=128)
-    restaurant_id: str = Field(min_length=1)
+    id: str = Field(pattern=ORDER_ID, description="letters, digits and . _ : - (providers' ids are prefixed)")
+    restaurant_id: str = Field(min_length=1, max_length=64)
     products: list[Product] = Field(min_length=1)
     total_cost: float = Field(ge=0, description="amount to charge, in cents")
-    delivery_delay: int = Field(0, ge=0, description="milliseconds to wait before preparation starts")
+    delivery_delay: int = Field(
+        0, ge=0, le=MAX_DELAY_MS, description="milliseconds before preparation starts"
+    )
     delivery_location: Location | None = None
 
 
@@ -83,6 +88,7 @@ class DriverPosition(Model):
     """Where the order's driver is, and the ETA that follows from it (milliseconds)."""
 
     driver_id: str
+    delivery_id: str
     location: Location
     eta: float = Field(ge=0)
 
@@ -97,6 +103,14 @@ class OrderEvent(Model):
     reason: str | None = None
     arrival: int | None = Field(None, description="estimated delivery time, epoch milliseconds")
     driver: DriverPosition | None = None
+
+
+class Tracking(Model):
+    """Where the delivery stands: estimated arrival (epoch ms) and the driver's last position."""
+
+    arrival: int | None = None
+    driver: DriverPosition | None = None
+    last_event: int = 0
 
 
 class OrderStatus(Model):

@@ -5,6 +5,7 @@
 
 import ctypes
 import functools
+import json
 import os
 import signal
 import socket
@@ -39,8 +40,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as FOODORDER_* variables, so that child processes see the same configuration."""
     return {
-        f"FOODORDER_{name.upper()}": str(value)
-        for name, value in settings.model_dump().items()
+        f"FOODORDER_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+        for name, value in settings.model_dump(mode="json").items()
         if value is not None
     }
 

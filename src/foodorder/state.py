@@ -23,6 +23,22 @@ class PydanticSerde(Serde[T]):
         return b"" if obj is None else self.adapter.dump_json(obj, by_alias=True)
 
 
+def required(tp: Any) -> PydanticSerde[Any]:
+    """Input serde for a handler whose argument may not be missing: an empty body is a terminal error.
+
+    (The SDK turns a failed parse into a terminal error, so bad input never loops in retries.)
+    """
+    name = getattr(tp, "__name__", str(tp))
+
+    class Required(PydanticSerde[Any]):
+        def deserialize(self, buf: bytes) -> Any:
+            if not buf:
+                raise ValueError(f"request body is empty: expected {name}")
+            return self.adapter.validate_json(buf)
+
+    return Required(tp)
+
+
 @dataclass(frozen=True)
 class StateKey(Generic[T]):
     """A named entry of a virtual object's or workflow's state, with its type."""

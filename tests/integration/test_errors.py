@@ -42,11 +42,39 @@ def test_driver_twin_refuses_a_call_in_the_wrong_state(client: Client) -> None:
 
 
 def test_a_late_location_event_for_a_finished_delivery_is_ignored(client: Client) -> None:
+    order = new_order()
+    client.submit(order)
+    client.wait_for(order["id"], Status.DELIVERED)
+    events = client.call(f"order-status/{order['id']}/getEvents", 0).json()
+    delivery_id = next(e["driver"]["deliveryId"] for e in events if e["type"] == "driver")
+
     response = client.call(
-        "delivery-manager/no-such-delivery/handleDriverLocationUpdate", {"lat": 37.33, "long": -121.89}
+        f"delivery-manager/{delivery_id}/handleDriverLocationUpdate", {"lat": 37.33, "long": -121.89}
     )
 
     assert response.status_code == 200
+    assert client.status(order["id"]) == {"status": "DELIVERED", "eta": 0}
+    assert client.call(f"order-status/{order['id']}/getEvents", 0).json() == events
+
+
+def test_a_missing_body_is_a_terminal_error_not_a_retry_loop(client: Client) -> None:
+    for target in (
+        "order-workflow/no-body/run",
+        "driver-digital-twin/no-body/handleDriverLocationUpdateEvent",
+    ):
+        response = client.call(target)
+
+        assert not response.is_success
+        assert "request body is empty" in response.text
+
+
+def test_an_order_id_that_cannot_be_a_key_is_refused(client: Client) -> None:
+    order = new_order(id="a b?c")
+
+    response = client.call("order-workflow/safe-key/run", order)
+
+    assert not response.is_success
+    assert "id" in response.text and "pattern" in response.text
 
 
 def test_an_eta_that_is_not_a_number_is_refused(client: Client) -> None:

@@ -60,10 +60,6 @@ def test_the_seed_web_ui_catalog_is_served_by_every_seed_restaurant() -> None:
             assert invalid_order_reason(order) is None
 
 
-def test_terminal_statuses() -> None:
-    assert {s for s in Status if s.terminal} == {Status.DELIVERED, Status.REJECTED, Status.CANCELLED}
-
-
 def test_state_serde_keeps_lists_of_models_as_plain_json() -> None:
     serde: PydanticSerde[list[StatusChange]] = PydanticSerde(list[StatusChange])
     history = [

@@ -15,14 +15,14 @@ from foodorder.models import (
     PendingDelivery,
 )
 from foodorder.ordering import status, workflow
-from foodorder.state import StateKey
+from foodorder.state import StateKey, required
 
 delivery_manager = VirtualObject("delivery-manager")
 
 DELIVERY_INFO: StateKey[DeliveryInformation] = StateKey("delivery-info", DeliveryInformation)
 
 
-@delivery_manager.handler()
+@delivery_manager.handler(input_serde=required(Order))
 async def start(ctx: ObjectContext, order: Order) -> None:
     """Called by the order workflow once the food is ready: find a driver and hand them the job."""
     shop = load_catalog().restaurant(order.restaurant_id)
@@ -77,7 +77,7 @@ async def notify_delivery_delivered(ctx: ObjectContext) -> None:
     await ctx.workflow_call(workflow.signal_delivery_finished, key=info.order_id, arg=None)
 
 
-@delivery_manager.handler(name="handleDriverLocationUpdate")
+@delivery_manager.handler(name="handleDriverLocationUpdate", input_serde=required(Location))
 async def handle_driver_location_update(ctx: ObjectContext, location: Location) -> None:
     """A new driver location: recompute the ETA; a late event for a finished delivery is ignored."""
     info = await DELIVERY_INFO.get(ctx)
@@ -89,5 +89,5 @@ async def handle_driver_location_update(ctx: ObjectContext, location: Location) 
     if info.driver_id is None:
         ctx.object_send(status.set_eta, key=info.order_id, arg=eta)
         return
-    position = DriverPosition(driver_id=info.driver_id, location=location, eta=eta)
+    position = DriverPosition(driver_id=info.driver_id, delivery_id=ctx.key(), location=location, eta=eta)
     ctx.object_send(status.track_driver, key=info.order_id, arg=position)

@@ -3,7 +3,7 @@
 from restate import ObjectContext, TerminalError, VirtualObject
 
 from foodorder.models import PendingDelivery
-from foodorder.state import StateKey
+from foodorder.state import StateKey, required
 
 driver_delivery_matcher = VirtualObject("driver-delivery-matcher")
 
@@ -26,7 +26,7 @@ async def set_driver_available(ctx: ObjectContext, driver_id: str) -> None:
         AVAILABLE_DRIVERS.set(ctx, [*available, driver_id])
 
 
-@driver_delivery_matcher.handler(name="requestDriverForDelivery")
+@driver_delivery_matcher.handler(name="requestDriverForDelivery", input_serde=required(PendingDelivery))
 async def request_driver_for_delivery(ctx: ObjectContext, request: PendingDelivery) -> None:
     """A delivery needs a driver: give it the longest-waiting driver, or queue it until one comes."""
     available = await AVAILABLE_DRIVERS.get(ctx) or []

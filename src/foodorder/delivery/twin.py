@@ -4,7 +4,7 @@ from restate import ObjectContext, TerminalError, VirtualObject
 
 from foodorder.delivery import manager, matcher
 from foodorder.models import DeliveryRequest, DriverStatus, Location
-from foodorder.state import StateKey
+from foodorder.state import StateKey, required
 
 driver_digital_twin = VirtualObject("driver-digital-twin")
 
@@ -44,7 +44,7 @@ async def get_assigned_delivery(ctx: ObjectContext) -> DeliveryRequest | None:
     return await ASSIGNED_DELIVERY.get(ctx)
 
 
-@driver_digital_twin.handler(name="assignDeliveryJob")
+@driver_digital_twin.handler(name="assignDeliveryJob", input_serde=required(DeliveryRequest))
 async def assign_delivery_job(ctx: ObjectContext, request: DeliveryRequest) -> None:
     """Called by the delivery manager when the matcher picked this driver."""
     await expect_status(ctx, DriverStatus.WAITING_FOR_WORK)
@@ -73,7 +73,7 @@ async def notify_delivery_delivered(ctx: ObjectContext) -> None:
     ctx.object_send(manager.notify_delivery_delivered, key=delivery.delivery_id, arg=None)
 
 
-@driver_digital_twin.handler(name="handleDriverLocationUpdateEvent")
+@driver_digital_twin.handler(name="handleDriverLocationUpdateEvent", input_serde=required(Location))
 async def handle_driver_location_update_event(ctx: ObjectContext, location: Location) -> None:
     """A location event from the driver's phone; forwarded to the delivery the driver is on, if any."""
     DRIVER_LOCATION.set(ctx, location)

@@ -2,6 +2,7 @@
 
 import time
 from datetime import timedelta
+from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI
@@ -56,7 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
         await ingress.send(
             client,
             settings.ingress_url,
-            f"order-workflow/{request.order_id}/finishedPreparation",
+            f"order-workflow/{quote(request.order_id, safe='')}/finishedPreparation",
             None,
             idempotency_key=f"pos-ready-{request.order_id}",
             delay=timedelta(seconds=settings.scaled(settings.preparation_s)),

@@ -2,13 +2,15 @@
 
 from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
-from foodorder.models import DriverPosition, OrderEvent, OrderStatus, Status, StatusChange
+from foodorder.models import DriverPosition, OrderEvent, OrderStatus, Status, StatusChange, Tracking
 from foodorder.ordering import workflow
-from foodorder.state import PydanticSerde, StateKey
+from foodorder.state import PydanticSerde, StateKey, required
 
 order_status = VirtualObject("order-status")
 
 ETA: StateKey[float] = StateKey("eta", float)
+ARRIVAL: StateKey[int] = StateKey("arrival", int)
+DRIVER: StateKey[DriverPosition] = StateKey("driver", DriverPosition)
 LAST_EVENT: StateKey[int] = StateKey("last-event", int)
 MAX_EVENTS_PER_READ = 500
 
@@ -33,9 +35,10 @@ async def now_ms(ctx: ObjectContext) -> int:
 @order_status.handler(kind="shared")
 async def get(ctx: ObjectSharedContext) -> OrderStatus:
     """The status and ETA (milliseconds) of the order; shared, so it never waits behind an ETA write."""
-    eta = await ETA.get(ctx)
     status: Status | None = await ctx.workflow_call(workflow.get_status, key=ctx.key(), arg=None)
-    return OrderStatus(status=status, eta=eta)
+    if status is not None and Status(status).terminal:
+        return OrderStatus(status=status, eta=0 if status == Status.DELIVERED else None)
+    return OrderStatus(status=status, eta=await ETA.get(ctx))
 
 
 @order_status.handler(name="setETA")
@@ -45,20 +48,23 @@ async def set_eta(ctx: ObjectContext, eta: float) -> None:
         raise TerminalError(f"eta: expected a number of milliseconds >= 0, got {eta!r}", 400)
     ETA.set(ctx, eta)
     at = await now_ms(ctx)
+    ARRIVAL.set(ctx, at + int(eta))
     await append_event(ctx, OrderEvent(seq=0, at=at, type="eta", arrival=at + int(eta)))
 
 
-@order_status.handler(name="trackDriver")
+@order_status.handler(name="trackDriver", input_serde=required(DriverPosition))
 async def track_driver(ctx: ObjectContext, position: DriverPosition) -> None:
     """Record where the order's driver is and the ETA that follows."""
     ETA.set(ctx, position.eta)
+    DRIVER.set(ctx, position)
     at = await now_ms(ctx)
+    ARRIVAL.set(ctx, at + int(position.eta))
     await append_event(
         ctx, OrderEvent(seq=0, at=at, type="driver", arrival=at + int(position.eta), driver=position)
     )
 
 
-@order_status.handler(name="recordStatus")
+@order_status.handler(name="recordStatus", input_serde=required(StatusChange))
 async def record_status(ctx: ObjectContext, change: StatusChange) -> None:
     """Called by the order workflow on every status change."""
     await append_event(
@@ -78,3 +84,13 @@ async def get_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
         if event is not None:
             events.append(event)
     return events
+
+
+@order_status.handler(name="getTracking", kind="shared")
+async def get_tracking(ctx: ObjectSharedContext) -> Tracking:
+    """The estimated arrival and the driver's last known position."""
+    return Tracking(
+        arrival=await ARRIVAL.get(ctx),
+        driver=await DRIVER.get(ctx),
+        last_event=await LAST_EVENT.get(ctx) or 0,
+    )

@@ -10,7 +10,7 @@ from foodorder.config import get_settings
 from foodorder.delivery import manager
 from foodorder.models import Order, Status, StatusChange
 from foodorder.ordering import status as order_status
-from foodorder.state import PydanticSerde, StateKey
+from foodorder.state import PydanticSerde, StateKey, required
 
 order_workflow = Workflow("order-workflow")
 
@@ -45,7 +45,7 @@ def invalid_order_reason(order: Order) -> str | None:
     return None
 
 
-@order_workflow.main()
+@order_workflow.main(input_serde=required(Order))
 async def run(ctx: WorkflowContext, order: Order) -> None:
     """Process one order: pay, wait until it is due, have it prepared, then delivered."""
     if order.id != ctx.key():

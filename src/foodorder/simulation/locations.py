@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from typing import Protocol
+from urllib.parse import quote
 
 from foodorder.clients import ingress
 from foodorder.clients.http import http_client
@@ -28,7 +29,7 @@ class IngressLocationPublisher:
         await ingress.send(
             http_client(),
             self.ingress_url,
-            LOCATION_HANDLER.format(driver_id=driver_id),
+            LOCATION_HANDLER.format(driver_id=quote(driver_id, safe="")),
             location.model_dump(mode="json"),
             idempotency_key,
         )

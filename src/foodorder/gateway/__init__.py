@@ -1,0 +1,1 @@
+"""The public API (FastAPI): the only door for providers, restaurants, drivers and browsers."""

@@ -1,0 +1,48 @@
+"""Calls from the gateway to the Restate ingress."""
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from fastapi import HTTPException
+
+
+class Ingress:
+    """Request-response calls and one-way sends to handlers, by "service", key and handler name."""
+
+    def __init__(self, ingress_url: str, timeout_s: float) -> None:
+        self.http = httpx.AsyncClient(base_url=ingress_url, timeout=timeout_s)
+
+    @staticmethod
+    def path(service: str, key: str, handler: str) -> str:
+        return f"/{service}/{quote(key, safe='')}/{handler}"
+
+    async def call(self, service: str, key: str, handler: str, body: Any = None) -> Any:
+        """Invoke and wait for the result; a terminal error of the handler becomes the same HTTP error."""
+        response = await self.http.post(self.path(service, key, handler), json=body)
+        return self._result(response)
+
+    async def send(
+        self, service: str, key: str, handler: str, body: Any = None, idempotency_key: str | None = None
+    ) -> Any:
+        """Enqueue an invocation without waiting for it."""
+        headers = {"idempotency-key": idempotency_key} if idempotency_key else None
+        response = await self.http.post(
+            self.path(service, key, handler) + "/send", json=body, headers=headers
+        )
+        return self._result(response)
+
+    @staticmethod
+    def _result(response: httpx.Response) -> Any:
+        if response.is_success:
+            return response.json() if response.content else None
+        if 400 <= response.status_code < 500:
+            try:
+                message = response.json().get("message", response.text)
+            except ValueError:
+                message = response.text
+            raise HTTPException(status_code=response.status_code, detail=message)
+        raise HTTPException(status_code=503, detail=f"order engine unavailable ({response.status_code})")
+
+    async def close(self) -> None:
+        await self.http.aclose()

@@ -1,0 +1,81 @@
+"""Drivers' phones: availability, assignment, pickup, delivery and locations."""
+
+from typing import Any
+
+from fastapi import APIRouter, status
+from pydantic import Field
+
+from foodorder import geo
+from foodorder.gateway.auth import DriverDep
+from foodorder.gateway.deps import IngressDep
+from foodorder.gateway.schemas import Problem
+from foodorder.models import DeliveryRequest, Location, Model
+
+router = APIRouter(prefix="/api/v1/drivers", tags=["drivers (driver key)"])
+TWIN = "driver-digital-twin"
+WRONG_STATE: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "the driver is not in a state for this"}
+}
+
+
+class Assignment(Model):
+    """The delivery the driver is on, if any."""
+
+    delivery: DeliveryRequest | None
+
+
+class LocationPoint(Location):
+    """Where the phone was, and when (epoch milliseconds)."""
+
+    at: int = Field(ge=0)
+
+
+class LocationBatch(Model):
+    """Points collected by the phone since its last report."""
+
+    points: list[LocationPoint] = Field(min_length=1, max_length=500)
+
+
+class BatchAccepted(Model):
+    """How many points arrived, and which one the twin gets (the newest)."""
+
+    received: int
+    forwarded_at: int
+
+
+@router.post("/{driver_id}/availability", status_code=status.HTTP_202_ACCEPTED, responses=WRONG_STATE)
+async def set_available(driver_id: DriverDep, ingress: IngressDep) -> None:
+    """Start a shift, or take new work after a delivery."""
+    await ingress.call(TWIN, driver_id, "setDriverAvailable", geo.DEMO_REGION)
+
+
+@router.get("/{driver_id}/assignment")
+async def assignment(driver_id: DriverDep, ingress: IngressDep) -> Assignment:
+    """The delivery assigned to the driver, or null."""
+    return Assignment(delivery=await ingress.call(TWIN, driver_id, "getAssignedDelivery"))
+
+
+@router.post("/{driver_id}/pickup", status_code=status.HTTP_202_ACCEPTED, responses=WRONG_STATE)
+async def pickup(driver_id: DriverDep, ingress: IngressDep) -> None:
+    """The driver picked the order up at the restaurant."""
+    await ingress.call(TWIN, driver_id, "notifyDeliveryPickUp")
+
+
+@router.post("/{driver_id}/delivered", status_code=status.HTTP_202_ACCEPTED, responses=WRONG_STATE)
+async def delivered(driver_id: DriverDep, ingress: IngressDep) -> None:
+    """The order reached the customer."""
+    await ingress.call(TWIN, driver_id, "notifyDeliveryDelivered")
+
+
+@router.post("/{driver_id}/locations", status_code=status.HTTP_202_ACCEPTED)
+async def locations(driver_id: DriverDep, batch: LocationBatch, ingress: IngressDep) -> BatchAccepted:
+    """A batch of points: only the newest matters to the ETA, so only it is forwarded to the twin."""
+    newest = max(batch.points, key=lambda p: p.at)
+    await ingress.send(
+        TWIN,
+        driver_id,
+        "handleDriverLocationUpdateEvent",
+        Location(lat=newest.lat, long=newest.long).model_dump(mode="json"),
+        idempotency_key=f"location-{driver_id}-{newest.at}",
+    )
+    return BatchAccepted(received=len(batch.points), forwarded_at=newest.at)

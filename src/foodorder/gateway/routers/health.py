@@ -1,0 +1,31 @@
+"""Liveness and readiness."""
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from foodorder.config import Settings
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The gateway process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Restate unreachable or services not registered"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Restate answers and the foodorder services are registered with it."""
+    settings: Settings = request.app.state.settings
+    try:
+        async with httpx.AsyncClient(base_url=settings.admin_url, timeout=2) as admin:
+            health = await admin.get("/health")
+            services = await admin.get("/services")
+        names = {s["name"] for s in services.json().get("services", [])} if services.is_success else set()
+    except httpx.HTTPError as error:
+        return JSONResponse({"status": "unavailable", "detail": f"restate admin: {error}"}, status_code=503)
+    if not health.is_success or "order-workflow" not in names:
+        return JSONResponse({"status": "unavailable", "detail": "services not registered"}, status_code=503)
+    return JSONResponse({"status": "ready"})

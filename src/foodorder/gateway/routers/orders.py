@@ -1,0 +1,150 @@
+"""Providers: submit orders, read them, follow them live."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Response, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from foodorder.catalog import load_catalog
+from foodorder.gateway.auth import ProviderDep
+from foodorder.gateway.deps import IngressDep, ProviderOrderDep, load_order, order_key
+from foodorder.gateway.restate import Ingress
+from foodorder.gateway.schemas import (
+    DriverView,
+    HistoryEntry,
+    Item,
+    Links,
+    OrderAccepted,
+    OrderRequest,
+    OrderView,
+    Problem,
+)
+from foodorder.models import Order, OrderEvent, Product, Status, StatusChange, Tracking
+
+router = APIRouter(prefix="/api/v1/orders", tags=["orders (provider key)"])
+EVENT_POLL_S = 0.25
+
+
+def field_error(field: list[str | int], message: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, naming the field."""
+    return HTTPException(422, [{"loc": ["body", *field], "msg": message, "type": "value_error"}])
+
+
+def priced_order(key: str, request: OrderRequest) -> Order:
+    """The order the workflow runs: products described and priced from the restaurant's menu."""
+    shop = load_catalog().restaurant(request.restaurant_id)
+    if shop is None:
+        raise field_error(["restaurantId"], f"unknown restaurant {request.restaurant_id!r}")
+    products, total = [], 0
+    for i, line in enumerate(request.products):
+        item = shop.item(line.product_id)
+        if item is None:
+            raise field_error(["products", i, "productId"], f"{shop.id!r} has no product {line.product_id!r}")
+        products.append(Product(product_id=item.id, description=item.name, quantity=line.quantity))
+        total += item.price * line.quantity
+    if request.total_cost is not None and request.total_cost != total:
+        raise field_error(["totalCost"], f"the menu prices this order at {total}, not {request.total_cost}")
+    return Order(
+        id=key,
+        restaurant_id=shop.id,
+        products=products,
+        total_cost=total,
+        delivery_delay=request.delivery_delay,
+        delivery_location=request.delivery_location,
+    )
+
+
+def links(order_ref: str) -> Links:
+    return Links(self=f"{router.prefix}/{order_ref}", events=f"{router.prefix}/{order_ref}/events")
+
+
+async def same_or_conflict(ingress: Ingress, order: Order) -> Order | None:
+    """The stored order if it equals `order`; 409 if the id is taken by a different one."""
+    stored = await load_order(ingress, order.id)
+    if stored is not None and stored != order:
+        raise HTTPException(409, "an order with this id exists with a different content")
+    return stored
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={200: {"model": OrderAccepted}, 409: {"model": Problem}, 422: {"model": Problem}},
+)
+async def submit_order(
+    request: OrderRequest, provider: ProviderDep, ingress: IngressDep, response: Response
+) -> OrderAccepted:
+    """Submit an order; the same id with the same content again returns the same order."""
+    order = priced_order(order_key(provider.id, request.id), request)
+    if await same_or_conflict(ingress, order) is None:
+        await ingress.send("order-workflow", order.id, "run", order.model_dump(mode="json"))
+        # A concurrent submission of the same id may have won the race: compare with what it stored.
+        for _ in range(50):
+            if await same_or_conflict(ingress, order) is not None:
+                break
+            await asyncio.sleep(0.02)
+    else:
+        response.status_code = status.HTTP_200_OK
+    current = await ingress.call("order-workflow", order.id, "getStatus")
+    return OrderAccepted(id=request.id, status=current or Status.NEW, links=links(request.id))
+
+
+def priced_items(order: Order) -> list[Item]:
+    """The order's lines with their menu prices (0 for a line the menu no longer has)."""
+    shop = load_catalog().restaurant(order.restaurant_id)
+    lines = []
+    for p in order.products:
+        item = shop.item(p.product_id) if shop else None
+        price = item.price if item else 0
+        lines.append(Item(product_id=p.product_id, name=p.description, quantity=p.quantity, unit_price=price))
+    return lines
+
+
+def at(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+
+
+@router.get("/{order_id}", responses={404: {"model": Problem}})
+async def get_order(order_id: str, order: ProviderOrderDep, ingress: IngressDep) -> OrderView:
+    """The order: status, ETA, history, driver, items and price."""
+    history = [
+        StatusChange.model_validate(h) for h in await ingress.call("order-workflow", order.id, "getHistory")
+    ]
+    tracking = Tracking.model_validate(await ingress.call("order-status", order.id, "getTracking"))
+    current = history[-1].status if history else Status.NEW
+    return OrderView(
+        id=order_id,
+        restaurant_id=order.restaurant_id,
+        status=current,
+        eta=at(tracking.arrival) if tracking.arrival and not current.terminal else None,
+        history=[HistoryEntry(status=h.status, at=at(h.at), reason=h.reason) for h in history],
+        driver=DriverView(id=tracking.driver.driver_id, location=tracking.driver.location)
+        if tracking.driver and current in (Status.WAITING_FOR_DRIVER, Status.IN_DELIVERY)
+        else None,
+        items=priced_items(order),
+        total_cost=int(order.total_cost),
+        delivery_delay=order.delivery_delay,
+        links=links(order_id),
+    )
+
+
+@router.get("/{order_id}/events", response_class=EventSourceResponse, responses={404: {"model": Problem}})
+async def order_events(
+    order: ProviderOrderDep,
+    ingress: IngressDep,
+    last_event_id: Annotated[int | None, Header(ge=0, description="resume after this event")] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-Sent Events for every status, ETA and driver change; ends after a final status."""
+    after = last_event_id or 0
+    while True:
+        batch: list[Any] = await ingress.call("order-status", order.id, "getEvents", after)
+        for raw in batch:
+            event = OrderEvent.model_validate(raw)
+            after = event.seq
+            yield ServerSentEvent(id=str(event.seq), event=event.type, data=event.model_dump(mode="json"))
+            if event.status is not None and event.status.terminal:
+                return
+        await asyncio.sleep(EVENT_POLL_S)
