@@ -8,13 +8,16 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from foodorder.config import Settings, get_settings
+from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, Settings, get_settings
 from foodorder.serve import serve
 from foodorder.stack import Stack
 
 console = Console(soft_wrap=True, highlight=False)
+SAMPLE_API_ORDER = (
+    '{"id":"order-1","restaurantId":"bites_n_bytes","products":[{"productId":"1000","quantity":2}]}'
+)
 SAMPLE_ORDER = (
-    '{"id":"order-1","restaurantId":"bites_n_bytes","products":[{"productId":"1000",'
+    '{"id":"seed-1","restaurantId":"bites_n_bytes","products":[{"productId":"1000",'
     '"description":"Pepperoni pizza","quantity":1}],"totalCost":1450,"deliveryDelay":0}'
 )
 
@@ -40,27 +43,46 @@ def run_pos(settings: Settings) -> None:
     serve(create_app(settings), settings.host, settings.pos_port)
 
 
+def run_gateway(settings: Settings) -> None:
+    """The public API and web pages (:3000)."""
+    from foodorder.gateway.app import create_app
+
+    serve(create_app(settings), settings.host, settings.gateway_port)
+
+
 def print_banner(settings: Settings, drivers: list[str]) -> None:
     """Tell the user where everything is and how to look inside."""
     s = settings
+    dev_keys = (
+        f"""
+Dev API keys (Authorization: Bearer <key>): provider {DEV_PROVIDER_KEY}, \
+restaurant {DEV_RESTAURANT_KEY}, driver {DEV_DRIVER_KEY}"""
+        if s.dev_mode
+        else ""
+    )
     console.print(f"""
 [bold green]foodorder is up[/] (time scale {s.time_scale:g}, {len(drivers)} simulated drivers)
 
+  public API           {s.gateway_url}/api/v1   (OpenAPI: {s.gateway_url}/docs)
   Restate ingress      {s.ingress_url}
   Restate UI / admin   {s.admin_url}
   services endpoint    {s.services_url}
   restaurant POS       {s.pos_url}
-  payment provider     {s.payment_url}   (ledger: {s.payment_url}/ledger)
+  payment provider     {s.payment_url}   (ledger: {s.payment_url}/ledger){dev_keys}
 
-Place an order:
-  curl -X POST {s.ingress_url}/order-workflow/order-1/run/send -H 'content-type: application/json' \\
+Place an order through the public API:
+  curl -X POST {s.gateway_url}/api/v1/orders -H 'authorization: Bearer {DEV_PROVIDER_KEY}' \\
+    -H 'content-type: application/json' -d '{SAMPLE_API_ORDER}'
+  curl -H 'authorization: Bearer {DEV_PROVIDER_KEY}' {s.gateway_url}/api/v1/orders/order-1
+  curl -N -H 'authorization: Bearer {DEV_PROVIDER_KEY}' {s.gateway_url}/api/v1/orders/order-1/events
+or the seed's way, on the Restate ingress:
+  curl -X POST {s.ingress_url}/order-workflow/seed-1/run/send -H 'content-type: application/json' \\
     -d '{SAMPLE_ORDER}'
-Watch it:
-  curl -X POST {s.ingress_url}/order-status/order-1/get
+  curl -X POST {s.ingress_url}/order-status/seed-1/get
 Inspect state:
-  npx restate kv get order-workflow order-1
+  npx restate kv get order-workflow seed-1
   npx restate invocations list
-  npx restate sql "select service_name, handler_name, status from sys_invocation"
+  npx restate sql "select target, status from sys_invocation where status != 'completed'"
 
 Ctrl-C stops everything.""")
 
@@ -95,6 +117,7 @@ COMMANDS: dict[str, Callable[[Settings], None]] = {
     "services": run_services,
     "payment": run_payment,
     "pos": run_pos,
+    "gateway": run_gateway,
 }
 
 

@@ -53,11 +53,12 @@ class Settings(BaseSettings):
         default_factory=lambda: {DEV_DRIVER_KEY: [ANY]},
         description="API key -> driver ids it may act for ('*' for all)",
     )
+    pos_restaurant_key: str = Field(DEV_RESTAURANT_KEY, description="the POS stub's key for the public API")
     max_body_bytes: int = Field(64 * 1024, gt=0, description="largest request body the gateway reads")
 
     @model_validator(mode="after")
     def _no_dev_keys_outside_development(self) -> "Settings":
-        keys = {*self.provider_keys, *self.restaurant_keys, *self.driver_keys}
+        keys = {*self.provider_keys, *self.restaurant_keys, *self.driver_keys, self.pos_restaurant_key}
         if not self.dev_mode and keys & DEV_KEYS:
             raise ValueError("dev API keys are configured but FOODORDER_DEV_MODE is false: set real keys")
         return self

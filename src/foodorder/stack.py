@@ -157,10 +157,16 @@ class Stack:
         """Start every process, wait until each answers, and register the services with Restate."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.start_restate()
-        for command in ("services", "payment", "pos"):
-            self.start_python(command)
         s = self.settings
-        for name, port in (("services", s.services_port), ("payment", s.payment_port), ("pos", s.pos_port)):
+        ports = {
+            "services": s.services_port,
+            "payment": s.payment_port,
+            "pos": s.pos_port,
+            "gateway": s.gateway_port,
+        }
+        for command in ports:
+            self.start_python(command)
+        for name, port in ports.items():
             wait_until(functools.partial(_listening, s.host, port), name)
         self.register()
 

@@ -24,6 +24,12 @@ class Client:
         self.settings = settings
         self.http = httpx.Client(timeout=30)
 
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.http.close()
+
     def call(self, target: str, body: object = None) -> httpx.Response:
         """A request-response call on the Restate ingress ("service/key/handler")."""
         return self.http.post(f"{self.settings.ingress_url}/{target}", json=body)
@@ -81,6 +87,7 @@ def stack_settings(data_dir: Path) -> Settings:
         services_port=free_port(),
         pos_port=free_port(),
         payment_port=free_port(),
+        gateway_port=free_port(),
         data_dir=data_dir,
         time_scale=20,
         driver_speed_mps=60,
@@ -108,9 +115,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def client(stack: Stack) -> Iterator[Client]:
-    client = Client(stack.settings)
-    yield client
-    client.http.close()
+    with Client(stack.settings) as client:
+        yield client
 
 
 _counter = iter(range(1, 1_000_000))

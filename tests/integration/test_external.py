@@ -28,8 +28,9 @@ def test_a_charge_without_idempotency_key_is_refused(client: Client) -> None:
 def test_preparing_the_same_order_twice_prepares_it_once(client: Client) -> None:
     url = f"{client.settings.pos_url}/prepare"
 
-    first = httpx.post(url, json={"orderId": "prep-once"})
-    second = httpx.post(url, json={"orderId": "prep-once"})
+    body = {"orderId": "prep-once", "restaurantId": "mcstate"}
+    first = httpx.post(url, json=body)
+    second = httpx.post(url, json=body)
 
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()

@@ -11,15 +11,12 @@ def test_an_order_in_flight_survives_a_full_restart(tmp_path: Path) -> None:
     order = new_order(deliveryDelay=100_000)  # 5 s of wall time at the tests' time scale
 
     with running_stack(settings, "restart-1"):
-        client = Client(settings)
-        client.submit(order)
-        client.wait_for(order["id"], Status.SCHEDULED, timeout_s=30)
-        client.http.close()
+        with Client(settings) as client:
+            client.submit(order)
+            client.wait_for(order["id"], Status.SCHEDULED, timeout_s=30)
 
-    with running_stack(settings, "restart-2"):
-        client = Client(settings)
+    with running_stack(settings, "restart-2"), Client(settings) as client:
         client.wait_for(order["id"], Status.DELIVERED, timeout_s=120)
         assert [c["outcome"] for c in client.ledger(order["id"])] == ["charged"]
         assert len(client.preparations(order["id"])) == 1
         assert [e["status"] for e in client.history(order["id"])][-1] == "DELIVERED"
-        client.http.close()
