@@ -1,5 +1,6 @@
 """A real foodorder stack (restate-server from node_modules, services, POS, payment) on free ports."""
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,11 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from foodorder.config import Settings
+from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, Settings
 from foodorder.models import Status
 from foodorder.stack import Stack, free_port
 
 ARTIFACTS = Path("test-artifacts")
+OTHER_PROVIDER_KEY = "other-provider-key"
+MCSTATE_KEY = "mcstate-only-key"
+DRIVER_9_KEY = "driver-9-only-key"
 DRIVERS = 2
 
 
@@ -92,6 +96,9 @@ def stack_settings(data_dir: Path) -> Settings:
         time_scale=20,
         driver_speed_mps=60,
         drivers=DRIVERS,
+        provider_keys={DEV_PROVIDER_KEY: "dev-provider", OTHER_PROVIDER_KEY: "other-provider"},
+        restaurant_keys={DEV_RESTAURANT_KEY: ["*"], MCSTATE_KEY: ["mcstate"]},
+        driver_keys={DEV_DRIVER_KEY: ["*"], DRIVER_9_KEY: ["driver-9"]},
     )
 
 
@@ -130,6 +137,76 @@ def new_order(**overrides: Any) -> dict[str, Any]:
         "products": [{"productId": "1000", "description": "Pepperoni pizza", "quantity": 2}],
         "totalCost": 2900,
         "deliveryDelay": 0,
+    }
+    order.update(overrides)
+    return order
+
+
+class Api:
+    """The public API as a provider, restaurant or driver uses it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.http = httpx.Client(base_url=settings.gateway_url, timeout=30)
+
+    def request(
+        self, method: str, path: str, key: str | None = DEV_PROVIDER_KEY, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return self.http.request(method, path, headers=headers | kwargs.pop("headers", {}), **kwargs)
+
+    def wait_for(self, order_ref: str, wanted: Status, timeout_s: float = 90) -> dict[str, Any]:
+        """Poll GET /api/v1/orders/{ref} until `wanted`; the last view."""
+        deadline = time.monotonic() + timeout_s
+        view: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            response = self.request("GET", f"/api/v1/orders/{order_ref}")
+            assert response.status_code == 200, response.text
+            view = response.json()
+            if view["status"] == wanted:
+                return view
+            time.sleep(0.05)
+        pytest.fail(f"order {order_ref} did not reach {wanted}; last view {view}")
+
+    def events(
+        self, order_ref: str, last_event_id: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Read the SSE stream until it ends (or `limit` events): each event as {id, event, data}."""
+        headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+        events: list[dict[str, Any]] = []
+        with self.http.stream(
+            "GET",
+            f"/api/v1/orders/{order_ref}/events",
+            headers={"Authorization": f"Bearer {DEV_PROVIDER_KEY}", **headers},
+            timeout=120,
+        ) as response:
+            assert response.status_code == 200, response.read()
+            assert response.headers["content-type"].startswith("text/event-stream")
+            event: dict[str, Any] = {}
+            for line in response.iter_lines():
+                if line.startswith(("id:", "event:", "data:")):
+                    name, _, value = line.partition(":")
+                    event[name] = json.loads(value) if name == "data" else value.strip()
+                elif not line and "data" in event:
+                    events.append(event)
+                    event = {}
+                    if limit is not None and len(events) >= limit:
+                        break
+        return events
+
+
+@pytest.fixture(scope="session")
+def api(stack: Stack) -> Iterator[Api]:
+    api = Api(stack.settings)
+    yield api
+    api.http.close()
+
+
+def api_order(**overrides: Any) -> dict[str, Any]:
+    """An order as a provider sends it to the public API, with a fresh reference."""
+    order: dict[str, Any] = {
+        "id": f"ref-{time.time_ns()}-{next(_counter)}",
+        "restaurantId": "bites_n_bytes",
+        "products": [{"productId": "1000", "quantity": 2}, {"productId": "1003", "quantity": 1}],
     }
     order.update(overrides)
     return order

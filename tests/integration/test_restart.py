@@ -10,10 +10,9 @@ def test_an_order_in_flight_survives_a_full_restart(tmp_path: Path) -> None:
     settings = stack_settings(tmp_path)
     order = new_order(deliveryDelay=100_000)  # 5 s of wall time at the tests' time scale
 
-    with running_stack(settings, "restart-1"):
-        with Client(settings) as client:
-            client.submit(order)
-            client.wait_for(order["id"], Status.SCHEDULED, timeout_s=30)
+    with running_stack(settings, "restart-1"), Client(settings) as client:
+        client.submit(order)
+        client.wait_for(order["id"], Status.SCHEDULED, timeout_s=30)
 
     with running_stack(settings, "restart-2"), Client(settings) as client:
         client.wait_for(order["id"], Status.DELIVERED, timeout_s=120)
