@@ -24,9 +24,9 @@ SAMPLE_ORDER = (
 
 def run_services(settings: Settings) -> None:
     """The Restate services endpoint (HTTP/2, :9080)."""
-    from foodorder.services import app
+    from foodorder.services import create_app
 
-    serve(app, settings.host, settings.services_port)
+    serve(create_app(settings), settings.host, settings.services_port)
 
 
 def run_payment(settings: Settings) -> None:

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         description="API key -> driver ids it may act for ('*' for all)",
     )
     pos_restaurant_key: str = Field(DEV_RESTAURANT_KEY, description="the POS stub's key for the public API")
+    request_identity_keys: list[str] = Field(
+        default_factory=list,
+        description="public keys (publickeyv1_…) whose signed requests the services endpoint accepts",
+    )
     max_body_bytes: int = Field(64 * 1024, gt=0, description="largest request body the gateway reads")
 
     @model_validator(mode="after")
@@ -62,6 +66,11 @@ class Settings(BaseSettings):
         if not self.dev_mode and keys & DEV_KEYS:
             raise ValueError("dev API keys are configured but FOODORDER_DEV_MODE is false: set real keys")
         return self
+
+    @property
+    def identity_key_file(self) -> Path:
+        """restate-server's private key for signing requests to the services endpoint."""
+        return self.data_dir / "restate-identity.pem"
 
     @property
     def ingress_url(self) -> str:

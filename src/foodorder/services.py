@@ -1,7 +1,10 @@
 """The one Restate deployment: every service of foodorder, served by hypercorn over HTTP/2."""
 
+from typing import Any
+
 import restate
 
+from foodorder.config import Settings
 from foodorder.delivery.manager import delivery_manager
 from foodorder.delivery.matcher import driver_delivery_matcher
 from foodorder.delivery.twin import driver_digital_twin
@@ -18,4 +21,9 @@ SERVICES: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     driver_mobile_app,
 ]
 
-app = restate.app(services=SERVICES)
+
+def create_app(settings: Settings) -> Any:
+    """The ASGI app of the services endpoint, accepting only requests signed by a configured key."""
+    if not settings.request_identity_keys and not settings.dev_mode:
+        raise ValueError("FOODORDER_REQUEST_IDENTITY_KEYS is empty: the endpoint would accept unsigned calls")
+    return restate.app(services=SERVICES, identity_keys=settings.request_identity_keys or None)

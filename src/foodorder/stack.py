@@ -20,6 +20,7 @@ from typing import IO
 
 import httpx
 
+from foodorder import identity
 from foodorder.config import Settings
 
 PR_SET_PDEATHSIG = 1
@@ -130,6 +131,9 @@ class Stack:
             "RESTATE_BIND_ADDRESS": f"{s.host}:{s.node_port}",
             "RESTATE_ADVERTISED_ADDRESS": f"http://{s.host}:{s.node_port}",
             "RESTATE_LISTEN_MODE": "tcp",
+            "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(
+                s.identity_key_file.resolve()
+            ),
             **self.extra_restate_env,
         }
 
@@ -156,6 +160,10 @@ class Stack:
     def start_all(self) -> None:
         """Start every process, wait until each answers, and register the services with Restate."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        identity.ensure_private_key(self.settings.identity_key_file)
+        self.settings = self.settings.model_copy(
+            update={"request_identity_keys": [identity.public_key(self.settings.identity_key_file)]}
+        )
         self.start_restate()
         s = self.settings
         ports = {

@@ -1,8 +1,12 @@
 """Settings come from FOODORDER_* variables and scale every simulated duration."""
 
+from pathlib import Path
+
 import pytest
 
+from foodorder import identity
 from foodorder.config import Settings
+from foodorder.services import create_app
 from foodorder.stack import settings_env
 
 
@@ -25,3 +29,31 @@ def test_child_processes_get_the_same_settings(monkeypatch: pytest.MonkeyPatch) 
     for name, value in settings_env(original).items():
         monkeypatch.setenv(name, value)
     assert Settings() == original
+
+
+def test_dev_keys_are_refused_outside_development_mode() -> None:
+    with pytest.raises(ValueError, match="dev API keys"):
+        Settings(dev_mode=False)
+
+
+def test_production_services_refuse_to_accept_unsigned_calls() -> None:
+    settings = Settings(
+        dev_mode=False,
+        provider_keys={"p-key": "p"},
+        restaurant_keys={"r-key": ["*"]},
+        driver_keys={"d-key": ["*"]},
+        pos_restaurant_key="r-key",
+    )
+    with pytest.raises(ValueError, match="FOODORDER_REQUEST_IDENTITY_KEYS"):
+        create_app(settings)
+
+
+def test_the_request_identity_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    key_file = tmp_path / "identity" / "key.pem"
+    identity.ensure_private_key(key_file)
+    first = identity.public_key(key_file)
+    identity.ensure_private_key(key_file)
+
+    assert identity.public_key(key_file) == first
+    assert first.startswith("publickeyv1_")
+    assert key_file.stat().st_mode & 0o077 == 0

@@ -17,7 +17,7 @@ from foodorder.models import (
 from foodorder.ordering import status, workflow
 from foodorder.state import StateKey, required
 
-delivery_manager = VirtualObject("delivery-manager")
+delivery_manager = VirtualObject("delivery-manager", ingress_private=True)
 
 DELIVERY_INFO: StateKey[DeliveryInformation] = StateKey("delivery-info", DeliveryInformation)
 

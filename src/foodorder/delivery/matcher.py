@@ -5,7 +5,7 @@ from restate import ObjectContext, TerminalError, VirtualObject
 from foodorder.models import PendingDelivery
 from foodorder.state import StateKey, required
 
-driver_delivery_matcher = VirtualObject("driver-delivery-matcher")
+driver_delivery_matcher = VirtualObject("driver-delivery-matcher", ingress_private=True)
 
 PENDING_DELIVERIES: StateKey[list[PendingDelivery]] = StateKey("pending-deliveries", list[PendingDelivery])
 AVAILABLE_DRIVERS: StateKey[list[str]] = StateKey("available-drivers", list[str])

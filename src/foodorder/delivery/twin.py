@@ -44,7 +44,9 @@ async def get_assigned_delivery(ctx: ObjectContext) -> DeliveryRequest | None:
     return await ASSIGNED_DELIVERY.get(ctx)
 
 
-@driver_digital_twin.handler(name="assignDeliveryJob", input_serde=required(DeliveryRequest))
+@driver_digital_twin.handler(
+    name="assignDeliveryJob", input_serde=required(DeliveryRequest), ingress_private=True
+)
 async def assign_delivery_job(ctx: ObjectContext, request: DeliveryRequest) -> None:
     """Called by the delivery manager when the matcher picked this driver."""
     await expect_status(ctx, DriverStatus.WAITING_FOR_WORK)

@@ -7,6 +7,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from foodorder.config import ANY, Settings
+from foodorder.gateway.schemas import PathId
 
 bearer = HTTPBearer(auto_error=False, description="an API key issued to a provider, restaurant or driver")
 
@@ -52,12 +53,12 @@ def _acting_for(keys: dict[str, list[str]], credentials: Credentials, kind: str,
     return id_
 
 
-def restaurant_from_key(request: Request, restaurant_id: str, credentials: Credentials) -> str:
+def restaurant_from_key(request: Request, restaurant_id: PathId, credentials: Credentials) -> str:
     """The restaurant in the path, if the key may act for it."""
     return _acting_for(_settings(request).restaurant_keys, credentials, "restaurant", restaurant_id)
 
 
-def driver_from_key(request: Request, driver_id: str, credentials: Credentials) -> str:
+def driver_from_key(request: Request, driver_id: PathId, credentials: Credentials) -> str:
     """The driver in the path, if the key may act for them."""
     return _acting_for(_settings(request).driver_keys, credentials, "driver", driver_id)
 

@@ -6,6 +6,7 @@ from fastapi import Depends, HTTPException, Request
 
 from foodorder.gateway.auth import ProviderDep
 from foodorder.gateway.restate import Ingress
+from foodorder.gateway.schemas import PathId
 from foodorder.models import Order
 
 
@@ -28,7 +29,7 @@ async def load_order(ingress: Ingress, key: str) -> Order | None:
     return None if raw is None else Order.model_validate(raw)
 
 
-async def provider_order(order_id: str, provider: ProviderDep, ingress: IngressDep) -> Order:
+async def provider_order(order_id: PathId, provider: ProviderDep, ingress: IngressDep) -> Order:
     """The caller's own order `order_id`; 404 for unknown orders and for other providers' orders."""
     order = await load_order(ingress, order_key(provider.id, order_id))
     if order is None:

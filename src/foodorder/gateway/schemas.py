@@ -1,25 +1,35 @@
 """Request and response bodies of the public API (camelCase JSON)."""
 
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import Field
+from fastapi import Path
+from pydantic import ConfigDict, Field
 
-from foodorder.models import MAX_DELAY_MS, Location, Model, Status
+from foodorder.models import MAX_DELAY_MS, ORDER_ID, Location, Model, Status
 
-ORDER_REF = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+PathId = Annotated[str, Path(pattern=ID_PATTERN, description="letters, digits, '.', '_' and '-'")]
+OrderId = Annotated[str, Path(pattern=ORDER_ID, description="the order id the restaurant was given")]
 
 
-class CartLine(Model):
+class Body(Model):
+    """Base of request bodies: JSON types exactly as documented ("5" and true are not numbers)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class CartLine(Body):
     """A product and how many of it."""
 
     product_id: str = Field(min_length=1, max_length=64)
     quantity: int = Field(ge=1, le=100)
 
 
-class OrderRequest(Model):
+class OrderRequest(Body):
     """An order as a provider submits it; prices come from the menu, not from the provider."""
 
-    id: str = Field(pattern=ORDER_REF, description="the provider's own order reference")
+    id: str = Field(pattern=ID_PATTERN, description="the provider's own order reference")
     restaurant_id: str = Field(min_length=1, max_length=64)
     products: list[CartLine] = Field(min_length=1, max_length=50)
     delivery_delay: int = Field(
@@ -87,3 +97,21 @@ class Problem(Model):
     """An error: what went wrong, and where."""
 
     detail: str | list[dict[str, object]]
+
+
+def problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses answered with a JSON Problem, each with its meaning.
+
+    The media type is spelled out because FastAPI would otherwise give an error the media type
+    of the route's success (text/event-stream on the events stream).
+    """
+    content = {"application/json": {"schema": Problem.model_json_schema()}}
+    return {code: {"description": text, "content": content} for code, text in described.items()}
+
+
+UNAVAILABLE = problems({503: "Restate is unreachable"})
+UNAUTHENTICATED = problems({401: "no API key, or not a key of this endpoint's audience"})
+UNREADABLE_BODY = problems(
+    {400: "the body is not UTF-8 JSON", 413: "the body is larger than FOODORDER_MAX_BODY_BYTES"}
+)
+FORBIDDEN = problems({403: "the key may not act for this restaurant or driver"})

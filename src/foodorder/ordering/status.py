@@ -41,7 +41,7 @@ async def get(ctx: ObjectSharedContext) -> OrderStatus:
     return OrderStatus(status=status, eta=await ETA.get(ctx))
 
 
-@order_status.handler(name="setETA")
+@order_status.handler(name="setETA", ingress_private=True)
 async def set_eta(ctx: ObjectContext, eta: float) -> None:
     """Record the latest ETA of the delivery, in milliseconds from now."""
     if isinstance(eta, bool) or not isinstance(eta, int | float) or eta < 0:
@@ -52,7 +52,7 @@ async def set_eta(ctx: ObjectContext, eta: float) -> None:
     await append_event(ctx, OrderEvent(seq=0, at=at, type="eta", arrival=at + int(eta)))
 
 
-@order_status.handler(name="trackDriver", input_serde=required(DriverPosition))
+@order_status.handler(name="trackDriver", input_serde=required(DriverPosition), ingress_private=True)
 async def track_driver(ctx: ObjectContext, position: DriverPosition) -> None:
     """Record where the order's driver is and the ETA that follows."""
     ETA.set(ctx, position.eta)
@@ -64,7 +64,7 @@ async def track_driver(ctx: ObjectContext, position: DriverPosition) -> None:
     )
 
 
-@order_status.handler(name="recordStatus", input_serde=required(StatusChange))
+@order_status.handler(name="recordStatus", input_serde=required(StatusChange), ingress_private=True)
 async def record_status(ctx: ObjectContext, change: StatusChange) -> None:
     """Called by the order workflow on every status change."""
     await append_event(

@@ -107,19 +107,19 @@ async def finished_preparation(ctx: WorkflowSharedContext) -> None:
     await _resolve(ctx, PREPARATION_FINISHED)
 
 
-@order_workflow.handler(name="selectedDriver")
+@order_workflow.handler(name="selectedDriver", ingress_private=True)
 async def selected_driver(ctx: WorkflowSharedContext) -> None:
     """Called by the delivery manager once a driver took the delivery."""
     await _resolve(ctx, DRIVER_SELECTED)
 
 
-@order_workflow.handler(name="signalDriverAtRestaurant")
+@order_workflow.handler(name="signalDriverAtRestaurant", ingress_private=True)
 async def signal_driver_at_restaurant(ctx: WorkflowSharedContext) -> None:
     """Called by the delivery manager when the driver picked the order up."""
     await _resolve(ctx, DRIVER_AT_RESTAURANT)
 
 
-@order_workflow.handler(name="signalDeliveryFinished")
+@order_workflow.handler(name="signalDeliveryFinished", ingress_private=True)
 async def signal_delivery_finished(ctx: WorkflowSharedContext) -> None:
     """Called by the delivery manager when the order reached the customer."""
     await _resolve(ctx, DELIVERY_FINISHED)

@@ -44,7 +44,7 @@ async def start_driver(ctx: ObjectContext) -> None:
     ctx.object_send(poll_for_work, key=ctx.key(), arg=None)
 
 
-@driver_mobile_app.handler(name="pollForWork")
+@driver_mobile_app.handler(name="pollForWork", ingress_private=True)
 async def poll_for_work(ctx: ObjectContext) -> None:
     """Ask the twin for a delivery; start driving if there is one, else ask again later."""
     settings = get_settings()
@@ -56,7 +56,7 @@ async def poll_for_work(ctx: ObjectContext) -> None:
     ctx.object_send(move, key=ctx.key(), arg=None, send_delay=_after(settings.move_interval_s))
 
 
-@driver_mobile_app.handler()
+@driver_mobile_app.handler(ingress_private=True)
 async def move(ctx: ObjectContext) -> None:
     """Drive one step towards the restaurant or the customer and report the new location."""
     settings = get_settings()

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, HTTPException
 
 from foodorder.catalog import MenuItem, Restaurant, load_catalog
-from foodorder.gateway.schemas import Problem
+from foodorder.gateway.schemas import PathId, problems
 from foodorder.models import Location, Model
 
 router = APIRouter(prefix="/api/v1/restaurants", tags=["catalog (public)"])
@@ -23,8 +23,8 @@ async def list_restaurants() -> list[RestaurantSummary]:
     return [RestaurantSummary(id=r.id, name=r.name, location=r.location) for r in load_catalog().restaurants]
 
 
-@router.get("/{restaurant_id}/menu", responses={404: {"model": Problem}})
-async def menu(restaurant_id: str) -> list[MenuItem]:
+@router.get("/{restaurant_id}/menu", responses=problems({404: "no such restaurant"}))
+async def menu(restaurant_id: PathId) -> list[MenuItem]:
     """A restaurant's menu; prices in cents."""
     shop: Restaurant | None = load_catalog().restaurant(restaurant_id)
     if shop is None:

@@ -1,21 +1,21 @@
 """Drivers' phones: availability, assignment, pickup, delivery and locations."""
 
-from typing import Any
-
 from fastapi import APIRouter, status
 from pydantic import Field
 
 from foodorder import geo
 from foodorder.gateway.auth import DriverDep
 from foodorder.gateway.deps import IngressDep
-from foodorder.gateway.schemas import Problem
+from foodorder.gateway.schemas import FORBIDDEN, UNAUTHENTICATED, UNAVAILABLE, UNREADABLE_BODY, Body, problems
 from foodorder.models import DeliveryRequest, Location, Model
 
-router = APIRouter(prefix="/api/v1/drivers", tags=["drivers (driver key)"])
+router = APIRouter(
+    prefix="/api/v1/drivers",
+    tags=["drivers (driver key)"],
+    responses=UNAUTHENTICATED | FORBIDDEN | UNAVAILABLE,
+)
 TWIN = "driver-digital-twin"
-WRONG_STATE: dict[int | str, dict[str, Any]] = {
-    409: {"model": Problem, "description": "the driver is not in a state for this"}
-}
+WRONG_STATE = problems({409: "the driver is not in a state for this"})
 
 
 class Assignment(Model):
@@ -24,13 +24,13 @@ class Assignment(Model):
     delivery: DeliveryRequest | None
 
 
-class LocationPoint(Location):
+class LocationPoint(Body, Location):
     """Where the phone was, and when (epoch milliseconds)."""
 
     at: int = Field(ge=0)
 
 
-class LocationBatch(Model):
+class LocationBatch(Body):
     """Points collected by the phone since its last report."""
 
     points: list[LocationPoint] = Field(min_length=1, max_length=500)
@@ -67,7 +67,7 @@ async def delivered(driver_id: DriverDep, ingress: IngressDep) -> None:
     await ingress.call(TWIN, driver_id, "notifyDeliveryDelivered")
 
 
-@router.post("/{driver_id}/locations", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{driver_id}/locations", status_code=status.HTTP_202_ACCEPTED, responses=UNREADABLE_BODY)
 async def locations(driver_id: DriverDep, batch: LocationBatch, ingress: IngressDep) -> BatchAccepted:
     """A batch of points: only the newest matters to the ETA, so only it is forwarded to the twin."""
     newest = max(batch.points, key=lambda p: p.at)

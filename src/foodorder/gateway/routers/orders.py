@@ -13,6 +13,9 @@ from foodorder.gateway.auth import ProviderDep
 from foodorder.gateway.deps import IngressDep, ProviderOrderDep, load_order, order_key
 from foodorder.gateway.restate import Ingress
 from foodorder.gateway.schemas import (
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    UNREADABLE_BODY,
     DriverView,
     HistoryEntry,
     Item,
@@ -20,11 +23,15 @@ from foodorder.gateway.schemas import (
     OrderAccepted,
     OrderRequest,
     OrderView,
-    Problem,
+    PathId,
+    problems,
 )
 from foodorder.models import Order, OrderEvent, Product, Status, StatusChange, Tracking
 
-router = APIRouter(prefix="/api/v1/orders", tags=["orders (provider key)"])
+router = APIRouter(
+    prefix="/api/v1/orders", tags=["orders (provider key)"], responses=UNAUTHENTICATED | UNAVAILABLE
+)
+NOT_FOUND = problems({404: "no order with this id from this provider"})
 EVENT_POLL_S = 0.25
 
 
@@ -72,7 +79,11 @@ async def same_or_conflict(ingress: Ingress, order: Order) -> Order | None:
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={200: {"model": OrderAccepted}, 409: {"model": Problem}, 422: {"model": Problem}},
+    responses={
+        200: {"model": OrderAccepted, "description": "this order was already submitted, with this content"},
+        **problems({409: "an order with this id and a different content exists"}),
+        **UNREADABLE_BODY,
+    },
 )
 async def submit_order(
     request: OrderRequest, provider: ProviderDep, ingress: IngressDep, response: Response
@@ -107,8 +118,8 @@ def at(epoch_ms: int) -> datetime:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC)
 
 
-@router.get("/{order_id}", responses={404: {"model": Problem}})
-async def get_order(order_id: str, order: ProviderOrderDep, ingress: IngressDep) -> OrderView:
+@router.get("/{order_id}", responses=NOT_FOUND)
+async def get_order(order_id: PathId, order: ProviderOrderDep, ingress: IngressDep) -> OrderView:
     """The order: status, ETA, history, driver, items and price."""
     history = [
         StatusChange.model_validate(h) for h in await ingress.call("order-workflow", order.id, "getHistory")
@@ -131,7 +142,7 @@ async def get_order(order_id: str, order: ProviderOrderDep, ingress: IngressDep)
     )
 
 
-@router.get("/{order_id}/events", response_class=EventSourceResponse, responses={404: {"model": Problem}})
+@router.get("/{order_id}/events", response_class=EventSourceResponse, responses=NOT_FOUND)
 async def order_events(
     order: ProviderOrderDep,
     ingress: IngressDep,
