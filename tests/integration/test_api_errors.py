@@ -1,11 +1,14 @@
 """The public API refuses bad keys and bad input with a 4xx that names the problem, never a 5xx."""
 
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY
-from tests.integration.conftest import DRIVER_9_KEY, MCSTATE_KEY, Api, api_order
+from foodorder.stack import Stack, wait_until
+from tests.integration.conftest import ARTIFACTS, DRIVER_9_KEY, MCSTATE_KEY, Api, api_order, stack_settings
 
 # (method, path, the right key, a key of another party that must not work here, and its answer)
 ENDPOINTS = [
@@ -115,3 +118,21 @@ def test_a_location_batch_forwards_its_newest_point(api: Api) -> None:
 
     assert accepted.status_code == 202 and accepted.json() == {"received": 2, "forwardedAt": 3000}
     assert malformed.status_code == 422
+
+
+def test_the_api_answers_503_at_once_when_restate_is_unreachable(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path)  # free ports: no restate-server listens on its ingress
+    stack = Stack(settings, log_dir=ARTIFACTS / "logs" / "no-restate")
+    try:
+        stack.start_python("gateway")
+        wait_until(lambda: httpx.get(f"{settings.gateway_url}/healthz").is_success, "gateway")
+        api = Api(settings)
+        order = api.request("GET", "/api/v1/orders/x", key=DEV_PROVIDER_KEY)
+        ready = api.request("GET", "/readyz", key=None)
+        api.http.close()
+    finally:
+        stack.stop()
+
+    assert order.status_code == 503
+    assert "order engine unreachable" in order.json()["detail"]
+    assert ready.status_code == 503
