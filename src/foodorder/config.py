@@ -40,6 +40,23 @@ class Settings(BaseSettings):
         100_000, ge=0, description="the payment stub declines charges above this amount (cents)"
     )
     http_timeout_s: float = Field(10.0, gt=0, description="timeout of calls to the payment provider and POS")
+    payment_latency_s: float = Field(
+        0.0, ge=0, description="the payment stub answers authorizations this late"
+    )
+    pos_refusal_rate: float = Field(0.0, ge=0, le=1, description="share of orders the POS stub refuses")
+    pos_refused_products: list[str] = Field(
+        default_factory=list, description="the POS stub refuses every order with one of these products"
+    )
+
+    restaurant_timeout_s: float = Field(
+        1800.0, gt=0, description="an order not reported ready this long after it was sent is cancelled"
+    )
+    driver_search_timeout_s: float = Field(
+        1800.0, gt=0, description="an order that found no driver this long after it was ready is cancelled"
+    )
+    driver_silence_timeout_s: float = Field(
+        120.0, gt=0, description="an assigned driver silent this long before pickup is replaced"
+    )
 
     dev_mode: bool = Field(True, description="allow the published dev keys; set false in production")
     provider_keys: dict[str, str] = Field(

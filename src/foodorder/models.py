@@ -138,6 +138,8 @@ class DeliveryInformation(Model):
     customer_location: Location
     order_picked_up: bool = False
     driver_id: str | None = None
+    attempt: int = Field(0, description="how many drivers were replaced for silence so far")
+    last_seen: int = Field(0, description="epoch ms of the assigned driver's last sign of life")
 
 
 class DeliveryState(Model):
@@ -148,6 +150,20 @@ class DeliveryState(Model):
 
 
 class PendingDelivery(Model):
-    """A delivery waiting for a driver: the awakeable to resolve with the driver's id."""
+    """A delivery waiting for a driver; the matcher tells its delivery manager which driver it got."""
 
-    promise_id: str
+    delivery_id: str
+
+
+class DriverSelected(Model):
+    """The driver the delivery manager found for an attempt (0 first, then one per replaced driver)."""
+
+    driver_id: str
+    attempt: int = Field(0, ge=0)
+
+
+class Reassignment(Model):
+    """The delivery manager replaced the order's driver (attempt = the attempt that failed)."""
+
+    attempt: int = Field(ge=0)
+    reason: str

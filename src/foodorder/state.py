@@ -1,10 +1,10 @@
-"""Typed state keys: each key of a service's K/V state names its type once, validated with pydantic."""
+"""Helpers for handlers: typed state keys (each names its type once), pydantic serdes, journaled time."""
 
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
-from restate import ObjectContext, ObjectSharedContext
+from restate import Context, ObjectContext, ObjectSharedContext
 from restate.serde import Serde
 
 T = TypeVar("T")
@@ -62,3 +62,8 @@ class StateKey(Generic[T]):
     def clear(self, ctx: ObjectContext) -> None:
         """Remove the entry."""
         ctx.clear(self.name)
+
+
+async def now_ms(ctx: Context) -> int:
+    """The current time in epoch milliseconds, recorded in the journal so that a replay sees the same."""
+    return int(await ctx.time() * 1000)

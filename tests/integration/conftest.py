@@ -70,11 +70,23 @@ class Client:
             time.sleep(0.05)
         pytest.fail(f"order {order_id} did not reach {wanted}; last answer {seen[-1] if seen else None}")
 
-    def ledger(self, order_id: str) -> list[dict[str, Any]]:
+    def ledger(self, order_id: str) -> dict[str, Any]:
+        """The payment provider's entries for the order, and the net amount it took."""
         response = self.http.get(f"{self.settings.payment_url}/ledger", params={"orderId": order_id})
         assert response.status_code == 200, response.text
-        entries: list[dict[str, Any]] = response.json()["entries"]
-        return entries
+        ledger: dict[str, Any] = response.json()
+        return ledger
+
+    def payments(self, order_id: str) -> list[str]:
+        """The order's payment operations, e.g. ["authorize", "capture"] or ["authorize declined"]."""
+        return [
+            e["operation"] if e["outcome"] == "ok" else f"{e['operation']} {e['outcome']}"
+            for e in self.ledger(order_id)["entries"]
+        ]
+
+    def net_paid(self, order_id: str) -> float:
+        net: float = self.ledger(order_id)["net"]
+        return net
 
     def preparations(self, order_id: str) -> list[dict[str, Any]]:
         response = self.http.get(f"{self.settings.pos_url}/preparations")

@@ -12,7 +12,7 @@ def test_unknown_restaurant_is_a_terminal_error_naming_the_field(client: Client)
     assert response.status_code == 400
     assert "restaurantId" in response.text and "nowhere" in response.text
     assert client.status(order["id"])["status"] == Status.REJECTED
-    assert client.ledger(order["id"]) == []
+    assert client.payments(order["id"]) == []
 
 
 def test_unknown_product_is_a_terminal_error_naming_the_line(client: Client) -> None:

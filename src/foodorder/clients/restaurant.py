@@ -3,14 +3,32 @@
 from foodorder.clients.http import check_response, http_client
 from foodorder.config import get_settings
 
+REFUSED = 409
 
-async def prepare(order_id: str, restaurant_id: str) -> None:
-    """Ask the restaurant to prepare the order; the order id is the idempotency key."""
+
+async def prepare(order_id: str, restaurant_id: str, product_ids: list[str]) -> str | None:
+    """Ask the restaurant to prepare the order: None if it accepted, else its reason for refusing."""
     settings = get_settings()
     response = await http_client().post(
         f"{settings.pos_url}/prepare",
-        json={"orderId": order_id, "restaurantId": restaurant_id},
+        json={"orderId": order_id, "restaurantId": restaurant_id, "productIds": product_ids},
         headers={"Idempotency-Key": f"prepare-{order_id}"},
+        timeout=settings.http_timeout_s,
+    )
+    if response.status_code == REFUSED:
+        reason: str = response.json()["detail"]
+        return reason
+    check_response(response, "restaurant POS")
+    return None
+
+
+async def cancel(order_id: str) -> None:
+    """Tell the restaurant to stop preparing the order (harmless if it never took it)."""
+    settings = get_settings()
+    response = await http_client().post(
+        f"{settings.pos_url}/cancel",
+        json={"orderId": order_id},
+        headers={"Idempotency-Key": f"cancel-{order_id}"},
         timeout=settings.http_timeout_s,
     )
     check_response(response, "restaurant POS")

@@ -1,4 +1,10 @@
-"""delivery-manager (key = delivery id): gets one order's delivery done and keeps its ETA current."""
+"""delivery-manager (key = delivery id): gets one order's delivery done and keeps its ETA current.
+
+No handler waits while holding the delivery: the matcher answers with `driverFound`, so a
+cancellation or a silence check is never stuck behind a search for a driver.
+"""
+
+from datetime import timedelta
 
 from restate import ObjectContext, TerminalError, VirtualObject
 
@@ -10,49 +16,112 @@ from foodorder.models import (
     DeliveryInformation,
     DeliveryRequest,
     DriverPosition,
+    DriverSelected,
     Location,
     Order,
     PendingDelivery,
+    Reassignment,
 )
 from foodorder.ordering import status, workflow
-from foodorder.state import StateKey, required
+from foodorder.state import StateKey, now_ms, required
 
 delivery_manager = VirtualObject("delivery-manager", ingress_private=True)
 
 DELIVERY_INFO: StateKey[DeliveryInformation] = StateKey("delivery-info", DeliveryInformation)
 
 
+def request_driver(ctx: ObjectContext) -> None:
+    ctx.object_send(
+        matcher.request_driver_for_delivery, key=geo.DEMO_REGION, arg=PendingDelivery(delivery_id=ctx.key())
+    )
+
+
+def check_silence_later(ctx: ObjectContext, attempt: int) -> None:
+    delay = timedelta(seconds=get_settings().scaled(get_settings().driver_silence_timeout_s))
+    ctx.object_send(check_driver, key=ctx.key(), arg=attempt, send_delay=delay)
+
+
 @delivery_manager.handler(input_serde=required(Order))
 async def start(ctx: ObjectContext, order: Order) -> None:
-    """Called by the order workflow once the food is ready: find a driver and hand them the job."""
+    """Called by the order workflow once the food is ready: ask the region's matcher for a driver."""
+    if await DELIVERY_INFO.get(ctx) is not None:
+        return  # a repeated start
     shop = load_catalog().restaurant(order.restaurant_id)
     if shop is None:
         raise TerminalError(f"restaurantId: unknown restaurant {order.restaurant_id!r}", 400)
-    info = DeliveryInformation(
-        order_id=order.id,
-        restaurant_id=order.restaurant_id,
-        restaurant_location=shop.location,
-        customer_location=order.delivery_location or geo.random_location(ctx.random()),
+    DELIVERY_INFO.set(
+        ctx,
+        DeliveryInformation(
+            order_id=order.id,
+            restaurant_id=order.restaurant_id,
+            restaurant_location=shop.location,
+            customer_location=order.delivery_location or geo.random_location(ctx.random()),
+        ),
     )
-    DELIVERY_INFO.set(ctx, info)
+    request_driver(ctx)
 
-    # The matcher resolves this awakeable with a driver id, now or when a driver becomes free.
-    awakeable_id, driver = ctx.awakeable(type_hint=str)
-    ctx.object_send(
-        matcher.request_driver_for_delivery, key=geo.DEMO_REGION, arg=PendingDelivery(promise_id=awakeable_id)
-    )
-    driver_id = await driver
-    info.driver_id = driver_id
-    DELIVERY_INFO.set(ctx, info)
 
+@delivery_manager.handler(name="driverFound")
+async def driver_found(ctx: ObjectContext, driver_id: str) -> None:
+    """The matcher picked `driver_id`: hand them the job, or give them back if nobody needs them now."""
+    info = await DELIVERY_INFO.get(ctx)
+    if info is None or info.driver_id is not None:
+        ctx.object_send(matcher.set_driver_available, key=geo.DEMO_REGION, arg=driver_id)
+        return
     request = DeliveryRequest(
         delivery_id=ctx.key(),
         restaurant_id=info.restaurant_id,
         restaurant_location=info.restaurant_location,
         customer_location=info.customer_location,
     )
-    await ctx.object_call(twin.assign_delivery_job, key=driver_id, arg=request)
-    await ctx.workflow_call(workflow.selected_driver, key=order.id, arg=None)
+    try:
+        await ctx.object_call(twin.assign_delivery_job, key=driver_id, arg=request)
+    except TerminalError:
+        request_driver(ctx)  # the driver stopped waiting for work meanwhile: find another
+        return
+    info.driver_id = driver_id
+    info.last_seen = await now_ms(ctx)
+    DELIVERY_INFO.set(ctx, info)
+    check_silence_later(ctx, info.attempt)
+    selected = DriverSelected(driver_id=driver_id, attempt=info.attempt)
+    ctx.workflow_send(workflow.selected_driver, key=info.order_id, arg=selected)
+
+
+@delivery_manager.handler(name="checkDriver")
+async def check_driver(ctx: ObjectContext, attempt: int) -> None:
+    """Replace the driver of `attempt` if they were silent too long before pickup."""
+    info = await DELIVERY_INFO.get(ctx)
+    if info is None or info.attempt != attempt or info.driver_id is None or info.order_picked_up:
+        return
+    timeout_ms = int(get_settings().scaled(get_settings().driver_silence_timeout_s) * 1000)
+    silent_ms = await now_ms(ctx) - info.last_seen
+    if silent_ms < timeout_ms:
+        delay = timedelta(milliseconds=timeout_ms - silent_ms)
+        ctx.object_send(check_driver, key=ctx.key(), arg=attempt, send_delay=delay)
+        return
+    silent = info.driver_id
+    ctx.object_send(twin.take_off_duty, key=silent, arg=ctx.key())
+    info.driver_id = None
+    info.attempt += 1
+    DELIVERY_INFO.set(ctx, info)
+    reason = f"driver {silent} was silent for {get_settings().driver_silence_timeout_s:g} s; finding another"
+    ctx.workflow_send(
+        workflow.driver_was_replaced, key=info.order_id, arg=Reassignment(attempt=attempt, reason=reason)
+    )
+    request_driver(ctx)
+
+
+@delivery_manager.handler()
+async def cancel(ctx: ObjectContext) -> None:
+    """The order was cancelled before pickup: withdraw the driver request, or release the driver."""
+    info = await DELIVERY_INFO.get(ctx)
+    if info is None:
+        return
+    DELIVERY_INFO.clear(ctx)
+    if info.driver_id is None:
+        ctx.object_send(matcher.withdraw, key=geo.DEMO_REGION, arg=ctx.key())
+    else:
+        ctx.object_send(twin.release_delivery, key=info.driver_id, arg=ctx.key())
 
 
 @delivery_manager.handler(name="notifyDeliveryPickup")
@@ -81,13 +150,12 @@ async def notify_delivery_delivered(ctx: ObjectContext) -> None:
 async def handle_driver_location_update(ctx: ObjectContext, location: Location) -> None:
     """A new driver location: recompute the ETA; a late event for a finished delivery is ignored."""
     info = await DELIVERY_INFO.get(ctx)
-    if info is None:
+    if info is None or info.driver_id is None:
         return
+    info.last_seen = await now_ms(ctx)
+    DELIVERY_INFO.set(ctx, info)
     route = [location] if info.order_picked_up else [location, info.restaurant_location]
     settings = get_settings()
     eta = geo.eta_ms([*route, info.customer_location], settings.driver_speed_mps * settings.time_scale)
-    if info.driver_id is None:
-        ctx.object_send(status.set_eta, key=info.order_id, arg=eta)
-        return
     position = DriverPosition(driver_id=info.driver_id, delivery_id=ctx.key(), location=location, eta=eta)
     ctx.object_send(status.track_driver, key=info.order_id, arg=position)

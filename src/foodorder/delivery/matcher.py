@@ -2,6 +2,7 @@
 
 from restate import ObjectContext, TerminalError, VirtualObject
 
+from foodorder.delivery import manager
 from foodorder.models import PendingDelivery
 from foodorder.state import StateKey, required
 
@@ -11,15 +12,20 @@ PENDING_DELIVERIES: StateKey[list[PendingDelivery]] = StateKey("pending-deliveri
 AVAILABLE_DRIVERS: StateKey[list[str]] = StateKey("available-drivers", list[str])
 
 
+def non_empty(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise TerminalError(f"{name}: expected a non-empty string, got {value!r}", 400)
+    return value
+
+
 @driver_delivery_matcher.handler(name="setDriverAvailable")
 async def set_driver_available(ctx: ObjectContext, driver_id: str) -> None:
     """A driver is ready for work: hand them the oldest waiting delivery, or remember them."""
-    if not isinstance(driver_id, str) or not driver_id:
-        raise TerminalError(f"driverId: expected a non-empty string, got {driver_id!r}", 400)
+    non_empty("driverId", driver_id)
     pending = await PENDING_DELIVERIES.get(ctx) or []
     if pending:
         PENDING_DELIVERIES.set(ctx, pending[1:])
-        ctx.resolve_awakeable(pending[0].promise_id, driver_id)
+        ctx.object_send(manager.driver_found, key=pending[0].delivery_id, arg=driver_id)
         return
     available = await AVAILABLE_DRIVERS.get(ctx) or []
     if driver_id not in available:
@@ -32,7 +38,24 @@ async def request_driver_for_delivery(ctx: ObjectContext, request: PendingDelive
     available = await AVAILABLE_DRIVERS.get(ctx) or []
     if available:
         AVAILABLE_DRIVERS.set(ctx, available[1:])
-        ctx.resolve_awakeable(request.promise_id, available[0])
+        ctx.object_send(manager.driver_found, key=request.delivery_id, arg=available[0])
         return
     pending = await PENDING_DELIVERIES.get(ctx) or []
-    PENDING_DELIVERIES.set(ctx, [*pending, request])
+    if request not in pending:
+        PENDING_DELIVERIES.set(ctx, [*pending, request])
+
+
+@driver_delivery_matcher.handler()
+async def withdraw(ctx: ObjectContext, delivery_id: str) -> None:
+    """A delivery no longer needs a driver (its order was cancelled)."""
+    non_empty("deliveryId", delivery_id)
+    pending = await PENDING_DELIVERIES.get(ctx) or []
+    PENDING_DELIVERIES.set(ctx, [p for p in pending if p.delivery_id != delivery_id])
+
+
+@driver_delivery_matcher.handler(name="removeDriver")
+async def remove_driver(ctx: ObjectContext, driver_id: str) -> None:
+    """A driver stopped waiting for work (end of shift)."""
+    non_empty("driverId", driver_id)
+    available = await AVAILABLE_DRIVERS.get(ctx) or []
+    AVAILABLE_DRIVERS.set(ctx, [d for d in available if d != driver_id])

@@ -11,6 +11,7 @@ driver_digital_twin = VirtualObject("driver-digital-twin")
 DRIVER_STATUS: StateKey[DriverStatus] = StateKey("driver-status", DriverStatus)
 ASSIGNED_DELIVERY: StateKey[DeliveryRequest] = StateKey("assigned-delivery", DeliveryRequest)
 DRIVER_LOCATION: StateKey[Location] = StateKey("driver-location", Location)
+REGION: StateKey[str] = StateKey("region", str)
 
 
 async def expect_status(ctx: ObjectContext, expected: DriverStatus) -> None:
@@ -35,7 +36,18 @@ async def set_driver_available(ctx: ObjectContext, region: str) -> None:
         raise TerminalError(f"region: expected a non-empty string, got {region!r}", 400)
     await expect_status(ctx, DriverStatus.IDLE)
     DRIVER_STATUS.set(ctx, DriverStatus.WAITING_FOR_WORK)
+    REGION.set(ctx, region)
     ctx.object_send(matcher.set_driver_available, key=region, arg=ctx.key())
+
+
+@driver_digital_twin.handler(name="setDriverUnavailable")
+async def set_driver_unavailable(ctx: ObjectContext) -> None:
+    """Called by the driver's phone at the end of a shift (not while on a delivery)."""
+    await expect_status(ctx, DriverStatus.WAITING_FOR_WORK)
+    DRIVER_STATUS.set(ctx, DriverStatus.IDLE)
+    region = await REGION.get(ctx)
+    if region is not None:
+        ctx.object_send(matcher.remove_driver, key=region, arg=ctx.key())
 
 
 @driver_digital_twin.handler(name="getAssignedDelivery")
@@ -57,19 +69,52 @@ async def assign_delivery_job(ctx: ObjectContext, request: DeliveryRequest) -> N
         ctx.object_send(manager.handle_driver_location_update, key=request.delivery_id, arg=location)
 
 
-@driver_digital_twin.handler(name="notifyDeliveryPickUp")
-async def notify_delivery_pick_up(ctx: ObjectContext) -> None:
-    """Called by the driver's phone at pickup from the restaurant."""
+async def drop_delivery(ctx: ObjectContext, delivery_id: str) -> bool:
+    """Unassign `delivery_id` if it is the driver's current delivery; whether it was."""
+    delivery = await ASSIGNED_DELIVERY.get(ctx)
+    if delivery is None or delivery.delivery_id != delivery_id:
+        return False
+    ASSIGNED_DELIVERY.clear(ctx)
+    return True
+
+
+@driver_digital_twin.handler(name="releaseDelivery", ingress_private=True)
+async def release_delivery(ctx: ObjectContext, delivery_id: str) -> None:
+    """The delivery was cancelled before pickup: the driver waits for work again."""
+    if await drop_delivery(ctx, delivery_id):
+        DRIVER_STATUS.set(ctx, DriverStatus.WAITING_FOR_WORK)
+        region = await REGION.get(ctx)
+        if region is not None:
+            ctx.object_send(matcher.set_driver_available, key=region, arg=ctx.key())
+
+
+@driver_digital_twin.handler(name="takeOffDuty", ingress_private=True)
+async def take_off_duty(ctx: ObjectContext, delivery_id: str) -> None:
+    """The driver went silent on this delivery: unassign it and take the driver out of the pool."""
+    if await drop_delivery(ctx, delivery_id):
+        DRIVER_STATUS.set(ctx, DriverStatus.IDLE)
+
+
+async def current_delivery(ctx: ObjectContext, delivery_id: str | None) -> DeliveryRequest:
+    """The delivery the phone reports on; 409 if the phone speaks of another one (it was withdrawn)."""
     await expect_status(ctx, DriverStatus.DELIVERING)
     delivery = await assigned_delivery(ctx)
+    if delivery_id is not None and delivery_id != delivery.delivery_id:
+        raise TerminalError(f"delivery {delivery_id} is no longer assigned to driver {ctx.key()}", 409)
+    return delivery
+
+
+@driver_digital_twin.handler(name="notifyDeliveryPickUp")
+async def notify_delivery_pick_up(ctx: ObjectContext, delivery_id: str | None = None) -> None:
+    """Called by the driver's phone at pickup from the restaurant."""
+    delivery = await current_delivery(ctx, delivery_id)
     ctx.object_send(manager.notify_delivery_pickup, key=delivery.delivery_id, arg=None)
 
 
 @driver_digital_twin.handler(name="notifyDeliveryDelivered")
-async def notify_delivery_delivered(ctx: ObjectContext) -> None:
+async def notify_delivery_delivered(ctx: ObjectContext, delivery_id: str | None = None) -> None:
     """Called by the driver's phone when the order reached the customer."""
-    await expect_status(ctx, DriverStatus.DELIVERING)
-    delivery = await assigned_delivery(ctx)
+    delivery = await current_delivery(ctx, delivery_id)
     ASSIGNED_DELIVERY.clear(ctx)
     DRIVER_STATUS.set(ctx, DriverStatus.IDLE)
     ctx.object_send(manager.notify_delivery_delivered, key=delivery.delivery_id, arg=None)

@@ -39,6 +39,19 @@ class OrderRequest(Body):
     total_cost: int | None = Field(None, ge=0, description="if sent, must equal the menu's total in cents")
 
 
+class CancelRequest(Body):
+    """Why the order is cancelled (recorded in its history)."""
+
+    reason: str | None = Field(None, max_length=200)
+
+
+class CancelAccepted(Model):
+    """The order ended as cancelled."""
+
+    id: str
+    status: Status
+
+
 class Links(Model):
     """Where to follow an order."""
 

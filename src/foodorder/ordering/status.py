@@ -4,7 +4,7 @@ from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualOb
 
 from foodorder.models import DriverPosition, OrderEvent, OrderStatus, Status, StatusChange, Tracking
 from foodorder.ordering import workflow
-from foodorder.state import PydanticSerde, StateKey, required
+from foodorder.state import PydanticSerde, StateKey, now_ms, required
 
 order_status = VirtualObject("order-status")
 
@@ -25,11 +25,6 @@ async def append_event(ctx: ObjectContext, event: OrderEvent) -> None:
     seq = (await LAST_EVENT.get(ctx) or 0) + 1
     event_key(seq).set(ctx, event.model_copy(update={"seq": seq}))
     LAST_EVENT.set(ctx, seq)
-
-
-async def now_ms(ctx: ObjectContext) -> int:
-    """The current time, recorded in the journal so that replays see the same value."""
-    return int(await ctx.time() * 1000)
 
 
 @order_status.handler(kind="shared")

@@ -1,16 +1,24 @@
-"""order-workflow: one durable workflow per order, from payment to delivery (the seed's numbered flow)."""
+"""order-workflow: one durable workflow per order, from payment to delivery (the seed's numbered flow).
+
+Every wait for the outside world races a cancellation and, where the outside world can stall, a
+timer. Every way out before DELIVERED gives the customer's money back (void, or refund once
+captured); the money is captured at pickup, after which the order can no longer be cancelled.
+"""
 
 from datetime import timedelta
+from typing import Any, Literal
 
-from restate import TerminalError, Workflow, WorkflowContext, WorkflowSharedContext
+import restate
+from restate import RestateDurableFuture, TerminalError, Workflow, WorkflowContext, WorkflowSharedContext
+from restate.context import DurablePromise
 
 from foodorder.catalog import load_catalog
 from foodorder.clients import payment, restaurant
 from foodorder.config import get_settings
 from foodorder.delivery import manager
-from foodorder.models import Order, Status, StatusChange
+from foodorder.models import DriverSelected, Order, Reassignment, Status, StatusChange
 from foodorder.ordering import status as order_status
-from foodorder.state import PydanticSerde, StateKey, required
+from foodorder.state import PydanticSerde, StateKey, now_ms, required
 
 order_workflow = Workflow("order-workflow")
 
@@ -22,12 +30,15 @@ PREPARATION_FINISHED = "preparation_finished"
 DRIVER_SELECTED = "driver_selected"
 DRIVER_AT_RESTAURANT = "driver_at_restaurant"
 DELIVERY_FINISHED = "delivery_finished"
+CANCEL_REQUESTED = "cancel_requested"  # resolved with the reason by `cancel`
+CANCEL_OUTCOME = "cancel_outcome"  # resolved by `run`: CANCELLED, or the status that made it too late
+
+PaymentOperation = Literal["capture", "void", "refund"]
 
 
 async def set_status(ctx: WorkflowContext, status: Status, reason: str | None = None) -> None:
     """Record the new status and append it, with its time, to the order's history."""
-    at = int(await ctx.time() * 1000)
-    change = StatusChange(status=status, at=at, reason=reason)
+    change = StatusChange(status=status, at=await now_ms(ctx), reason=reason)
     history = await HISTORY.get(ctx) or []
     HISTORY.set(ctx, [*history, change])
     STATUS.set(ctx, status)
@@ -54,75 +65,208 @@ async def run(ctx: WorkflowContext, order: Order) -> None:
     reason = invalid_order_reason(order)
     if reason is not None:
         await set_status(ctx, Status.REJECTED, reason)
+        await resolve(ctx, CANCEL_OUTCOME, Status.REJECTED)
         raise TerminalError(reason, 400)
+    final = await process(ctx, order)
+    # Whoever asked to cancel learns how the order ended (a no-op if pickup already told them).
+    await resolve(ctx, CANCEL_OUTCOME, final)
 
-    # 1. The order exists.
+
+async def process(ctx: WorkflowContext, order: Order) -> Status:
+    """The order's life; returns its final status."""
+    settings = get_settings()
+    money = Payment(ctx, order)
+
+    # 1. The order exists; the customer's money is held.
     await set_status(ctx, Status.CREATED)
+    if not await money.authorize():
+        return await end(ctx, Status.REJECTED, "payment declined")
+    if (reason := await ctx.promise(CANCEL_REQUESTED, type_hint=str).peek()) is not None:
+        return await give_up(ctx, money, Status.CANCELLED, reason)
 
-    # 2. Payment, with an idempotency token drawn from the context so that retries reuse it.
-    token = str(ctx.uuid())
-    paid = await ctx.run_typed(
-        "charge payment", payment.charge, order_id=order.id, idempotency_key=token, amount=order.total_cost
-    )
-    if not paid:
-        await set_status(ctx, Status.REJECTED, "payment declined")
-        return
-
-    # 3. Wait, durably, until the order is due.
+    # 2. Wait, durably, until the order is due; a cancellation cuts the wait short.
     await set_status(ctx, Status.SCHEDULED)
-    delay_s = get_settings().scaled(order.delivery_delay / 1000)
-    if delay_s > 0:
-        await ctx.sleep(timedelta(seconds=delay_s), name="delivery delay")
+    delay = timedelta(seconds=settings.scaled(order.delivery_delay / 1000))
+    which, value = await restate.select(due=ctx.sleep(delay, name="delivery delay"), cancel=cancellation(ctx))
+    if which == "cancel":
+        return await give_up(ctx, money, Status.CANCELLED, value)
 
-    # 4. The restaurant prepares the order and calls finishedPreparation when it is ready.
-    await ctx.run_typed(
-        "prepare at restaurant", restaurant.prepare, order_id=order.id, restaurant_id=order.restaurant_id
+    # 3. The restaurant takes (or refuses) the order, and must report it ready in time.
+    refused = await ctx.run_typed(
+        "prepare at restaurant",
+        restaurant.prepare,
+        order_id=order.id,
+        restaurant_id=order.restaurant_id,
+        product_ids=[p.product_id for p in order.products],
     )
+    if refused is not None:
+        return await give_up(ctx, money, Status.REJECTED, f"the restaurant refused: {refused}")
     await set_status(ctx, Status.IN_PREPARATION)
-    await ctx.promise(PREPARATION_FINISHED, type_hint=bool).value()
+    which, value = await restate.select(
+        ready=ctx.promise(PREPARATION_FINISHED, type_hint=bool).value(),
+        cancel=cancellation(ctx),
+        timeout=timer(ctx, settings.restaurant_timeout_s, "restaurant timeout"),
+    )
+    if which != "ready":
+        await ctx.run_typed("cancel at restaurant", restaurant.cancel, order_id=order.id)
+        reason = value if which == "cancel" else "the restaurant did not report the order ready in time"
+        return await give_up(ctx, money, Status.CANCELLED, reason)
 
-    # 5. The delivery manager finds a driver and reports each phase of the delivery.
+    # 4. The delivery manager finds a driver, and another one if the driver goes silent before pickup.
     await set_status(ctx, Status.SCHEDULING_DELIVERY)
-    ctx.object_send(manager.start, key=str(ctx.uuid()), arg=order)
-    await ctx.promise(DRIVER_SELECTED, type_hint=bool).value()
-    await set_status(ctx, Status.WAITING_FOR_DRIVER)
-    await ctx.promise(DRIVER_AT_RESTAURANT, type_hint=bool).value()
+    delivery_id = str(ctx.uuid())
+    ctx.object_send(manager.start, key=delivery_id, arg=order)
+    attempt = 0
+    while True:
+        which, value = await restate.select(
+            driver=ctx.promise(driver_selected(attempt), type_hint=str).value(),
+            cancel=cancellation(ctx),
+            timeout=timer(ctx, settings.driver_search_timeout_s, "driver search timeout"),
+        )
+        if which != "driver":
+            await ctx.object_call(manager.cancel, key=delivery_id, arg=None)
+            reason = value if which == "cancel" else "no driver was found in time"
+            return await give_up(ctx, money, Status.CANCELLED, reason)
+        await set_status(ctx, Status.WAITING_FOR_DRIVER, f"driver {value}")
+        which, value = await restate.select(
+            pickup=ctx.promise(DRIVER_AT_RESTAURANT, type_hint=bool).value(),
+            replaced=ctx.promise(driver_replaced(attempt), type_hint=str).value(),
+            cancel=cancellation(ctx),
+        )
+        if which == "pickup":
+            break
+        if which == "cancel":
+            await ctx.object_call(manager.cancel, key=delivery_id, arg=None)
+            return await give_up(ctx, money, Status.CANCELLED, value)
+        attempt += 1
+        await set_status(ctx, Status.SCHEDULING_DELIVERY, value)
+
+    # 5. Picked up: the money is taken, and from now on the order cannot be cancelled.
+    await money.settle("capture")
     await set_status(ctx, Status.IN_DELIVERY)
+    await resolve(ctx, CANCEL_OUTCOME, Status.IN_DELIVERY)
     await ctx.promise(DELIVERY_FINISHED, type_hint=bool).value()
-    await set_status(ctx, Status.DELIVERED)
+    return await end(ctx, Status.DELIVERED)
 
 
-async def _resolve(ctx: WorkflowSharedContext, promise: str) -> None:
-    """Resolve a promise of the order; a repeated signal (a retried callback) is harmless."""
+class Payment:
+    """The order's authorization at the payment provider; each call carries a token from the context."""
+
+    def __init__(self, ctx: WorkflowContext, order: Order) -> None:
+        self.ctx, self.order = ctx, order
+        self.authorization_id: str | None = None
+        self.captured = False
+
+    async def authorize(self) -> bool:
+        """Hold the order's price; False when the provider declines."""
+        self.authorization_id = await self.ctx.run_typed(
+            "authorize payment",
+            payment.authorize,
+            order_id=self.order.id,
+            idempotency_key=str(self.ctx.uuid()),
+            amount=self.order.total_cost,
+        )
+        return self.authorization_id is not None
+
+    async def settle(self, operation: PaymentOperation) -> None:
+        """Capture, void or refund the authorization, once."""
+        assert self.authorization_id is not None
+        await self.ctx.run_typed(
+            f"{operation} payment",
+            payment.settle,
+            operation=operation,
+            authorization_id=self.authorization_id,
+            idempotency_key=str(self.ctx.uuid()),
+        )
+        self.captured = operation == "capture"
+
+    async def release(self) -> None:
+        """Give the customer their money back: void the hold, or refund what was captured."""
+        await self.settle("refund" if self.captured else "void")
+
+
+async def give_up(ctx: WorkflowContext, money: Payment, status: Status, reason: str) -> Status:
+    """End the order without delivering it; the customer pays nothing."""
+    await money.release()
+    return await end(ctx, status, reason)
+
+
+async def end(ctx: WorkflowContext, status: Status, reason: str | None = None) -> Status:
+    await set_status(ctx, status, reason)
+    return status
+
+
+def cancellation(ctx: WorkflowContext) -> RestateDurableFuture[str]:
+    """Completes, with its reason, once someone asked to cancel the order."""
+    return ctx.promise(CANCEL_REQUESTED, type_hint=str).value()
+
+
+def timer(ctx: WorkflowContext, seconds: float, name: str) -> RestateDurableFuture[None]:
+    return ctx.sleep(timedelta(seconds=get_settings().scaled(seconds)), name=name)
+
+
+def driver_selected(attempt: int) -> str:
+    """The promise resolved with the driver of an attempt (the seed's name for the first)."""
+    return DRIVER_SELECTED if attempt == 0 else f"{DRIVER_SELECTED}-{attempt}"
+
+
+def driver_replaced(attempt: int) -> str:
+    """The promise resolved, with the reason, when the driver of an attempt is replaced."""
+    return f"driver_replaced-{attempt}"
+
+
+async def resolve(ctx: WorkflowContext | WorkflowSharedContext, promise: str, value: object = True) -> None:
+    """Resolve a promise of the order; resolving it again (a retried callback) is harmless."""
+    handle: DurablePromise[Any] = ctx.promise(promise)
     try:
-        await ctx.promise(promise, type_hint=bool).resolve(True)
+        await handle.resolve(value)
     except TerminalError:
-        if await ctx.promise(promise, type_hint=bool).peek() is None:
+        if await handle.peek() is None:
             raise
 
 
 @order_workflow.handler(name="finishedPreparation")
 async def finished_preparation(ctx: WorkflowSharedContext) -> None:
     """Called by the restaurant when the order is ready for pickup."""
-    await _resolve(ctx, PREPARATION_FINISHED)
+    await resolve(ctx, PREPARATION_FINISHED)
 
 
-@order_workflow.handler(name="selectedDriver", ingress_private=True)
-async def selected_driver(ctx: WorkflowSharedContext) -> None:
+@order_workflow.handler(name="selectedDriver", input_serde=required(DriverSelected), ingress_private=True)
+async def selected_driver(ctx: WorkflowSharedContext, selected: DriverSelected) -> None:
     """Called by the delivery manager once a driver took the delivery."""
-    await _resolve(ctx, DRIVER_SELECTED)
+    await resolve(ctx, driver_selected(selected.attempt), selected.driver_id)
+
+
+@order_workflow.handler(name="driverReplaced", input_serde=required(Reassignment), ingress_private=True)
+async def driver_was_replaced(ctx: WorkflowSharedContext, reassignment: Reassignment) -> None:
+    """Called by the delivery manager when the driver went silent and another one is sought."""
+    await resolve(ctx, driver_replaced(reassignment.attempt), reassignment.reason)
 
 
 @order_workflow.handler(name="signalDriverAtRestaurant", ingress_private=True)
 async def signal_driver_at_restaurant(ctx: WorkflowSharedContext) -> None:
     """Called by the delivery manager when the driver picked the order up."""
-    await _resolve(ctx, DRIVER_AT_RESTAURANT)
+    await resolve(ctx, DRIVER_AT_RESTAURANT)
 
 
 @order_workflow.handler(name="signalDeliveryFinished", ingress_private=True)
 async def signal_delivery_finished(ctx: WorkflowSharedContext) -> None:
     """Called by the delivery manager when the order reached the customer."""
-    await _resolve(ctx, DELIVERY_FINISHED)
+    await resolve(ctx, DELIVERY_FINISHED)
+
+
+@order_workflow.handler(name="cancel")
+async def cancel(ctx: WorkflowSharedContext, reason: str | None = None) -> Status:
+    """Cancel the order unless it was picked up: answers CANCELLED, or 409 naming the status."""
+    if reason is not None and not isinstance(reason, str):
+        raise TerminalError(f"reason: expected a string, got {reason!r}", 400)
+    if await ORDER.get(ctx) is None:
+        raise TerminalError(f"no order {ctx.key()!r}", 404)
+    await resolve(ctx, CANCEL_REQUESTED, reason or "cancelled on request")
+    outcome = Status(await ctx.promise(CANCEL_OUTCOME, type_hint=str).value())
+    if outcome != Status.CANCELLED:
+        raise TerminalError(f"the order can no longer be cancelled: it is {outcome}", 409)
+    return outcome
 
 
 @order_workflow.handler(name="getStatus")

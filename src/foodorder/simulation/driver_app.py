@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from restate import ObjectContext, VirtualObject
+from restate import ObjectContext, TerminalError, VirtualObject
 
 from foodorder import geo
 from foodorder.config import get_settings
@@ -75,15 +75,22 @@ async def move(ctx: ObjectContext) -> None:
     CURRENT_LOCATION.set(ctx, location)
     await publish_location(ctx, location)
 
+    delivery_id = state.current_delivery.delivery_id
     if arrived and state.order_picked_up:
         ASSIGNED_DELIVERY.clear(ctx)
-        await ctx.object_call(twin.notify_delivery_delivered, key=ctx.key(), arg=None)
+        await ctx.object_call(twin.notify_delivery_delivered, key=ctx.key(), arg=delivery_id)
         await ctx.sleep(_after(settings.pause_between_deliveries_s), name="pause between deliveries")
         ctx.object_send(twin.set_driver_available, key=ctx.key(), arg=geo.DEMO_REGION)
         ctx.object_send(poll_for_work, key=ctx.key(), arg=None)
         return
     if arrived:
+        try:
+            await ctx.object_call(twin.notify_delivery_pick_up, key=ctx.key(), arg=delivery_id)
+        except TerminalError:
+            # The order was cancelled on the way to the restaurant: look for other work.
+            ASSIGNED_DELIVERY.clear(ctx)
+            ctx.object_send(poll_for_work, key=ctx.key(), arg=None)
+            return
         state.order_picked_up = True
         ASSIGNED_DELIVERY.set(ctx, state)
-        await ctx.object_call(twin.notify_delivery_pick_up, key=ctx.key(), arg=None)
     ctx.object_send(move, key=ctx.key(), arg=None, send_delay=_after(settings.move_interval_s))

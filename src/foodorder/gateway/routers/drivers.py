@@ -43,10 +43,23 @@ class BatchAccepted(Model):
     forwarded_at: int
 
 
-@router.post("/{driver_id}/availability", status_code=status.HTTP_202_ACCEPTED, responses=WRONG_STATE)
-async def set_available(driver_id: DriverDep, ingress: IngressDep) -> None:
-    """Start a shift, or take new work after a delivery."""
-    await ingress.call(TWIN, driver_id, "setDriverAvailable", geo.DEMO_REGION)
+class Availability(Body):
+    """Whether the driver takes work: true starts a shift, false ends it."""
+
+    available: bool = True
+
+
+@router.post(
+    "/{driver_id}/availability", status_code=status.HTTP_202_ACCEPTED, responses=WRONG_STATE | UNREADABLE_BODY
+)
+async def set_availability(
+    driver_id: DriverDep, ingress: IngressDep, availability: Availability | None = None
+) -> None:
+    """Start a shift, or take new work after a delivery; `{"available": false}` ends the shift."""
+    if availability is None or availability.available:
+        await ingress.call(TWIN, driver_id, "setDriverAvailable", geo.DEMO_REGION)
+    else:
+        await ingress.call(TWIN, driver_id, "setDriverUnavailable")
 
 
 @router.get("/{driver_id}/assignment")

@@ -16,6 +16,8 @@ from foodorder.gateway.schemas import (
     UNAUTHENTICATED,
     UNAVAILABLE,
     UNREADABLE_BODY,
+    CancelAccepted,
+    CancelRequest,
     DriverView,
     HistoryEntry,
     Item,
@@ -140,6 +142,25 @@ async def get_order(order_id: PathId, order: ProviderOrderDep, ingress: IngressD
         delivery_delay=order.delivery_delay,
         links=links(order_id),
     )
+
+
+@router.post(
+    "/{order_id}/cancel",
+    responses=NOT_FOUND
+    | UNREADABLE_BODY
+    | problems({409: "the order was picked up or has ended: it can no longer be cancelled"}),
+)
+async def cancel_order(
+    order_id: PathId, order: ProviderOrderDep, ingress: IngressDep, request: CancelRequest | None = None
+) -> CancelAccepted:
+    """Cancel the order until the driver picks it up; cancelling twice is harmless.
+
+    The scheduled wait is cut short, the restaurant told to stop, the driver released and the
+    payment voided before this answers.
+    """
+    reason = request.reason if request and request.reason else "cancelled by the provider"
+    final = await ingress.call("order-workflow", order.id, "cancel", reason)
+    return CancelAccepted(id=order_id, status=Status(final))
 
 
 @router.get("/{order_id}/events", response_class=EventSourceResponse, responses=NOT_FOUND)
