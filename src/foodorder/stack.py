@@ -159,6 +159,10 @@ class Stack:
 
     def start_all(self) -> None:
         """Start every process, wait until each answers, and register the services with Restate."""
+        s = self.settings
+        every_port = (s.ingress_port, s.admin_port, s.node_port, s.services_port, s.payment_port, s.pos_port)
+        if taken := [port for port in (*every_port, s.gateway_port) if _listening(s.host, port)]:
+            raise RuntimeError(f"ports {taken} on {s.host} are in use: is another foodorder running?")
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         identity.ensure_private_key(self.settings.identity_key_file)
         self.settings = self.settings.model_copy(

@@ -247,6 +247,8 @@ def test_cancel_while_waiting_for_driver_releases_the_driver_to_the_next_order(d
     ]
     assert dispatch.payments(cancelled) == ["authorize", "void"]
     assert dispatch.net_paid(cancelled) == 0
+    late_pickup = dispatch.api.request("POST", "/api/v1/drivers/driver-a/pickup", key=DEV_DRIVER_KEY)
+    assert late_pickup.status_code == 409
 
     # The released driver takes the next order and delivers it: that one is paid in full.
     delivered = dispatch.order()

@@ -124,23 +124,31 @@ async def cancel(ctx: ObjectContext) -> None:
         ctx.object_send(twin.release_delivery, key=info.driver_id, arg=ctx.key())
 
 
-@delivery_manager.handler(name="notifyDeliveryPickup")
-async def notify_delivery_pickup(ctx: ObjectContext) -> None:
-    """Called by the driver's twin when the driver picked the order up at the restaurant."""
+async def in_progress(ctx: ObjectContext, driver_id: str | None) -> DeliveryInformation:
+    """The delivery, if `driver_id` (when given) is still its driver; 409 otherwise."""
     info = await DELIVERY_INFO.get(ctx)
     if info is None:
         raise TerminalError(f"delivery {ctx.key()} is not in progress", 409)
+    if driver_id is not None and driver_id != info.driver_id:
+        raise TerminalError(f"driver {driver_id} is no longer on delivery {ctx.key()}", 409)
+    return info
+
+
+@delivery_manager.handler(name="notifyDeliveryPickup")
+async def notify_delivery_pickup(ctx: ObjectContext, driver_id: str | None = None) -> None:
+    """Called by the driver's twin at pickup; 409 if the order was cancelled or the driver replaced."""
+    info = await in_progress(ctx, driver_id)
+    await ctx.workflow_call(workflow.signal_driver_at_restaurant, key=info.order_id, arg=None)
     info.order_picked_up = True
     DELIVERY_INFO.set(ctx, info)
-    await ctx.workflow_call(workflow.signal_driver_at_restaurant, key=info.order_id, arg=None)
 
 
 @delivery_manager.handler(name="notifyDeliveryDelivered")
-async def notify_delivery_delivered(ctx: ObjectContext) -> None:
-    """Called by the driver's twin when the order reached the customer."""
-    info = await DELIVERY_INFO.get(ctx)
-    if info is None:
-        raise TerminalError(f"delivery {ctx.key()} is not in progress", 409)
+async def notify_delivery_delivered(ctx: ObjectContext, driver_id: str | None = None) -> None:
+    """Called by the driver's twin when the order reached the customer (after its pickup)."""
+    info = await in_progress(ctx, driver_id)
+    if not info.order_picked_up:
+        raise TerminalError(f"delivery {ctx.key()} was not picked up yet", 409)
     DELIVERY_INFO.clear(ctx)
     ctx.object_send(status.set_eta, key=info.order_id, arg=0.0)
     await ctx.workflow_call(workflow.signal_delivery_finished, key=info.order_id, arg=None)

@@ -106,18 +106,18 @@ async def current_delivery(ctx: ObjectContext, delivery_id: str | None) -> Deliv
 
 @driver_digital_twin.handler(name="notifyDeliveryPickUp")
 async def notify_delivery_pick_up(ctx: ObjectContext, delivery_id: str | None = None) -> None:
-    """Called by the driver's phone at pickup from the restaurant."""
+    """Called by the driver's phone at pickup; 409 if the order was cancelled first (do not take it)."""
     delivery = await current_delivery(ctx, delivery_id)
-    ctx.object_send(manager.notify_delivery_pickup, key=delivery.delivery_id, arg=None)
+    await ctx.object_call(manager.notify_delivery_pickup, key=delivery.delivery_id, arg=ctx.key())
 
 
 @driver_digital_twin.handler(name="notifyDeliveryDelivered")
 async def notify_delivery_delivered(ctx: ObjectContext, delivery_id: str | None = None) -> None:
-    """Called by the driver's phone when the order reached the customer."""
+    """Called by the driver's phone when the order reached the customer (409 before its pickup)."""
     delivery = await current_delivery(ctx, delivery_id)
+    await ctx.object_call(manager.notify_delivery_delivered, key=delivery.delivery_id, arg=ctx.key())
     ASSIGNED_DELIVERY.clear(ctx)
     DRIVER_STATUS.set(ctx, DriverStatus.IDLE)
-    ctx.object_send(manager.notify_delivery_delivered, key=delivery.delivery_id, arg=None)
 
 
 @driver_digital_twin.handler(name="handleDriverLocationUpdateEvent", input_serde=required(Location))

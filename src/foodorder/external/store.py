@@ -1,21 +1,35 @@
 """A small SQLite file per stub, so that a restarted stub remembers what it already did."""
 
+import logging
 import sqlite3
 from pathlib import Path
 
+log = logging.getLogger("foodorder.store")
 
-def open_store(path: Path, schema: str, version: int) -> sqlite3.Connection:
-    """Open (creating if needed) the SQLite database at `path` with `schema` at `version`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+
+def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")
+    return db
+
+
+def open_store(path: Path, schema: str, version: int) -> sqlite3.Connection:
+    """Open (creating if needed) the SQLite database at `path` with `schema` at `version`.
+
+    A file of another schema version (an older foodorder) is set aside, not migrated: the stubs'
+    records are demo data.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = _connect(path)
     found = db.execute("PRAGMA user_version").fetchone()[0]
     has_tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
     if has_tables and found != version:
-        raise RuntimeError(
-            f"{path} was written by another foodorder version (schema {found}, not {version}): delete it"
-        )
+        db.close()
+        aside = path.with_name(f"{path.name}.schema{found}")
+        path.replace(aside)
+        log.warning("%s had schema %s, not %s: moved to %s", path, found, version, aside)
+        db = _connect(path)
     db.executescript(schema)
     db.execute(f"PRAGMA user_version = {int(version)}")
     return db

@@ -32,6 +32,7 @@ DRIVER_AT_RESTAURANT = "driver_at_restaurant"
 DELIVERY_FINISHED = "delivery_finished"
 CANCEL_REQUESTED = "cancel_requested"  # resolved with the reason by `cancel`
 CANCEL_OUTCOME = "cancel_outcome"  # resolved by `run`: CANCELLED, or the status that made it too late
+ENDED = "ended"  # resolved by `run` with the final status, once everything is undone
 
 PaymentOperation = Literal["capture", "void", "refund"]
 
@@ -54,99 +55,6 @@ def invalid_order_reason(order: Order) -> str | None:
         if shop.item(product.product_id) is None:
             return f"products[{i}].productId: {order.restaurant_id!r} has no product {product.product_id!r}"
     return None
-
-
-@order_workflow.main(input_serde=required(Order))
-async def run(ctx: WorkflowContext, order: Order) -> None:
-    """Process one order: pay, wait until it is due, have it prepared, then delivered."""
-    if order.id != ctx.key():
-        raise TerminalError(f"id: {order.id!r} differs from the workflow key {ctx.key()!r}", 400)
-    ORDER.set(ctx, order)
-    reason = invalid_order_reason(order)
-    if reason is not None:
-        await set_status(ctx, Status.REJECTED, reason)
-        await resolve(ctx, CANCEL_OUTCOME, Status.REJECTED)
-        raise TerminalError(reason, 400)
-    final = await process(ctx, order)
-    # Whoever asked to cancel learns how the order ended (a no-op if pickup already told them).
-    await resolve(ctx, CANCEL_OUTCOME, final)
-
-
-async def process(ctx: WorkflowContext, order: Order) -> Status:
-    """The order's life; returns its final status."""
-    settings = get_settings()
-    money = Payment(ctx, order)
-
-    # 1. The order exists; the customer's money is held.
-    await set_status(ctx, Status.CREATED)
-    if not await money.authorize():
-        return await end(ctx, Status.REJECTED, "payment declined")
-    if (reason := await ctx.promise(CANCEL_REQUESTED, type_hint=str).peek()) is not None:
-        return await give_up(ctx, money, Status.CANCELLED, reason)
-
-    # 2. Wait, durably, until the order is due; a cancellation cuts the wait short.
-    await set_status(ctx, Status.SCHEDULED)
-    delay = timedelta(seconds=settings.scaled(order.delivery_delay / 1000))
-    which, value = await restate.select(due=ctx.sleep(delay, name="delivery delay"), cancel=cancellation(ctx))
-    if which == "cancel":
-        return await give_up(ctx, money, Status.CANCELLED, value)
-
-    # 3. The restaurant takes (or refuses) the order, and must report it ready in time.
-    refused = await ctx.run_typed(
-        "prepare at restaurant",
-        restaurant.prepare,
-        order_id=order.id,
-        restaurant_id=order.restaurant_id,
-        product_ids=[p.product_id for p in order.products],
-    )
-    if refused is not None:
-        return await give_up(ctx, money, Status.REJECTED, f"the restaurant refused: {refused}")
-    await set_status(ctx, Status.IN_PREPARATION)
-    which, value = await restate.select(
-        ready=ctx.promise(PREPARATION_FINISHED, type_hint=bool).value(),
-        cancel=cancellation(ctx),
-        timeout=timer(ctx, settings.restaurant_timeout_s, "restaurant timeout"),
-    )
-    if which != "ready":
-        await ctx.run_typed("cancel at restaurant", restaurant.cancel, order_id=order.id)
-        reason = value if which == "cancel" else "the restaurant did not report the order ready in time"
-        return await give_up(ctx, money, Status.CANCELLED, reason)
-
-    # 4. The delivery manager finds a driver, and another one if the driver goes silent before pickup.
-    await set_status(ctx, Status.SCHEDULING_DELIVERY)
-    delivery_id = str(ctx.uuid())
-    ctx.object_send(manager.start, key=delivery_id, arg=order)
-    attempt = 0
-    while True:
-        which, value = await restate.select(
-            driver=ctx.promise(driver_selected(attempt), type_hint=str).value(),
-            cancel=cancellation(ctx),
-            timeout=timer(ctx, settings.driver_search_timeout_s, "driver search timeout"),
-        )
-        if which != "driver":
-            await ctx.object_call(manager.cancel, key=delivery_id, arg=None)
-            reason = value if which == "cancel" else "no driver was found in time"
-            return await give_up(ctx, money, Status.CANCELLED, reason)
-        await set_status(ctx, Status.WAITING_FOR_DRIVER, f"driver {value}")
-        which, value = await restate.select(
-            pickup=ctx.promise(DRIVER_AT_RESTAURANT, type_hint=bool).value(),
-            replaced=ctx.promise(driver_replaced(attempt), type_hint=str).value(),
-            cancel=cancellation(ctx),
-        )
-        if which == "pickup":
-            break
-        if which == "cancel":
-            await ctx.object_call(manager.cancel, key=delivery_id, arg=None)
-            return await give_up(ctx, money, Status.CANCELLED, value)
-        attempt += 1
-        await set_status(ctx, Status.SCHEDULING_DELIVERY, value)
-
-    # 5. Picked up: the money is taken, and from now on the order cannot be cancelled.
-    await money.settle("capture")
-    await set_status(ctx, Status.IN_DELIVERY)
-    await resolve(ctx, CANCEL_OUTCOME, Status.IN_DELIVERY)
-    await ctx.promise(DELIVERY_FINISHED, type_hint=bool).value()
-    return await end(ctx, Status.DELIVERED)
 
 
 class Payment:
@@ -182,17 +90,128 @@ class Payment:
 
     async def release(self) -> None:
         """Give the customer their money back: void the hold, or refund what was captured."""
-        await self.settle("refund" if self.captured else "void")
+        if self.authorization_id is not None:
+            await self.settle("refund" if self.captured else "void")
 
 
-async def give_up(ctx: WorkflowContext, money: Payment, status: Status, reason: str) -> Status:
-    """End the order without delivering it; the customer pays nothing."""
+@order_workflow.main(input_serde=required(Order))
+async def run(ctx: WorkflowContext, order: Order) -> None:
+    """Process one order: pay, wait until it is due, have it prepared, then delivered."""
+    if order.id != ctx.key():
+        raise TerminalError(f"id: {order.id!r} differs from the workflow key {ctx.key()!r}", 400)
+    ORDER.set(ctx, order)
+    reason = invalid_order_reason(order)
+    if reason is not None:
+        await end(ctx, Status.REJECTED, reason)
+        raise TerminalError(reason, 400)
+    money = Payment(ctx, order)
+    try:
+        await process(ctx, order, money)
+    except TerminalError as error:
+        # A step failed for good (say the POS answered 4xx): the order still ends, money released.
+        await give_up(ctx, money, Status.CANCELLED, f"the order could not be completed: {error}")
+
+
+async def process(ctx: WorkflowContext, order: Order, money: Payment) -> Status:
+    """The order's life; returns its final status."""
+    settings = get_settings()
+
+    # 1. The order exists; the customer's money is held.
+    await set_status(ctx, Status.CREATED)
+    if not await money.authorize():
+        return await end(ctx, Status.REJECTED, "payment declined")
+    if (reason := await ctx.promise(CANCEL_REQUESTED, type_hint=str).peek()) is not None:
+        return await give_up(ctx, money, Status.CANCELLED, reason)
+
+    # 2. Wait, durably, until the order is due; a cancellation cuts the wait short.
+    await set_status(ctx, Status.SCHEDULED)
+    delay = timedelta(seconds=settings.scaled(order.delivery_delay / 1000))
+    which, value = await restate.select(due=ctx.sleep(delay, name="delivery delay"), cancel=cancellation(ctx))
+    if which == "cancel":
+        return await give_up(ctx, money, Status.CANCELLED, value)
+
+    # 3. The restaurant takes (or refuses) the order, and must report it ready in time.
+    refused = await ctx.run_typed(
+        "prepare at restaurant",
+        restaurant.prepare,
+        order_id=order.id,
+        restaurant_id=order.restaurant_id,
+        product_ids=[p.product_id for p in order.products],
+    )
+    if refused is not None:
+        return await give_up(ctx, money, Status.REJECTED, f"the restaurant refused: {refused}")
+    await set_status(ctx, Status.IN_PREPARATION)
+    which, value = await restate.select(
+        ready=ctx.promise(PREPARATION_FINISHED, type_hint=bool).value(),
+        cancel=cancellation(ctx),
+        timeout=timer(ctx, settings.restaurant_timeout_s, "restaurant timeout"),
+    )
+    if which != "ready":
+        reason = value if which == "cancel" else "the restaurant did not report the order ready in time"
+        return await give_up(ctx, money, Status.CANCELLED, reason, at_restaurant=True)
+
+    # 4. The delivery manager finds a driver, and another one if the driver goes silent before pickup.
+    await set_status(ctx, Status.SCHEDULING_DELIVERY)
+    delivery_id = str(ctx.uuid())
+    ctx.object_send(manager.start, key=delivery_id, arg=order)
+    attempt = 0
+    while True:
+        which, value = await restate.select(
+            driver=ctx.promise(driver_selected(attempt), type_hint=str).value(),
+            cancel=cancellation(ctx),
+            timeout=timer(ctx, settings.driver_search_timeout_s, "driver search timeout"),
+        )
+        if which != "driver":
+            reason = value if which == "cancel" else "no driver was found in time"
+            return await give_up(ctx, money, Status.CANCELLED, reason, delivery_id=delivery_id)
+        await set_status(ctx, Status.WAITING_FOR_DRIVER, f"driver {value}")
+        which, value = await restate.select(
+            pickup=ctx.promise(DRIVER_AT_RESTAURANT, type_hint=bool).value(),
+            replaced=ctx.promise(driver_replaced(attempt), type_hint=str).value(),
+            cancel=cancellation(ctx),
+        )
+        if which == "pickup":
+            break
+        if which == "cancel":
+            return await give_up(ctx, money, Status.CANCELLED, value, delivery_id=delivery_id)
+        attempt += 1
+        await set_status(ctx, Status.SCHEDULING_DELIVERY, value)
+
+    # 5. Picked up: from now on the order cannot be cancelled, and the money is taken.
+    await resolve(ctx, CANCEL_OUTCOME, Status.IN_DELIVERY)
+    await money.settle("capture")
+    await set_status(ctx, Status.IN_DELIVERY)
+    await ctx.promise(DELIVERY_FINISHED, type_hint=bool).value()
+    return await end(ctx, Status.DELIVERED)
+
+
+async def give_up(
+    ctx: WorkflowContext,
+    money: Payment,
+    status: Status,
+    reason: str,
+    at_restaurant: bool = False,
+    delivery_id: str | None = None,
+) -> Status:
+    """End the order without delivering it: undo what was started; the customer pays nothing.
+
+    The decision is published first, so that a pickup racing with it is refused instead of
+    waiting for an undo that waits for it.
+    """
+    await resolve(ctx, CANCEL_OUTCOME, status)
+    if at_restaurant:
+        await ctx.run_typed("cancel at restaurant", restaurant.cancel, order_id=ctx.key())
+    if delivery_id is not None:
+        await ctx.object_call(manager.cancel, key=delivery_id, arg=None)
     await money.release()
     return await end(ctx, status, reason)
 
 
 async def end(ctx: WorkflowContext, status: Status, reason: str | None = None) -> Status:
+    """Record the final status and tell whoever asked to cancel how the order ended."""
     await set_status(ctx, status, reason)
+    await resolve(ctx, CANCEL_OUTCOME, status)
+    await resolve(ctx, ENDED, status)
     return status
 
 
@@ -245,8 +264,11 @@ async def driver_was_replaced(ctx: WorkflowSharedContext, reassignment: Reassign
 
 @order_workflow.handler(name="signalDriverAtRestaurant", ingress_private=True)
 async def signal_driver_at_restaurant(ctx: WorkflowSharedContext) -> None:
-    """Called by the delivery manager when the driver picked the order up."""
+    """Called by the delivery manager when the driver picked the order up; 409 if it was cancelled first."""
     await resolve(ctx, DRIVER_AT_RESTAURANT)
+    outcome = Status(await ctx.promise(CANCEL_OUTCOME, type_hint=str).value())
+    if outcome != Status.IN_DELIVERY:
+        raise TerminalError(f"the order is {outcome}: do not pick it up", 409)
 
 
 @order_workflow.handler(name="signalDeliveryFinished", ingress_private=True)
@@ -265,8 +287,9 @@ async def cancel(ctx: WorkflowSharedContext, reason: str | None = None) -> Statu
     await resolve(ctx, CANCEL_REQUESTED, reason or "cancelled on request")
     outcome = Status(await ctx.promise(CANCEL_OUTCOME, type_hint=str).value())
     if outcome != Status.CANCELLED:
-        raise TerminalError(f"the order can no longer be cancelled: it is {outcome}", 409)
-    return outcome
+        current = await STATUS.get(ctx) or outcome
+        raise TerminalError(f"the order can no longer be cancelled: it is {current}", 409)
+    return Status(await ctx.promise(ENDED, type_hint=str).value())
 
 
 @order_workflow.handler(name="getStatus")
