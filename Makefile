@@ -4,13 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ENGINE := node_modules/.package-lock.json
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: up test check setup lock clean
+.PHONY: up test check setup browser lock clean
 
 up: setup
 	exec $(BIN)/foodorder up
 
-test: check
+test: check browser
 	$(BIN)/pytest
 
 check: setup
@@ -19,6 +20,14 @@ check: setup
 	$(BIN)/mypy
 
 setup: $(INSTALLED) $(ENGINE)
+
+# Debian's chromium (and an emoji font) for the browser tests, installed with apt when root can;
+# otherwise the browser tests fail and say what is missing.
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji; \
+	  else echo "warning: $(CHROMIUM) is missing and cannot be installed here: the browser tests will fail"; fi; }
 
 # The Python package and its pinned dependencies (requirements.lock), into .venv/.
 $(INSTALLED): pyproject.toml requirements.lock

@@ -9,7 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_PROVIDER_KEY = "dev-provider-key"
 DEV_RESTAURANT_KEY = "dev-restaurant-key"
 DEV_DRIVER_KEY = "dev-driver-key"
-DEV_KEYS = {DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, DEV_DRIVER_KEY}
+DEV_STOREFRONT_KEY = "dev-storefront-key"
+DEV_KEYS = {DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, DEV_DRIVER_KEY, DEV_STOREFRONT_KEY}
+STOREFRONT = "storefront"
 ANY = "*"
 
 
@@ -60,7 +62,8 @@ class Settings(BaseSettings):
 
     dev_mode: bool = Field(True, description="allow the published dev keys; set false in production")
     provider_keys: dict[str, str] = Field(
-        default_factory=lambda: {DEV_PROVIDER_KEY: "dev-provider"}, description="API key -> provider id"
+        default_factory=lambda: {DEV_PROVIDER_KEY: "dev-provider", DEV_STOREFRONT_KEY: STOREFRONT},
+        description="API key -> provider id",
     )
     restaurant_keys: dict[str, list[str]] = Field(
         default_factory=lambda: {DEV_RESTAURANT_KEY: [ANY]},
@@ -71,6 +74,12 @@ class Settings(BaseSettings):
         description="API key -> driver ids it may act for ('*' for all)",
     )
     pos_restaurant_key: str = Field(DEV_RESTAURANT_KEY, description="the POS stub's key for the public API")
+    storefront_key: str = Field(
+        DEV_STOREFRONT_KEY, description="the web storefront's provider key (used on the server side only)"
+    )
+    stale_after_s: float = Field(
+        300.0, gt=0, description="/ops highlights an active order that has kept its status this long"
+    )
     request_identity_keys: list[str] = Field(
         default_factory=list,
         description="public keys (publickeyv1_…) whose signed requests the services endpoint accepts",
@@ -79,7 +88,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_dev_keys_outside_development(self) -> "Settings":
-        keys = {*self.provider_keys, *self.restaurant_keys, *self.driver_keys, self.pos_restaurant_key}
+        keys = {
+            *self.provider_keys,
+            *self.restaurant_keys,
+            *self.driver_keys,
+            self.pos_restaurant_key,
+            self.storefront_key,
+        }
         if not self.dev_mode and keys & DEV_KEYS:
             raise ValueError("dev API keys are configured but FOODORDER_DEV_MODE is false: set real keys")
         return self

@@ -10,7 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, Settings
+from foodorder.config import (
+    DEV_DRIVER_KEY,
+    DEV_PROVIDER_KEY,
+    DEV_RESTAURANT_KEY,
+    DEV_STOREFRONT_KEY,
+    STOREFRONT,
+    Settings,
+)
 from foodorder.models import Status
 from foodorder.stack import Stack, free_port
 
@@ -108,7 +115,11 @@ def stack_settings(data_dir: Path) -> Settings:
         time_scale=20,
         driver_speed_mps=60,
         drivers=DRIVERS,
-        provider_keys={DEV_PROVIDER_KEY: "dev-provider", OTHER_PROVIDER_KEY: "other-provider"},
+        provider_keys={
+            DEV_PROVIDER_KEY: "dev-provider",
+            OTHER_PROVIDER_KEY: "other-provider",
+            DEV_STOREFRONT_KEY: STOREFRONT,
+        },
         restaurant_keys={DEV_RESTAURANT_KEY: ["*"], MCSTATE_KEY: ["mcstate"]},
         driver_keys={DEV_DRIVER_KEY: ["*"], DRIVER_9_KEY: ["driver-9"]},
     )

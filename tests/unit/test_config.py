@@ -43,6 +43,7 @@ def test_production_services_refuse_to_accept_unsigned_calls() -> None:
         restaurant_keys={"r-key": ["*"]},
         driver_keys={"d-key": ["*"]},
         pos_restaurant_key="r-key",
+        storefront_key="p-key",
     )
     with pytest.raises(ValueError, match="FOODORDER_REQUEST_IDENTITY_KEYS"):
         create_app(settings)

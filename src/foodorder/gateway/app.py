@@ -9,16 +9,23 @@ from fastapi.responses import JSONResponse
 
 from foodorder.config import Settings
 from foodorder.gateway.restate import Ingress
-from foodorder.gateway.routers import catalog, drivers, health, orders, restaurants
+from foodorder.gateway.routers import catalog, drivers, health, ops, orders, restaurants, store
+from foodorder.gateway.web import static_files
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The public API on top of the Restate ingress."""
+    """The public API on top of the Restate ingress, and the web pages on top of the public API."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ingress = Ingress(settings.ingress_url, settings.http_timeout_s)
+        app.state.storefront_api = httpx.AsyncClient(
+            base_url=settings.gateway_url,
+            headers={"Authorization": f"Bearer {settings.storefront_key}"},
+            timeout=settings.http_timeout_s + 5,
+        )
         yield
+        await app.state.storefront_api.aclose()
         await app.state.ingress.close()
 
     app = FastAPI(
@@ -34,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def engine_unreachable(request: Request, error: httpx.HTTPError) -> JSONResponse:
         return JSONResponse({"detail": f"order engine unreachable: {error}"}, status_code=503)
 
-    for module in (health, catalog, orders, restaurants, drivers):
+    for module in (health, catalog, orders, restaurants, drivers, store, ops):
         app.include_router(module.router)
+    app.mount("/static", static_files(), name="static")
     return app

@@ -103,6 +103,7 @@ class OrderView(Model):
     items: list[Item]
     total_cost: int = Field(description="cents")
     delivery_delay: int
+    delivery_location: Location | None = Field(description="where the order goes, if the provider said")
     links: Links
 
 

@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -11,6 +11,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from foodorder.catalog import load_catalog
 from foodorder.gateway.auth import ProviderDep
 from foodorder.gateway.deps import IngressDep, ProviderOrderDep, load_order, order_key
+from foodorder.gateway.events import order_event_stream
 from foodorder.gateway.restate import Ingress
 from foodorder.gateway.schemas import (
     UNAUTHENTICATED,
@@ -28,13 +29,12 @@ from foodorder.gateway.schemas import (
     PathId,
     problems,
 )
-from foodorder.models import Order, OrderEvent, Product, Status, StatusChange, Tracking
+from foodorder.models import Order, Product, Status, StatusChange, Tracking
 
 router = APIRouter(
     prefix="/api/v1/orders", tags=["orders (provider key)"], responses=UNAUTHENTICATED | UNAVAILABLE
 )
 NOT_FOUND = problems({404: "no order with this id from this provider"})
-EVENT_POLL_S = 0.25
 
 
 def field_error(field: list[str | int], message: str) -> HTTPException:
@@ -140,6 +140,7 @@ async def get_order(order_id: PathId, order: ProviderOrderDep, ingress: IngressD
         items=priced_items(order),
         total_cost=int(order.total_cost),
         delivery_delay=order.delivery_delay,
+        delivery_location=order.delivery_location,
         links=links(order_id),
     )
 
@@ -170,13 +171,5 @@ async def order_events(
     last_event_id: Annotated[int | None, Header(ge=0, description="resume after this event")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events for every status, ETA and driver change; ends after a final status."""
-    after = last_event_id or 0
-    while True:
-        batch: list[Any] = await ingress.call("order-status", order.id, "getEvents", after)
-        for raw in batch:
-            event = OrderEvent.model_validate(raw)
-            after = event.seq
-            yield ServerSentEvent(id=str(event.seq), event=event.type, data=event.model_dump(mode="json"))
-            if event.status is not None and event.status.terminal:
-                return
-        await asyncio.sleep(EVENT_POLL_S)
+    async for event in order_event_stream(ingress, order.id, last_event_id or 0):
+        yield event

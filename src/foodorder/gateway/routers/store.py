@@ -1,0 +1,165 @@
+"""The web storefront: pick a restaurant, fill a cart, check out, then follow the order live.
+
+The browser never holds an API key: its server side here places and cancels orders through the
+public API as the storefront provider. An order's page is reachable by its unguessable id.
+"""
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import Field
+
+from foodorder import geo
+from foodorder.catalog import load_catalog
+from foodorder.config import STOREFRONT
+from foodorder.gateway.deps import IngressDep, load_order, order_key
+from foodorder.gateway.events import order_event_stream
+from foodorder.gateway.routers.orders import priced_items, priced_order
+from foodorder.gateway.schemas import (
+    UNAVAILABLE,
+    UNREADABLE_BODY,
+    Body,
+    CancelAccepted,
+    CartLine,
+    Item,
+    OrderRequest,
+    PathId,
+    problems,
+)
+from foodorder.gateway.web import render
+from foodorder.models import MAX_DELAY_MS, Model
+
+router = APIRouter(tags=["storefront (browser)"])
+
+
+class Cart(Body):
+    """What the customer chose."""
+
+    restaurant_id: str = Field(min_length=1, max_length=64)
+    products: list[CartLine] = Field(min_length=1, max_length=50)
+    delivery_delay: int = Field(0, ge=0, le=MAX_DELAY_MS, description="milliseconds until it is due")
+
+
+class Quote(Model):
+    """The cart priced by the server from the menu."""
+
+    items: list[Item]
+    total_cost: int = Field(description="cents")
+
+
+class Placed(Model):
+    """Where to follow the order that was placed."""
+
+    id: str
+    url: str
+
+
+def storefront_api(request: Request) -> httpx.AsyncClient:
+    """The public API as the storefront provider (server side only)."""
+    client: httpx.AsyncClient = request.app.state.storefront_api
+    return client
+
+
+async def storefront_order(order_id: PathId, ingress: IngressDep) -> str:
+    """The workflow key of the storefront's order `order_id`; 404 if there is none."""
+    key = order_key(STOREFRONT, order_id)
+    if await load_order(ingress, key) is None:
+        raise HTTPException(404, f"no order {order_id!r}")
+    return key
+
+
+StorefrontOrderKey = Annotated[str, Depends(storefront_order)]
+
+
+def passthrough(response: httpx.Response) -> JSONResponse:
+    """The public API's answer, as it is, for the browser."""
+    return JSONResponse(response.json(), status_code=response.status_code)
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def storefront(request: Request) -> HTMLResponse:
+    """Restaurants, menus and a cart."""
+    catalog = load_catalog().model_dump(mode="json")
+    return render(request, "store.html", catalog=catalog)
+
+
+@router.post("/store/quote", responses=UNREADABLE_BODY | problems({422: "unknown restaurant or product"}))
+async def quote(cart: Cart) -> Quote:
+    """The cart's lines and total, priced by the server."""
+    order = priced_order("quote", order_request(cart, "quote"))
+    return Quote(items=priced_items(order), total_cost=int(order.total_cost))
+
+
+@router.post(
+    "/store/checkout",
+    status_code=201,
+    response_model=Placed,
+    responses=UNREADABLE_BODY | UNAVAILABLE | problems({422: "the cart cannot be ordered"}),
+)
+async def checkout(cart: Cart, request: Request) -> JSONResponse:
+    """Place the order through the public API; the customer's door is a spot in the demo region."""
+    ref = uuid.uuid4().hex
+    body: dict[str, Any] = order_request(cart, ref).model_dump(mode="json", exclude_none=True)
+    body["deliveryLocation"] = geo.random_location(random.Random()).model_dump(mode="json")
+    response = await storefront_api(request).post("/api/v1/orders", json=body)
+    if response.status_code != 202:
+        return passthrough(response)
+    return JSONResponse(Placed(id=ref, url=f"/orders/{ref}").model_dump(mode="json"), status_code=201)
+
+
+def order_request(cart: Cart, ref: str) -> OrderRequest:
+    """The cart as the public API's order, under the reference `ref`."""
+    return OrderRequest(
+        id=ref, restaurant_id=cart.restaurant_id, products=cart.products, delivery_delay=cart.delivery_delay
+    )
+
+
+@router.get("/orders/{order_id}", response_class=HTMLResponse, include_in_schema=False)
+async def order_page(order_id: PathId, request: Request) -> HTMLResponse:
+    """The order's live page: timeline, ETA, map, and a cancel button while it can be cancelled."""
+    response = await storefront_api(request).get(f"/api/v1/orders/{order_id}")
+    if response.status_code == 404:
+        raise HTTPException(404, f"no order {order_id!r}")
+    response.raise_for_status()
+    order = response.json()
+    restaurant = load_catalog().restaurant(order["restaurantId"])
+    return render(
+        request,
+        "order.html",
+        order=order,
+        restaurant=restaurant.model_dump(mode="json") if restaurant else None,
+    )
+
+
+@router.get(
+    "/store/orders/{order_id}/events",
+    response_class=EventSourceResponse,
+    responses=problems({404: "no such order"}),
+)
+async def order_events(
+    key: StorefrontOrderKey,
+    ingress: IngressDep,
+    last_event_id: Annotated[int | None, Header(ge=0, description="resume after this event")] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """The order's events for its page (the same stream as the API's)."""
+    async for event in order_event_stream(ingress, key, last_event_id or 0):
+        yield event
+
+
+@router.post(
+    "/store/orders/{order_id}/cancel",
+    response_model=CancelAccepted,
+    responses=UNAVAILABLE | problems({404: "no such order", 409: "too late to cancel"}),
+)
+async def cancel(order_id: PathId, request: Request) -> JSONResponse:
+    """The customer's cancel button."""
+    response = await storefront_api(request).post(
+        f"/api/v1/orders/{order_id}/cancel", json={"reason": "cancelled by the customer"}
+    )
+    return passthrough(response)

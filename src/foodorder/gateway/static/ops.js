@@ -1,0 +1,63 @@
+// The operations dashboard: a snapshot of drivers and orders pushed every second over SSE.
+"use strict";
+
+const map = new FoodMap(document.getElementById("map"));
+
+function cells(row, values) {
+  row.replaceChildren(...values.map((value) => Object.assign(document.createElement("td"), { textContent: value })));
+  return row;
+}
+
+function where(location) {
+  return location ? `${location.lat.toFixed(4)}, ${location.long.toFixed(4)}` : "unknown";
+}
+
+function show(snapshot) {
+  const counts = document.getElementById("counts");
+  counts.replaceChildren(
+    ...Object.entries(snapshot.counts).map(([status, n]) =>
+      Object.assign(document.createElement("span"), { textContent: `${status} ${n}`, className: "count" }),
+    ),
+  );
+  document.getElementById("stale-after").textContent = duration(snapshot.staleAfterS * 1000);
+
+  const shown = new Set();
+  const drivers = document.getElementById("drivers");
+  drivers.replaceChildren(
+    ...snapshot.drivers.map((d) => {
+      if (d.location) shown.add(map.mark(`driver:${d.id}`, "driver", d.location, `${d.id} (${d.status})`).dataset.marker);
+      const row = cells(document.createElement("tr"), [d.id, d.status, where(d.location)]);
+      row.dataset.driver = d.id;
+      return row;
+    }),
+  );
+  const orders = document.getElementById("orders");
+  orders.replaceChildren(
+    ...snapshot.activeOrders.map((o) => {
+      if (o.restaurantLocation) shown.add(map.mark(`shop:${o.id}`, "restaurant", o.restaurantLocation, o.id).dataset.marker);
+      if (o.deliveryLocation) shown.add(map.mark(`to:${o.id}`, "customer", o.deliveryLocation, o.id).dataset.marker);
+      const row = cells(document.createElement("tr"), [o.id, o.status, duration(snapshot.at - o.since)]);
+      row.classList.toggle("stale", o.stale);
+      return row;
+    }),
+  );
+  document.getElementById("problems").replaceChildren(
+    ...snapshot.recentProblems.map((o) => cells(document.createElement("tr"), [o.id, o.status, o.reason || ""])),
+  );
+  map.keepOnly(shown);
+}
+
+const source = new EventSource("/ops/events");
+const connection = document.getElementById("connection");
+source.addEventListener("snapshot", (message) => {
+  connection.hidden = true;
+  show(JSON.parse(message.data));
+});
+source.addEventListener("unavailable", (message) => {
+  connection.textContent = `Restate is unreachable: ${JSON.parse(message.data).detail}`;
+  connection.hidden = false;
+});
+source.onerror = () => {
+  connection.textContent = "Connection lost: reconnecting…";
+  connection.hidden = false;
+};

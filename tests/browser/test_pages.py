@@ -1,0 +1,104 @@
+"""What a customer and an operator see in the browser, against the real stack."""
+
+import re
+import time
+from datetime import datetime, timedelta
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import screenshot
+
+DELIVERY_TIMEOUT_MS = 120_000
+TIMELINE = [
+    "CREATED",
+    "SCHEDULED",
+    "IN_PREPARATION",
+    "SCHEDULING_DELIVERY",
+    "WAITING_FOR_DRIVER",
+    "IN_DELIVERY",
+]
+
+
+def fill_cart(page: Page, restaurant: str, items: dict[str, int]) -> None:
+    page.goto("/")
+    page.get_by_role("tab", name=restaurant).click()
+    for name, quantity in items.items():
+        for _ in range(quantity):
+            page.get_by_role("button", name=f"add {name}", exact=True).click()
+
+
+def checkout(page: Page) -> str:
+    """Check out and land on the order's page; its URL."""
+    page.get_by_role("button", name="Check out").click()
+    page.wait_for_url(re.compile(r"/orders/[0-9a-f]{32}$"))
+    return page.url
+
+
+def test_an_order_placed_in_the_storefront_is_followed_on_the_map_until_delivered(page: Page) -> None:
+    fill_cart(page, "Snack in the Box", {"Pepperoni pizza": 2, "Lemonade": 1})
+    page.get_by_role("button", name="one less Pepperoni pizza").click()
+    expect(page.get_by_test_id("total")).to_have_text("$18.50")  # 1 x 15.00 + 1 x 3.50, priced by the server
+    screenshot(page, "storefront")
+
+    url = checkout(page)
+    status = page.get_by_test_id("status")
+    driver = page.locator("[data-marker=driver]")
+    expect(driver).to_be_attached(timeout=DELIVERY_TIMEOUT_MS)
+    positions = set()
+    deadline = time.monotonic() + DELIVERY_TIMEOUT_MS / 1000
+    while status.get_attribute("data-status") != "DELIVERED" and time.monotonic() < deadline:
+        positions.add((driver.get_attribute("data-lat"), driver.get_attribute("data-long")))
+        page.wait_for_timeout(200)
+
+    expect(status).to_have_attribute("data-status", "DELIVERED")
+    expect(status).to_have_text("Delivered")
+    assert len(positions) >= 3, f"the driver marker did not move: {positions}"
+    timeline = page.get_by_test_id("timeline").locator("li")
+    assert [li.get_attribute("data-status") for li in timeline.all()] == [*TIMELINE, "DELIVERED"]
+    expect(page.get_by_test_id("cancel")).to_be_hidden()
+    screenshot(page, "order-delivered")
+
+    page.reload()
+    assert page.url == url
+    expect(status).to_have_attribute("data-status", "DELIVERED")
+    expect(timeline).to_have_count(len(TIMELINE) + 1)
+
+
+def test_a_declined_payment_shows_the_order_rejected_with_its_reason_on_a_phone(phone: Page) -> None:
+    fill_cart(phone, "McState", {"Sushi box": 53})  # 53 x $19.00 is above the payment stub's limit
+
+    checkout(phone)
+
+    expect(phone.get_by_test_id("status")).to_have_attribute("data-status", "REJECTED", timeout=30_000)
+    expect(phone.get_by_test_id("status")).to_have_text("Rejected")
+    expect(phone.get_by_test_id("reason")).to_have_text("Reason: payment declined")
+    expect(phone.get_by_test_id("cancel")).to_be_hidden()
+    screenshot(phone, "order-rejected-phone")
+
+
+def test_the_cancel_button_cancels_an_order_scheduled_for_later(page: Page) -> None:
+    fill_cart(page, "Bites n Bytes", {"Margherita pizza": 1})
+    page.locator("input[name=when][value=later]").check()
+    later = datetime.now() + timedelta(hours=2)
+    page.get_by_label("delivery time").fill(later.strftime("%Y-%m-%dT%H:%M"))
+    expect(page.get_by_test_id("total")).to_have_text("$12.50")
+    checkout(page)
+    expect(page.get_by_test_id("status")).to_have_attribute("data-status", "SCHEDULED")
+
+    page.get_by_test_id("cancel").click()
+
+    expect(page.get_by_test_id("status")).to_have_attribute("data-status", "CANCELLED")
+    expect(page.get_by_test_id("reason")).to_have_text("Reason: cancelled by the customer")
+    expect(page.get_by_test_id("cancel")).to_be_hidden()
+    screenshot(page, "order-cancelled")
+
+
+def test_the_operations_page_lists_every_driver_and_counts_orders(page: Page) -> None:
+    page.goto("/ops")
+
+    drivers = page.get_by_test_id("drivers").locator("tbody tr")
+    expect(drivers.filter(has_text="driver-1")).to_have_count(1)
+    expect(drivers.filter(has_text="driver-2")).to_have_count(1)
+    expect(page.locator("[data-marker='driver:driver-1']")).to_be_attached()
+    expect(page.get_by_test_id("counts")).to_contain_text("DELIVERED")
+    screenshot(page, "ops")
