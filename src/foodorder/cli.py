@@ -63,6 +63,7 @@ restaurant {DEV_RESTAURANT_KEY}, driver {DEV_DRIVER_KEY}"""
     console.print(f"""
 [bold green]foodorder is up[/] (time scale {s.time_scale:g}, {len(drivers)} simulated drivers)
 
+  order food           {s.gateway_url}/   (operations: {s.gateway_url}/ops)
   public API           {s.gateway_url}/api/v1   (OpenAPI: {s.gateway_url}/docs)
   Restate ingress      {s.ingress_url}
   Restate UI / admin   {s.admin_url}

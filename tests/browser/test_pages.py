@@ -7,16 +7,9 @@ from datetime import datetime, timedelta
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import screenshot
+from tests.integration.test_order_flow import DELIVERED_SEQUENCE
 
 DELIVERY_TIMEOUT_MS = 120_000
-TIMELINE = [
-    "CREATED",
-    "SCHEDULED",
-    "IN_PREPARATION",
-    "SCHEDULING_DELIVERY",
-    "WAITING_FOR_DRIVER",
-    "IN_DELIVERY",
-]
 
 
 def fill_cart(page: Page, restaurant: str, items: dict[str, int]) -> None:
@@ -54,14 +47,14 @@ def test_an_order_placed_in_the_storefront_is_followed_on_the_map_until_delivere
     expect(status).to_have_text("Delivered")
     assert len(positions) >= 3, f"the driver marker did not move: {positions}"
     timeline = page.get_by_test_id("timeline").locator("li")
-    assert [li.get_attribute("data-status") for li in timeline.all()] == [*TIMELINE, "DELIVERED"]
+    assert [li.get_attribute("data-status") for li in timeline.all()] == DELIVERED_SEQUENCE
     expect(page.get_by_test_id("cancel")).to_be_hidden()
     screenshot(page, "order-delivered")
 
     page.reload()
     assert page.url == url
     expect(status).to_have_attribute("data-status", "DELIVERED")
-    expect(timeline).to_have_count(len(TIMELINE) + 1)
+    expect(timeline).to_have_count(len(DELIVERED_SEQUENCE))
 
 
 def test_a_declined_payment_shows_the_order_rejected_with_its_reason_on_a_phone(phone: Page) -> None:
