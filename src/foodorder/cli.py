@@ -122,14 +122,26 @@ COMMANDS: dict[str, Callable[[Settings], None]] = {
 }
 
 
+def bench(quick: bool) -> None:
+    """Measure throughput, latency, cost per order and memory on a stack of its own."""
+    from foodorder import bench as benchmark
+
+    benchmark.run(quick, console)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `foodorder` command."""
     parser = argparse.ArgumentParser(prog="foodorder", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, fn in COMMANDS.items():
         sub.add_parser(name, help=(fn.__doc__ or "").strip())
+    bench_parser = sub.add_parser("bench", help=(bench.__doc__ or "").strip())
+    bench_parser.add_argument("--quick", action="store_true", help="short phases (about three minutes)")
     args = parser.parse_args(argv)
-    COMMANDS[args.command](get_settings())
+    if args.command == "bench":
+        bench(args.quick)
+    else:
+        COMMANDS[args.command](get_settings())
 
 
 if __name__ == "__main__":

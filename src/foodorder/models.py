@@ -127,6 +127,8 @@ class DeliveryRequest(Model):
     restaurant_id: str
     restaurant_location: Location
     customer_location: Location
+    order_id: str | None = None
+    picked_up: bool = False
 
 
 class DeliveryInformation(Model):

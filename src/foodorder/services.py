@@ -10,6 +10,7 @@ from foodorder.delivery.matcher import driver_delivery_matcher
 from foodorder.delivery.twin import driver_digital_twin
 from foodorder.ordering.status import order_status
 from foodorder.ordering.workflow import order_workflow
+from foodorder.probe import engine_probe
 from foodorder.simulation.driver_app import driver_mobile_app
 
 SERVICES: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
@@ -19,6 +20,7 @@ SERVICES: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     driver_delivery_matcher,
     driver_digital_twin,
     driver_mobile_app,
+    engine_probe,
 ]
 
 

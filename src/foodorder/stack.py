@@ -38,6 +38,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def on_free_ports(settings: Settings) -> Settings:
+    """The same settings with every port moved to one nobody listens on (beside a running `make up`)."""
+    ports = ("ingress", "admin", "node", "services", "pos", "payment", "gateway")
+    return settings.model_copy(update={f"{name}_port": free_port() for name in ports})
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as FOODORDER_* variables, so that child processes see the same configuration."""
     return {

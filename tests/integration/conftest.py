@@ -19,7 +19,7 @@ from foodorder.config import (
     Settings,
 )
 from foodorder.models import Status
-from foodorder.stack import Stack, free_port
+from foodorder.stack import Stack, on_free_ports
 
 ARTIFACTS = Path("test-artifacts")
 OTHER_PROVIDER_KEY = "other-provider-key"
@@ -103,14 +103,7 @@ class Client:
 
 def stack_settings(data_dir: Path) -> Settings:
     """Free ports, a private data directory, and a time scale that delivers an order in seconds."""
-    return Settings(
-        ingress_port=free_port(),
-        admin_port=free_port(),
-        node_port=free_port(),
-        services_port=free_port(),
-        pos_port=free_port(),
-        payment_port=free_port(),
-        gateway_port=free_port(),
+    settings = Settings(
         data_dir=data_dir,
         time_scale=20,
         driver_speed_mps=60,
@@ -123,6 +116,7 @@ def stack_settings(data_dir: Path) -> Settings:
         restaurant_keys={DEV_RESTAURANT_KEY: ["*"], MCSTATE_KEY: ["mcstate"]},
         driver_keys={DEV_DRIVER_KEY: ["*"], DRIVER_9_KEY: ["driver-9"]},
     )
+    return on_free_ports(settings)
 
 
 @contextmanager

@@ -73,6 +73,7 @@ async def driver_found(ctx: ObjectContext, driver_id: str) -> None:
         restaurant_id=info.restaurant_id,
         restaurant_location=info.restaurant_location,
         customer_location=info.customer_location,
+        order_id=info.order_id,
     )
     try:
         await ctx.object_call(twin.assign_delivery_job, key=driver_id, arg=request)
@@ -94,7 +95,8 @@ async def check_driver(ctx: ObjectContext, attempt: int) -> None:
     if info is None or info.attempt != attempt or info.driver_id is None or info.order_picked_up:
         return
     timeout_ms = int(get_settings().scaled(get_settings().driver_silence_timeout_s) * 1000)
-    silent_ms = await now_ms(ctx) - info.last_seen
+    heard: int | None = await ctx.object_call(twin.last_seen, key=info.driver_id, arg=None)
+    silent_ms = await now_ms(ctx) - max(info.last_seen, heard or 0)
     if silent_ms < timeout_ms:
         delay = timedelta(milliseconds=timeout_ms - silent_ms)
         ctx.object_send(check_driver, key=ctx.key(), arg=attempt, send_delay=delay)
@@ -154,16 +156,29 @@ async def notify_delivery_delivered(ctx: ObjectContext, driver_id: str | None = 
     await ctx.workflow_call(workflow.signal_delivery_finished, key=info.order_id, arg=None)
 
 
+def driver_position(driver_id: str, delivery: DeliveryRequest, location: Location) -> DriverPosition:
+    """Where the driver is and the ETA that follows: via the restaurant until pickup, then straight."""
+    settings = get_settings()
+    route = [location] if delivery.picked_up else [location, delivery.restaurant_location]
+    eta = geo.eta_ms([*route, delivery.customer_location], settings.driver_speed_mps * settings.time_scale)
+    return DriverPosition(driver_id=driver_id, delivery_id=delivery.delivery_id, location=location, eta=eta)
+
+
 @delivery_manager.handler(name="handleDriverLocationUpdate", input_serde=required(Location))
 async def handle_driver_location_update(ctx: ObjectContext, location: Location) -> None:
-    """A new driver location: recompute the ETA; a late event for a finished delivery is ignored."""
+    """A driver location for this delivery (the seed's path; twins now update order-status themselves)."""
     info = await DELIVERY_INFO.get(ctx)
     if info is None or info.driver_id is None:
-        return
+        return  # a late event for a finished delivery, or one between two drivers
     info.last_seen = await now_ms(ctx)
     DELIVERY_INFO.set(ctx, info)
-    route = [location] if info.order_picked_up else [location, info.restaurant_location]
-    settings = get_settings()
-    eta = geo.eta_ms([*route, info.customer_location], settings.driver_speed_mps * settings.time_scale)
-    position = DriverPosition(driver_id=info.driver_id, delivery_id=ctx.key(), location=location, eta=eta)
-    ctx.object_send(status.track_driver, key=info.order_id, arg=position)
+    delivery = DeliveryRequest(
+        delivery_id=ctx.key(),
+        restaurant_id=info.restaurant_id,
+        restaurant_location=info.restaurant_location,
+        customer_location=info.customer_location,
+        picked_up=info.order_picked_up,
+    )
+    ctx.object_send(
+        status.track_driver, key=info.order_id, arg=driver_position(info.driver_id, delivery, location)
+    )

@@ -1,10 +1,11 @@
 """driver-digital-twin (key = driver id): a driver's status, location and assigned delivery."""
 
-from restate import ObjectContext, TerminalError, VirtualObject
+from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
 from foodorder.delivery import manager, matcher
 from foodorder.models import DeliveryRequest, DriverStatus, Location
-from foodorder.state import StateKey, required
+from foodorder.ordering import status
+from foodorder.state import StateKey, now_ms, required
 
 driver_digital_twin = VirtualObject("driver-digital-twin")
 
@@ -12,6 +13,7 @@ DRIVER_STATUS: StateKey[DriverStatus] = StateKey("driver-status", DriverStatus)
 ASSIGNED_DELIVERY: StateKey[DeliveryRequest] = StateKey("assigned-delivery", DeliveryRequest)
 DRIVER_LOCATION: StateKey[Location] = StateKey("driver-location", Location)
 REGION: StateKey[str] = StateKey("region", str)
+LAST_SEEN: StateKey[int] = StateKey("last-seen", int)
 
 
 async def expect_status(ctx: ObjectContext, expected: DriverStatus) -> None:
@@ -66,7 +68,14 @@ async def assign_delivery_job(ctx: ObjectContext, request: DeliveryRequest) -> N
     ASSIGNED_DELIVERY.set(ctx, request)
     location = await DRIVER_LOCATION.get(ctx)
     if location is not None:
-        ctx.object_send(manager.handle_driver_location_update, key=request.delivery_id, arg=location)
+        track(ctx, request, location)
+
+
+def track(ctx: ObjectContext, delivery: DeliveryRequest, location: Location) -> None:
+    """Tell the order where its driver is and when it arrives: one invocation per point."""
+    if delivery.order_id is not None:
+        position = manager.driver_position(ctx.key(), delivery, location)
+        ctx.object_send(status.track_driver, key=delivery.order_id, arg=position)
 
 
 async def drop_delivery(ctx: ObjectContext, delivery_id: str) -> bool:
@@ -109,6 +118,8 @@ async def notify_delivery_pick_up(ctx: ObjectContext, delivery_id: str | None = 
     """Called by the driver's phone at pickup; 409 if the order was cancelled first (do not take it)."""
     delivery = await current_delivery(ctx, delivery_id)
     await ctx.object_call(manager.notify_delivery_pickup, key=delivery.delivery_id, arg=ctx.key())
+    delivery.picked_up = True
+    ASSIGNED_DELIVERY.set(ctx, delivery)
 
 
 @driver_digital_twin.handler(name="notifyDeliveryDelivered")
@@ -122,8 +133,15 @@ async def notify_delivery_delivered(ctx: ObjectContext, delivery_id: str | None 
 
 @driver_digital_twin.handler(name="handleDriverLocationUpdateEvent", input_serde=required(Location))
 async def handle_driver_location_update_event(ctx: ObjectContext, location: Location) -> None:
-    """A location event from the driver's phone; forwarded to the delivery the driver is on, if any."""
+    """A location event from the driver's phone; the order the driver is on gets the new position and ETA."""
     DRIVER_LOCATION.set(ctx, location)
+    LAST_SEEN.set(ctx, await now_ms(ctx))
     delivery = await ASSIGNED_DELIVERY.get(ctx)
     if delivery is not None:
-        ctx.object_send(manager.handle_driver_location_update, key=delivery.delivery_id, arg=location)
+        track(ctx, delivery, location)
+
+
+@driver_digital_twin.handler(name="lastSeen", kind="shared", ingress_private=True)
+async def last_seen(ctx: ObjectSharedContext) -> int | None:
+    """When the driver's phone last reported a location (epoch ms), if ever."""
+    return await LAST_SEEN.get(ctx)

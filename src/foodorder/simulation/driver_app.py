@@ -10,12 +10,13 @@ from foodorder.config import get_settings
 from foodorder.delivery import twin
 from foodorder.models import DeliveryState, Location
 from foodorder.simulation.locations import location_publisher
-from foodorder.state import StateKey
+from foodorder.state import StateKey, now_ms
 
 driver_mobile_app = VirtualObject("driver-mobile-app")
 
 ASSIGNED_DELIVERY: StateKey[DeliveryState] = StateKey("assigned-delivery", DeliveryState)
 CURRENT_LOCATION: StateKey[Location] = StateKey("current-location", Location)
+LAST_REPORT: StateKey[int] = StateKey("last-report", int)
 
 
 def _after(seconds: float) -> timedelta:
@@ -59,7 +60,11 @@ async def poll_for_work(ctx: ObjectContext) -> None:
 
 @driver_mobile_app.handler(ingress_private=True)
 async def move(ctx: ObjectContext) -> None:
-    """Drive one step towards the restaurant or the customer and report the new location."""
+    """Drive one step towards the restaurant or the customer; report where it is now and then.
+
+    Like a real phone, it reports its location every `location_report_interval_s` (and on arrival),
+    not at every step: each report costs the engine two invocations.
+    """
     settings = get_settings()
     current = await CURRENT_LOCATION.get(ctx)
     state = await ASSIGNED_DELIVERY.get(ctx)
@@ -74,7 +79,13 @@ async def move(ctx: ObjectContext) -> None:
         current, target, settings.driver_speed_mps * settings.move_interval_s
     )
     CURRENT_LOCATION.set(ctx, location)
-    await publish_location(ctx, location)
+    now = await now_ms(ctx)
+    due = (
+        now - (await LAST_REPORT.get(ctx) or 0) >= settings.scaled(settings.location_report_interval_s) * 1000
+    )
+    if arrived or due:
+        LAST_REPORT.set(ctx, now)
+        await publish_location(ctx, location)
 
     delivery_id = state.current_delivery.delivery_id
     if arrived and state.order_picked_up:

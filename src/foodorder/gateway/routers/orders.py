@@ -70,12 +70,13 @@ def links(order_ref: str) -> Links:
     return Links(self=f"{router.prefix}/{order_ref}", events=f"{router.prefix}/{order_ref}/events")
 
 
-async def same_or_conflict(ingress: Ingress, order: Order) -> Order | None:
-    """The stored order if it equals `order`; 409 if the id is taken by a different one."""
-    stored = await load_order(ingress, order.id)
-    if stored is not None and stored != order:
-        raise HTTPException(409, "an order with this id exists with a different content")
-    return stored
+async def stored_order(ingress: Ingress, key: str) -> Order:
+    """The order a workflow was started with (it stores it as its first step)."""
+    for _ in range(250):
+        if (stored := await load_order(ingress, key)) is not None:
+            return stored
+        await asyncio.sleep(0.02)
+    raise HTTPException(503, f"order {key!r} was accepted but is not stored yet: retry")
 
 
 @router.post(
@@ -92,15 +93,14 @@ async def submit_order(
 ) -> OrderAccepted:
     """Submit an order; the same id with the same content again returns the same order."""
     order = priced_order(order_key(provider.id, request.id), request)
-    if await same_or_conflict(ingress, order) is None:
-        await ingress.send("order-workflow", order.id, "run", order.model_dump(mode="json"))
-        # A concurrent submission of the same id may have won the race: compare with what it stored.
-        for _ in range(50):
-            if await same_or_conflict(ingress, order) is not None:
-                break
-            await asyncio.sleep(0.02)
-    else:
-        response.status_code = status.HTTP_200_OK
+    # Restate starts a workflow once per key and says whether this request started it.
+    sent = await ingress.send("order-workflow", order.id, "run", order.model_dump(mode="json"))
+    stored = await stored_order(ingress, order.id)  # so that a GET right after the answer finds it
+    if sent.get("status") == "Accepted":
+        return OrderAccepted(id=request.id, status=Status.NEW, links=links(request.id))
+    if stored != order:
+        raise HTTPException(409, "an order with this id exists with a different content")
+    response.status_code = status.HTTP_200_OK
     current = await ingress.call("order-workflow", order.id, "getStatus")
     return OrderAccepted(id=request.id, status=current or Status.NEW, links=links(request.id))
 

@@ -1,0 +1,452 @@
+"""`foodorder bench`: throughput, latency, cost per order and memory, beside the engine's own ceiling.
+
+It starts a stack of its own on free ports, runs five phases against it, and writes
+bench/results/latest.json and latest.md. The load generator runs on the same machine, so every
+figure is next to the engine ceiling measured in the same run.
+"""
+
+import asyncio
+import itertools
+import json
+import platform
+import random
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from foodorder import geo
+from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, Settings
+from foodorder.models import MAX_DELAY_MS
+from foodorder.stack import Stack, on_free_ports
+
+RESULTS = Path("bench/results")
+HISTORIES = (
+    "SELECT service_key, value_utf8 FROM state WHERE service_name = 'order-workflow' AND key = 'history'"
+)
+ORDER = {"restaurantId": "bites_n_bytes", "products": [{"productId": "1000", "quantity": 1}]}
+TARGETS = {
+    "intake_orders_per_s": ">= 300",
+    "intake_p99_ms": "<= 100",
+    "location_events_per_s": ">= 1000",
+    "peak_rss_mb.total": "<= 1536",
+}
+
+
+@dataclass
+class Plan:
+    """How long and how hard each phase runs."""
+
+    seconds: float
+    concurrency_levels: list[int]
+    drivers: int
+    e2e_orders_per_s: float
+    points_per_batch: int = 10
+
+
+QUICK = Plan(seconds=5, concurrency_levels=[1, 16, 64], drivers=20, e2e_orders_per_s=4)
+FULL = Plan(seconds=20, concurrency_levels=[1, 8, 32, 64, 128], drivers=50, e2e_orders_per_s=8)
+
+
+def percentile(samples: list[float], p: float) -> float:
+    """The p-th percentile (0 < p < 100) of `samples`; 0 without samples."""
+    if len(samples) < 2:
+        return samples[0] if samples else 0.0
+    return statistics.quantiles(samples, n=100, method="inclusive")[round(p) - 1]
+
+
+@dataclass
+class Run:
+    """Requests done by a closed loop of workers, and how long each took."""
+
+    done: int = 0
+    failed: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def per_s(self) -> float:
+        return self.done / self.elapsed_s if self.elapsed_s else 0.0
+
+    def p(self, q: float) -> float:
+        return percentile(self.latencies_s, q) * 1000
+
+
+async def closed_loop(request: Callable[[int], Awaitable[bool]], concurrency: int, seconds: float) -> Run:
+    """`concurrency` workers calling `request(n)` back to back for `seconds`."""
+    run, numbers = Run(), itertools.count()
+    deadline = time.monotonic() + seconds
+
+    async def worker() -> None:
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            ok = await request(next(numbers))
+            run.latencies_s.append(time.monotonic() - started)
+            run.done += ok
+            run.failed += not ok
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    run.elapsed_s = time.monotonic() - started
+    return run
+
+
+class MemoryWatch:
+    """Samples the resident memory of every process of the stack; keeps each one's peak."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack, self.peaks_mb = stack, dict.fromkeys(stack.processes, 0.0)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self.stopped.wait(0.5):
+            for name, process in self.stack.processes.items():
+                if process.popen is None:
+                    continue
+                try:
+                    rss = psutil.Process(process.popen.pid).memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                self.peaks_mb[name] = max(self.peaks_mb[name], rss)
+
+    def __enter__(self) -> "MemoryWatch":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
+class Bench:
+    """The phases, against one stack."""
+
+    def __init__(self, stack: Stack, plan: Plan, progress: Progress) -> None:
+        self.s, self.plan, self.progress = stack.settings, plan, progress
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+        self.ingress = httpx.AsyncClient(base_url=self.s.ingress_url, timeout=30, limits=limits)
+        self.api = httpx.AsyncClient(base_url=self.s.gateway_url, timeout=30, limits=limits)
+        self.admin = httpx.AsyncClient(base_url=self.s.admin_url, timeout=30)
+        self.results: dict[str, Any] = {}
+
+    async def close(self) -> None:
+        for client in (self.ingress, self.api, self.admin):
+            await client.aclose()
+
+    def phase(self, name: str, seconds: float) -> Callable[[], None]:
+        """A progress line for a phase; call the result when the phase is over."""
+        task = self.progress.add_task(name, total=seconds)
+        started = time.monotonic()
+
+        async def tick() -> None:
+            while not self.progress.tasks[task].finished:
+                self.progress.update(task, completed=min(seconds, time.monotonic() - started))
+                await asyncio.sleep(0.2)
+
+        ticker = asyncio.ensure_future(tick())
+
+        def done() -> None:
+            self.progress.update(task, completed=seconds)
+            ticker.cancel()
+
+        return done
+
+    async def sql(self, query: str) -> list[dict[str, Any]]:
+        response = await self.admin.post(
+            "/query", json={"query": query}, headers={"accept": "application/json"}
+        )
+        response.raise_for_status()
+        rows: list[dict[str, Any]] = response.json()["rows"]
+        return rows
+
+    async def invocations(self) -> dict[str, int]:
+        rows = await self.sql("SELECT target_service_name AS s, count(*) AS n FROM sys_invocation GROUP BY 1")
+        return {row["s"]: int(row["n"]) for row in rows}
+
+    async def submit(self, ref: str, delay_ms: int = 0) -> bool:
+        body = {"id": ref, **ORDER, "deliveryDelay": delay_ms}
+        headers = {"Authorization": f"Bearer {DEV_PROVIDER_KEY}"}
+        response = await self.api.post("/api/v1/orders", json=body, headers=headers)
+        return response.status_code == 202
+
+    # 1. The engine's ceiling --------------------------------------------------------------
+
+    async def engine(self) -> None:
+        done = self.phase("engine ceiling (no-op handler)", self.plan.seconds)
+
+        async def noop(_: int) -> bool:
+            return (await self.ingress.post("/engine-probe/noop")).is_success
+
+        run = await closed_loop(noop, 64, self.plan.seconds)
+        done()
+        self.results["engine_noop_invocations_per_s"] = round(run.per_s, 1)
+        self.results["engine_noop_p99_ms"] = round(run.p(99), 1)
+
+    # 2. Intake ------------------------------------------------------------------------------
+
+    async def intake(self) -> None:
+        levels = []
+        for concurrency in self.plan.concurrency_levels:
+            done = self.phase(f"intake, {concurrency} concurrent providers", self.plan.seconds)
+            # Due in a week: these orders are accepted and charged, then wait, out of the other phases' way.
+            run = await closed_loop(self.intake_request(concurrency), concurrency, self.plan.seconds)
+            done()
+            levels.append(
+                {
+                    "concurrency": concurrency,
+                    "orders_per_s": round(run.per_s, 1),
+                    "p50_ms": round(run.p(50), 1),
+                    "p99_ms": round(run.p(99), 1),
+                    "failed": run.failed,
+                }
+            )
+        best = max(levels, key=lambda level: level["orders_per_s"])
+        self.results["intake"] = levels
+        self.results["intake_orders_per_s"] = best["orders_per_s"]
+        self.results["intake_p99_ms"] = best["p99_ms"]
+        self.results["intake_best_concurrency"] = best["concurrency"]
+
+    def intake_request(self, concurrency: int) -> Callable[[int], Awaitable[bool]]:
+        async def request(n: int) -> bool:
+            return await self.submit(f"intake-{concurrency}-{n}", MAX_DELAY_MS)
+
+        return request
+
+    # 3. Location ingest ---------------------------------------------------------------------
+
+    async def locations(self) -> None:
+        drivers = [f"bench-driver-{i}" for i in range(self.plan.drivers)]
+        headers = {"Authorization": f"Bearer {DEV_DRIVER_KEY}"}
+        for driver in drivers:
+            await self.api.post(f"/api/v1/drivers/{driver}/availability", headers=headers)
+        refs = [f"locations-{i}" for i in range(len(drivers))]
+        for ref in refs:
+            await self.submit(ref)
+        await self.until_status(refs, "WAITING_FOR_DRIVER", timeout_s=120)
+        order_of = await self.assignments(drivers, refs)
+
+        done = self.phase(f"location ingest, {len(drivers)} drivers", self.plan.seconds)
+        stamps = itertools.count(1)
+        rng = random.Random(7)
+
+        async def batch(n: int) -> bool:
+            driver = drivers[n % len(drivers)]
+            at = next(stamps) * self.plan.points_per_batch
+            points = [
+                {**geo.random_location(rng).model_dump(mode="json"), "at": at + i}
+                for i in range(self.plan.points_per_batch)
+            ]
+            response = await self.api.post(
+                f"/api/v1/drivers/{driver}/locations", json={"points": points}, headers=headers
+            )
+            return response.status_code == 202
+
+        lags: list[float] = []
+        sampler = asyncio.ensure_future(self.sample_lag(drivers, order_of, headers, stamps, lags))
+        run = await closed_loop(batch, 32, self.plan.seconds)
+        sampler.cancel()
+        done()
+        self.results["location_events_per_s"] = round(run.per_s * self.plan.points_per_batch, 1)
+        self.results["location_batches_per_s"] = round(run.per_s, 1)
+        self.results["location_points_per_batch"] = self.plan.points_per_batch
+        self.results["location_p99_lag_ms"] = round(percentile(lags, 99) * 1000, 1)
+        self.results["location_lag_samples"] = len(lags)
+
+    async def sample_lag(
+        self,
+        drivers: list[str],
+        order_of: dict[str, str],
+        headers: dict[str, str],
+        stamps: "itertools.count[int]",
+        lags: list[float],
+    ) -> None:
+        """Post a point nobody else posts, then time until the order's tracking shows it."""
+        rng = random.Random(11)
+        while True:
+            driver = rng.choice(drivers)
+            point = geo.random_location(rng)
+            at = next(stamps) * self.plan.points_per_batch + self.plan.points_per_batch - 1
+            started = time.monotonic()
+            await self.api.post(
+                f"/api/v1/drivers/{driver}/locations",
+                json={"points": [{**point.model_dump(mode="json"), "at": at}]},
+                headers=headers,
+            )
+            while time.monotonic() - started < 10:
+                tracking = (await self.ingress.post(f"/order-status/{order_of[driver]}/getTracking")).json()
+                seen = (tracking.get("driver") or {}).get("location")
+                if seen == point.model_dump(mode="json"):
+                    lags.append(time.monotonic() - started)
+                    break
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(0.1)
+
+    async def assignments(self, drivers: list[str], refs: list[str]) -> dict[str, str]:
+        """Which order (workflow key) each bench driver carries."""
+        rows = await self.sql(HISTORIES)
+        wanted = {f"dev-provider:{ref}" for ref in refs}
+        order_of = {}
+        for row in rows:
+            if row["service_key"] in wanted:
+                reason = json.loads(row["value_utf8"])[-1].get("reason") or ""
+                order_of[reason.removeprefix("driver ")] = row["service_key"]
+        return {driver: order_of[driver] for driver in drivers}
+
+    async def until_status(self, refs: list[str], status: str, timeout_s: float) -> None:
+        keys = ", ".join(f"'dev-provider:{ref}'" for ref in refs)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            rows = await self.sql(
+                "SELECT count(*) AS n FROM state WHERE service_name = 'order-workflow' AND key = 'status'"
+                f" AND service_key IN ({keys}) AND value_utf8 = '\"{status}\"'"
+            )
+            if int(rows[0]["n"]) == len(refs):
+                return
+            await asyncio.sleep(0.5)
+        raise TimeoutError(f"orders did not all reach {status} in {timeout_s:.0f}s")
+
+    # 4. End to end ----------------------------------------------------------------------------
+
+    async def end_to_end(self, stack: Stack) -> None:
+        stack.start_drivers(self.plan.drivers)
+        await asyncio.sleep(2)
+        before = await self.invocations()
+        window = self.plan.seconds * 4
+        done = self.phase(f"end to end, {self.plan.e2e_orders_per_s:g} orders/s", window)
+        refs, submissions, interval = [], [], 1 / self.plan.e2e_orders_per_s
+        started = time.monotonic()
+        for n in itertools.count():
+            if time.monotonic() - started >= window:
+                break
+            refs.append(f"e2e-{n}")
+            submissions.append(asyncio.ensure_future(self.submit(refs[-1])))
+            await asyncio.sleep(max(0.0, started + (n + 1) * interval - time.monotonic()))
+        await asyncio.gather(*submissions)
+        done()
+        drain = self.phase("end to end, waiting for the last deliveries", 120)
+        await self.until_status(refs, "DELIVERED", timeout_s=300)
+        drain()
+        after = await self.invocations()
+        durations, first, last = [], float("inf"), 0
+        for row in await self.sql(HISTORIES + " AND service_key LIKE 'dev-provider:e2e-%'"):
+            history = json.loads(row["value_utf8"])
+            durations.append((history[-1]["at"] - history[0]["at"]) / 1000)
+            first, last = min(first, history[0]["at"]), max(last, history[-1]["at"])
+        spent = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+        self.results["e2e_orders"] = len(refs)
+        self.results["e2e_orders_per_s"] = round(len(refs) / ((last - first) / 1000), 2)
+        self.results["e2e_p50_s"] = round(percentile(durations, 50), 2)
+        self.results["e2e_p99_s"] = round(percentile(durations, 99), 2)
+        self.results["invocations_per_order"] = round(sum(spent.values()) / len(refs), 1)
+        self.results["invocations_per_order_by_service"] = {
+            name: round(n / len(refs), 1) for name, n in sorted(spent.items()) if n
+        }
+        self.results["e2e_time_scale"] = self.s.time_scale
+        self.results["e2e_drivers"] = self.plan.drivers
+
+
+def bench_settings(data_dir: Path) -> Settings:
+    """Free ports, no simulated drivers at first, and timings that deliver in seconds."""
+    return on_free_ports(
+        Settings(
+            data_dir=data_dir,
+            drivers=0,
+            time_scale=20,
+            driver_speed_mps=60,
+            driver_silence_timeout_s=3600,
+            driver_search_timeout_s=3600,
+        )
+    )
+
+
+async def run_phases(stack: Stack, plan: Plan, progress: Progress) -> dict[str, Any]:
+    bench = Bench(stack, plan, progress)
+    try:
+        await bench.engine()
+        await bench.intake()
+        await bench.locations()
+        await bench.end_to_end(stack)
+    finally:
+        await bench.close()
+    return bench.results
+
+
+def run(quick: bool, console: Console) -> dict[str, Any]:
+    """Run every phase on a fresh stack; write and print the results."""
+    plan = QUICK if quick else FULL
+    with tempfile.TemporaryDirectory(prefix="foodorder-bench-") as tmp:
+        stack = Stack(bench_settings(Path(tmp)), log_dir=Path(tmp) / "logs")
+        try:
+            console.print("starting a stack on free ports…")
+            stack.start_all()
+            with (
+                MemoryWatch(stack) as memory,
+                Progress(
+                    TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+                ) as progress,
+            ):
+                results = asyncio.run(run_phases(stack, plan, progress))
+        finally:
+            stack.stop()
+    peaks = {name: round(mb, 1) for name, mb in memory.peaks_mb.items()}
+    results["peak_rss_mb"] = {**peaks, "total": round(sum(peaks.values()), 1)}
+    results["machine"] = {
+        "cpus": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+    }
+    results["mode"] = "quick" if quick else "full"
+    results["at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    write(results)
+    console.print(table(results))
+    return results
+
+
+def table(results: dict[str, Any]) -> Table:
+    """The headline figures, each beside its target where it has one."""
+    rows = [
+        ("engine ceiling: no-op invocations/s", results["engine_noop_invocations_per_s"], ""),
+        ("intake: orders/s (best level)", results["intake_orders_per_s"], TARGETS["intake_orders_per_s"]),
+        ("intake: p99 ms at that level", results["intake_p99_ms"], TARGETS["intake_p99_ms"]),
+        ("end to end: delivered orders/s", results["e2e_orders_per_s"], ""),
+        ("end to end: p50 / p99 s", f"{results['e2e_p50_s']} / {results['e2e_p99_s']}", ""),
+        ("Restate invocations per delivered order", results["invocations_per_order"], ""),
+        ("location points/s", results["location_events_per_s"], TARGETS["location_events_per_s"]),
+        ("location p99 lag ms", results["location_p99_lag_ms"], ""),
+        ("peak RSS MB, whole stack", results["peak_rss_mb"]["total"], TARGETS["peak_rss_mb.total"]),
+    ]
+    out = Table(title=f"foodorder bench ({results['mode']}, {results['machine']['cpus']} CPUs)")
+    for column in ("measure", "figure", "target"):
+        out.add_column(column)
+    for name, figure, target in rows:
+        out.add_row(name, str(figure), target)
+    return out
+
+
+def write(results: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = ["| measure | figure |", "|---|---|"]
+    for key, value in results.items():
+        if key in ("intake", "machine"):
+            continue
+        lines.append(f"| {key} | {json.dumps(value) if isinstance(value, dict) else value} |")
+    lines += ["", "| intake concurrency | orders/s | p50 ms | p99 ms | failed |", "|---|---|---|---|---|"]
+    for level in results["intake"]:
+        lines.append(
+            f"| {level['concurrency']} | {level['orders_per_s']} | {level['p50_ms']} | {level['p99_ms']} |"
+            f" {level['failed']} |"
+        )
+    (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
