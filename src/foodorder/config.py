@@ -35,10 +35,9 @@ class Settings(BaseSettings):
 
     driver_speed_mps: float = Field(12.0, gt=0, description="driver speed used for moves and ETAs")
     preparation_s: float = Field(5.0, ge=0, description="how long the POS stub takes to prepare an order")
-    poll_interval_s: float = Field(1.0, gt=0, description="how often a driver phone polls for work")
     move_interval_s: float = Field(1.0, gt=0, description="how often a simulated driver moves one step")
     location_report_interval_s: float = Field(
-        3.0, ge=0, description="how often a simulated driver's phone reports its location"
+        5.0, ge=0, description="how often a simulated driver's phone reports its location"
     )
     pause_between_deliveries_s: float = Field(2.0, ge=0)
     payment_decline_above: float = Field(

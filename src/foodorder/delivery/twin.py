@@ -14,6 +14,7 @@ ASSIGNED_DELIVERY: StateKey[DeliveryRequest] = StateKey("assigned-delivery", Del
 DRIVER_LOCATION: StateKey[Location] = StateKey("driver-location", Location)
 REGION: StateKey[str] = StateKey("region", str)
 LAST_SEEN: StateKey[int] = StateKey("last-seen", int)
+PHONE_APP: StateKey[str] = StateKey("phone-app", str)
 
 
 async def expect_status(ctx: ObjectContext, expected: DriverStatus) -> None:
@@ -69,6 +70,16 @@ async def assign_delivery_job(ctx: ObjectContext, request: DeliveryRequest) -> N
     location = await DRIVER_LOCATION.get(ctx)
     if location is not None:
         track(ctx, request, location)
+    if (phone_app := await PHONE_APP.get(ctx)) is not None:
+        ctx.generic_send(phone_app, "pollForWork", b"", key=ctx.key())
+
+
+@driver_digital_twin.handler(name="registerPhoneApp", ingress_private=True)
+async def register_phone_app(ctx: ObjectContext, service: str) -> None:
+    """A phone app (a service keyed by driver id) to push `pollForWork` to when work is assigned."""
+    if not isinstance(service, str) or not service:
+        raise TerminalError(f"service: expected a service name, got {service!r}", 400)
+    PHONE_APP.set(ctx, service)
 
 
 def track(ctx: ObjectContext, delivery: DeliveryRequest, location: Location) -> None:

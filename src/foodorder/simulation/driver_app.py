@@ -10,13 +10,13 @@ from foodorder.config import get_settings
 from foodorder.delivery import twin
 from foodorder.models import DeliveryState, Location
 from foodorder.simulation.locations import location_publisher
-from foodorder.state import StateKey, now_ms
+from foodorder.state import StateKey
 
 driver_mobile_app = VirtualObject("driver-mobile-app")
 
 ASSIGNED_DELIVERY: StateKey[DeliveryState] = StateKey("assigned-delivery", DeliveryState)
 CURRENT_LOCATION: StateKey[Location] = StateKey("current-location", Location)
-LAST_REPORT: StateKey[int] = StateKey("last-report", int)
+STEPS_SINCE_REPORT: StateKey[int] = StateKey("steps-since-report", int)
 
 
 def _after(seconds: float) -> timedelta:
@@ -42,28 +42,29 @@ async def start_driver(ctx: ObjectContext) -> None:
     location = geo.random_location(ctx.random())
     CURRENT_LOCATION.set(ctx, location)
     await publish_location(ctx, location)
+    # Work is pushed to this phone (the twin sends pollForWork), instead of polling every second.
+    ctx.object_send(twin.register_phone_app, key=ctx.key(), arg=driver_mobile_app.name)
     ctx.object_send(twin.set_driver_available, key=ctx.key(), arg=geo.DEMO_REGION)
-    ctx.object_send(poll_for_work, key=ctx.key(), arg=None)
 
 
 @driver_mobile_app.handler(name="pollForWork", ingress_private=True)
 async def poll_for_work(ctx: ObjectContext) -> None:
-    """Ask the twin for a delivery; start driving if there is one, else ask again later."""
-    settings = get_settings()
+    """Ask the twin for a delivery and start driving if there is one (the twin calls this on new work)."""
+    if await ASSIGNED_DELIVERY.get(ctx) is not None:
+        return  # already on a delivery: the new one is picked up once this one ends
     delivery = await ctx.object_call(twin.get_assigned_delivery, key=ctx.key(), arg=None)
     if delivery is None:
-        ctx.object_send(poll_for_work, key=ctx.key(), arg=None, send_delay=_after(settings.poll_interval_s))
         return
     ASSIGNED_DELIVERY.set(ctx, DeliveryState(current_delivery=delivery))
-    ctx.object_send(move, key=ctx.key(), arg=None, send_delay=_after(settings.move_interval_s))
+    ctx.object_send(move, key=ctx.key(), arg=None, send_delay=_after(get_settings().move_interval_s))
 
 
 @driver_mobile_app.handler(ingress_private=True)
 async def move(ctx: ObjectContext) -> None:
     """Drive one step towards the restaurant or the customer; report where it is now and then.
 
-    Like a real phone, it reports its location every `location_report_interval_s` (and on arrival),
-    not at every step: each report costs the engine two invocations.
+    Like a real phone, it reports its location every `location_report_interval_s` of driving (and
+    on arrival), not at every step: each report costs the engine two invocations.
     """
     settings = get_settings()
     current = await CURRENT_LOCATION.get(ctx)
@@ -79,13 +80,11 @@ async def move(ctx: ObjectContext) -> None:
         current, target, settings.driver_speed_mps * settings.move_interval_s
     )
     CURRENT_LOCATION.set(ctx, location)
-    now = await now_ms(ctx)
-    due = (
-        now - (await LAST_REPORT.get(ctx) or 0) >= settings.scaled(settings.location_report_interval_s) * 1000
-    )
-    if arrived or due:
-        LAST_REPORT.set(ctx, now)
+    steps = (await STEPS_SINCE_REPORT.get(ctx) or 0) + 1
+    if arrived or steps * settings.move_interval_s >= settings.location_report_interval_s:
+        steps = 0
         await publish_location(ctx, location)
+    STEPS_SINCE_REPORT.set(ctx, steps)
 
     delivery_id = state.current_delivery.delivery_id
     if arrived and state.order_picked_up:
@@ -94,7 +93,6 @@ async def move(ctx: ObjectContext) -> None:
             await ctx.object_call(twin.notify_delivery_delivered, key=ctx.key(), arg=delivery_id)
         await ctx.sleep(_after(settings.pause_between_deliveries_s), name="pause between deliveries")
         ctx.object_send(twin.set_driver_available, key=ctx.key(), arg=geo.DEMO_REGION)
-        ctx.object_send(poll_for_work, key=ctx.key(), arg=None)
         return
     if arrived:
         try:
