@@ -52,6 +52,9 @@ def serve(app: Any, host: str, port: int) -> None:
     # restate-server multiplexes every invocation over a few long-lived HTTP/2 connections;
     # hypercorn's default of closing a connection after 1000 requests breaks the ones in flight.
     config.keep_alive_max_requests = 2**62
+    # Keep idle connections open longer than clients keep them in their pools (httpx: 5 s), so that
+    # a client never sends on a connection the server is closing at that moment.
+    config.keep_alive_timeout = 30
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -107,6 +107,7 @@ def stack_settings(data_dir: Path) -> Settings:
         data_dir=data_dir,
         time_scale=20,
         driver_speed_mps=60,
+        location_report_interval_s=1,  # every step, so that tests see the driver move
         drivers=DRIVERS,
         provider_keys={
             DEV_PROVIDER_KEY: "dev-provider",
