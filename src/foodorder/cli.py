@@ -85,12 +85,12 @@ Inspect state:
   npx restate invocations list
   npx restate sql "select target, status from sys_invocation where status != 'completed'"
 
-Ctrl-C stops everything.""")
+Process logs: {s.data_dir / "logs"}/<process>.log. Ctrl-C stops everything.""")
 
 
 def up(settings: Settings) -> None:
     """Start the whole system in the foreground until Ctrl-C or SIGTERM."""
-    stack = Stack(settings)
+    stack = Stack(settings, log_dir=settings.data_dir / "logs")
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -100,6 +100,7 @@ def up(settings: Settings) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
+        console.print("starting restate-server, the services, the gateway and the stubs…")
         stack.start_all()
         drivers = stack.start_drivers(settings.drivers)
         print_banner(settings, drivers)
