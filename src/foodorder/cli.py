@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, fn in COMMANDS.items():
         sub.add_parser(name, help=(fn.__doc__ or "").strip())
     bench_parser = sub.add_parser("bench", help=(bench.__doc__ or "").strip())
-    bench_parser.add_argument("--quick", action="store_true", help="short phases (about three minutes)")
+    bench_parser.add_argument("--quick", action="store_true", help="short phases (about a minute and a half)")
     args = parser.parse_args(argv)
     if args.command == "bench":
         bench(args.quick)

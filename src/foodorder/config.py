@@ -99,7 +99,14 @@ class Settings(BaseSettings):
         }
         if not self.dev_mode and keys & DEV_KEYS:
             raise ValueError("dev API keys are configured but FOODORDER_DEV_MODE is false: set real keys")
+        if self.storefront_key not in self.provider_keys:
+            raise ValueError("FOODORDER_STOREFRONT_KEY must be one of FOODORDER_PROVIDER_KEYS")
         return self
+
+    @property
+    def storefront_provider(self) -> str:
+        """The provider id the web storefront orders as."""
+        return self.provider_keys[self.storefront_key]
 
     @property
     def identity_key_file(self) -> Path:

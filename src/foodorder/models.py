@@ -110,7 +110,6 @@ class Tracking(Model):
 
     arrival: int | None = None
     driver: DriverPosition | None = None
-    last_event: int = 0
 
 
 class OrderStatus(Model):

@@ -2,7 +2,7 @@
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,26 @@ class Client:
     def net_paid(self, order_id: str) -> float:
         net: float = self.ledger(order_id)["net"]
         return net
+
+    def state(self, service: str, key: str, name: str) -> Any:
+        """A value of a service's state, as Restate's SQL introspection shows it (None if unset)."""
+        query = (
+            f"SELECT value_utf8 FROM state WHERE service_name = '{service}'"
+            f" AND service_key = '{key}' AND key = '{name}'"
+        )
+        response = self.http.post(
+            f"{self.settings.admin_url}/query", json={"query": query}, headers={"accept": "application/json"}
+        )
+        assert response.status_code == 200, response.text
+        rows = response.json()["rows"]
+        return json.loads(rows[0]["value_utf8"]) if rows else None
+
+    def eventually(self, read: Callable[[], Any], wanted: Any, timeout_s: float = 10) -> None:
+        """Wait until `read()` returns `wanted` (state written by one-way sends lands a moment later)."""
+        deadline = time.monotonic() + timeout_s
+        while (seen := read()) != wanted:
+            assert time.monotonic() < deadline, f"still {seen!r}, not {wanted!r}"
+            time.sleep(0.05)
 
     def preparations(self, order_id: str) -> list[dict[str, Any]]:
         response = self.http.get(f"{self.settings.pos_url}/preparations")

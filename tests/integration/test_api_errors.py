@@ -8,13 +8,22 @@ import pytest
 
 from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY
 from foodorder.stack import Stack, wait_until
-from tests.integration.conftest import ARTIFACTS, DRIVER_9_KEY, MCSTATE_KEY, Api, api_order, stack_settings
+from tests.integration.conftest import (
+    ARTIFACTS,
+    DRIVER_9_KEY,
+    MCSTATE_KEY,
+    Api,
+    Client,
+    api_order,
+    stack_settings,
+)
 
 # (method, path, the right key, a key of another party that must not work here, and its answer)
 ENDPOINTS = [
     ("POST", "/api/v1/orders", DEV_PROVIDER_KEY, DEV_DRIVER_KEY, 401),
     ("GET", "/api/v1/orders/x", DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, 401),
     ("GET", "/api/v1/orders/x/events", DEV_PROVIDER_KEY, DEV_DRIVER_KEY, 401),
+    ("POST", "/api/v1/orders/x/cancel", DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, 401),
     ("POST", "/api/v1/restaurants/bites_n_bytes/orders/x/ready", DEV_RESTAURANT_KEY, MCSTATE_KEY, 403),
     ("POST", "/api/v1/restaurants/bites_n_bytes/orders/x/ready", DEV_RESTAURANT_KEY, DEV_PROVIDER_KEY, 401),
     ("POST", "/api/v1/drivers/driver-1/availability", DEV_DRIVER_KEY, DRIVER_9_KEY, 403),
@@ -106,7 +115,7 @@ def test_a_driver_call_in_the_wrong_state_is_a_conflict(api: Api) -> None:
     assert "expected DELIVERING" in response.json()["detail"]
 
 
-def test_a_location_batch_forwards_its_newest_point(api: Api) -> None:
+def test_a_location_batch_forwards_its_newest_point(api: Api, client: Client) -> None:
     points = [{"lat": 37.33, "long": -121.89, "at": 1000}, {"lat": 37.34, "long": -121.88, "at": 3000}]
 
     accepted = api.request(
@@ -118,6 +127,8 @@ def test_a_location_batch_forwards_its_newest_point(api: Api) -> None:
 
     assert accepted.status_code == 202 and accepted.json() == {"received": 2, "forwardedAt": 3000}
     assert malformed.status_code == 422
+    newest = {"lat": 37.34, "long": -121.88}
+    client.eventually(lambda: client.state("driver-digital-twin", "driver-9", "driver-location"), newest)
 
 
 def test_the_api_answers_503_at_once_when_restate_is_unreachable(tmp_path: Path) -> None:

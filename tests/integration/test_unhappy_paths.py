@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from foodorder import geo
 from foodorder.config import DEV_DRIVER_KEY
 from foodorder.models import Status
 from foodorder.stack import Stack
@@ -213,6 +214,10 @@ def test_cancel_while_scheduling_delivery_withdraws_the_driver_request(dispatch:
         ref,
         ["CREATED", "SCHEDULED", "IN_PREPARATION", "SCHEDULING_DELIVERY"],
         "cancelled by the provider",
+    )
+    matcher = dispatch.client
+    matcher.eventually(
+        lambda: matcher.state("driver-delivery-matcher", geo.DEMO_REGION, "pending-deliveries"), []
     )
     dispatch.driver("late-driver", "availability")
     assert dispatch.driver("late-driver", "assignment") == {"delivery": None}

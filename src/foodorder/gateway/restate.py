@@ -22,9 +22,12 @@ class Ingress:
     def path(service: str, key: str, handler: str) -> str:
         return f"/{service}/{quote(key, safe='')}/{handler}"
 
-    async def call(self, service: str, key: str, handler: str, body: Any = None) -> Any:
+    async def call(
+        self, service: str, key: str, handler: str, body: Any = None, timeout_s: float | None = None
+    ) -> Any:
         """Invoke and wait for the result; a terminal error of the handler becomes the same HTTP error."""
-        response = await self.http.post(self.path(service, key, handler), json=body)
+        timeout = self.http.timeout if timeout_s is None else httpx.Timeout(timeout_s)
+        response = await self.http.post(self.path(service, key, handler), json=body, timeout=timeout)
         return self._result(response)
 
     async def send(

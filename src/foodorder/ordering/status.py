@@ -87,5 +87,4 @@ async def get_tracking(ctx: ObjectSharedContext) -> Tracking:
     return Tracking(
         arrival=await ARRIVAL.get(ctx),
         driver=await DRIVER.get(ctx),
-        last_event=await LAST_EVENT.get(ctx) or 0,
     )

@@ -34,6 +34,7 @@ from foodorder.models import Order, Product, Status, StatusChange, Tracking
 router = APIRouter(
     prefix="/api/v1/orders", tags=["orders (provider key)"], responses=UNAUTHENTICATED | UNAVAILABLE
 )
+CANCEL_TIMEOUT_S = 60.0
 NOT_FOUND = problems({404: "no order with this id from this provider"})
 
 
@@ -160,7 +161,8 @@ async def cancel_order(
     payment voided before this answers.
     """
     reason = request.reason if request and request.reason else "cancelled by the provider"
-    final = await ingress.call("order-workflow", order.id, "cancel", reason)
+    # The answer waits for the undo (POS, driver, payment), which may wait for a retrying step.
+    final = await ingress.call("order-workflow", order.id, "cancel", reason, timeout_s=CANCEL_TIMEOUT_S)
     return CancelAccepted(id=order_id, status=Status(final))
 
 

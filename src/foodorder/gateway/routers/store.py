@@ -17,7 +17,7 @@ from pydantic import Field
 
 from foodorder import geo
 from foodorder.catalog import load_catalog
-from foodorder.config import STOREFRONT
+from foodorder.config import Settings
 from foodorder.gateway.deps import IngressDep, load_order, order_key
 from foodorder.gateway.events import order_event_stream
 from foodorder.gateway.routers.orders import priced_items, priced_order
@@ -66,9 +66,10 @@ def storefront_api(request: Request) -> httpx.AsyncClient:
     return client
 
 
-async def storefront_order(order_id: PathId, ingress: IngressDep) -> str:
+async def storefront_order(order_id: PathId, ingress: IngressDep, request: Request) -> str:
     """The workflow key of the storefront's order `order_id`; 404 if there is none."""
-    key = order_key(STOREFRONT, order_id)
+    settings: Settings = request.app.state.settings
+    key = order_key(settings.storefront_provider, order_id)
     if await load_order(ingress, key) is None:
         raise HTTPException(404, f"no order {order_id!r}")
     return key

@@ -47,17 +47,23 @@ function show(snapshot) {
   map.keepOnly(shown);
 }
 
-const source = new EventSource("/ops/events");
 const connection = document.getElementById("connection");
-source.addEventListener("snapshot", (message) => {
-  connection.hidden = true;
-  show(JSON.parse(message.data));
-});
-source.addEventListener("unavailable", (message) => {
-  connection.textContent = `Restate is unreachable: ${JSON.parse(message.data).detail}`;
-  connection.hidden = false;
-});
-source.onerror = () => {
-  connection.textContent = "Connection lost: reconnecting…";
-  connection.hidden = false;
-};
+function follow() {
+  const source = new EventSource("/ops/events");
+  source.addEventListener("snapshot", (message) => {
+    connection.hidden = true;
+    show(JSON.parse(message.data));
+  });
+  source.addEventListener("unavailable", (message) => {
+    connection.textContent = `Restate is unreachable: ${JSON.parse(message.data).detail}`;
+    connection.hidden = false;
+  });
+  source.onerror = () => {
+    connection.textContent = "Connection lost: reconnecting…";
+    connection.hidden = false;
+    // The browser retries by itself after a network error, but gives up after an error answer.
+    if (source.readyState === EventSource.CLOSED) setTimeout(follow, 2000);
+  };
+}
+
+follow();

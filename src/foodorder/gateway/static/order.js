@@ -19,7 +19,7 @@ const CANCELLABLE = new Set(["NEW", "CREATED", "SCHEDULED", "IN_PREPARATION", "S
 const TERMINAL = new Set(["DELIVERED", "REJECTED", "CANCELLED"]);
 
 const map = new FoodMap(document.getElementById("map"));
-const state = { status: ORDER.status, arrival: null, driver: null };
+const state = { status: ORDER.status, arrival: null, driver: null, lastEvent: 0 };
 
 if (RESTAURANT) map.mark("restaurant", "restaurant", RESTAURANT.location, RESTAURANT.name);
 if (ORDER.deliveryLocation) map.mark("customer", "customer", ORDER.deliveryLocation, "you");
@@ -65,26 +65,40 @@ function showEta() {
   document.getElementById("eta-countdown").textContent = `(in ${duration(state.arrival - Date.now())})`;
 }
 
+// Each event once, in order, even when a reopened stream replays from the start.
+function fresh(message) {
+  const event = JSON.parse(message.data);
+  if (event.seq <= state.lastEvent) return null;
+  state.lastEvent = event.seq;
+  return event;
+}
+
 function follow() {
   const source = new EventSource(`/store/orders/${encodeURIComponent(ORDER.id)}/events`);
   const connection = document.getElementById("connection");
   source.onopen = () => (connection.hidden = true);
   source.onerror = () => {
-    if (TERMINAL.has(state.status)) return;
+    if (TERMINAL.has(state.status)) return source.close();
     connection.textContent = "Connection lost: reconnecting…";
     connection.hidden = false;
+    // The browser retries by itself after a network error, but gives up after an error answer.
+    if (source.readyState === EventSource.CLOSED) setTimeout(follow, 2000);
   };
   source.addEventListener("status", (message) => {
-    const event = JSON.parse(message.data);
+    const event = fresh(message);
+    if (!event) return;
     showStatus(event);
     if (TERMINAL.has(event.status)) source.close();
   });
   source.addEventListener("eta", (message) => {
-    state.arrival = JSON.parse(message.data).arrival;
+    const event = fresh(message);
+    if (!event) return;
+    state.arrival = event.arrival;
     showEta();
   });
   source.addEventListener("driver", (message) => {
-    const event = JSON.parse(message.data);
+    const event = fresh(message);
+    if (!event) return;
     state.arrival = event.arrival;
     state.driver = event.driver.location;
     map.mark("driver", "driver", event.driver.location, `driver ${event.driver.driverId}`);
@@ -101,11 +115,9 @@ async function cancel() {
   const data = await response.json().catch(() => ({}));
   button.disabled = false;
   button.textContent = "Cancel order";
-  if (!response.ok) {
-    const reason = document.getElementById("reason");
-    reason.textContent = data.detail || "the order could not be cancelled";
-    reason.hidden = false;
-  }
+  const error = document.getElementById("cancel-error");
+  error.textContent = response.ok ? "" : problem(data);
+  error.hidden = response.ok;
 }
 
 document.getElementById("cancel").addEventListener("click", cancel);

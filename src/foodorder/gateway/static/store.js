@@ -59,11 +59,12 @@ function cartBody() {
   return { restaurantId: cart.restaurantId, products, deliveryDelay: deliveryDelay() };
 }
 
+// Milliseconds until the chosen time (0 for "as soon as possible"); null if the time is missing or past.
 function deliveryDelay() {
   if (document.querySelector("input[name=when]:checked").value !== "later") return 0;
   const at = document.getElementById("deliver-at").value;
-  if (!at) return 0;
-  return Math.min(MAX_DELAY_MS, Math.max(0, new Date(at).getTime() - Date.now()));
+  const delay = at ? new Date(at).getTime() - Date.now() : -1;
+  return delay > 0 ? Math.min(MAX_DELAY_MS, delay) : null;
 }
 
 async function post(url, body) {
@@ -74,12 +75,6 @@ async function post(url, body) {
   });
   const data = await response.json().catch(() => ({}));
   return { ok: response.ok, data };
-}
-
-function problem(data) {
-  const detail = data.detail;
-  if (Array.isArray(detail)) return detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg}`).join("; ");
-  return detail || "something went wrong: please try again";
 }
 
 function showError(message) {
@@ -116,10 +111,15 @@ async function refresh() {
   const mine = ++quoting;
   total.textContent = "…";
   checkout.disabled = true;
-  const { ok, data } = await post("/store/quote", cartBody());
+  const body = cartBody();
+  const { ok, data } = await post("/store/quote", { ...body, deliveryDelay: body.deliveryDelay || 0 });
   if (mine !== quoting) return; // a newer change is being priced
-  if (!ok) return showError(problem(data));
+  if (!ok) {
+    total.textContent = "–";
+    return showError(problem(data));
+  }
   total.textContent = money(data.totalCost);
+  if (body.deliveryDelay === null) return showError("choose a delivery time in the future");
   checkout.disabled = false;
 }
 

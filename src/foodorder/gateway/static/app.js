@@ -1,4 +1,6 @@
-// A map of the demo region drawn as SVG: no tiles, no network. Markers are placed by latitude and
+// Shared by every page: the map and small formatting helpers.
+//
+// The map of the demo region is drawn as SVG: no tiles, no network. Markers are placed by latitude and
 // longitude with an equirectangular projection around downtown San Jose (fine at city scale).
 "use strict";
 
@@ -57,9 +59,10 @@ class FoodMap {
       this.add(marker, "circle", { r: 130 });
       const icon = this.add(marker, "text", { "text-anchor": "middle", "dominant-baseline": "central" });
       icon.textContent = ICONS[kind] || "•";
-      this.add(marker, "title", {}).textContent = label || id;
+      this.add(marker, "title", {});
       this.markers.set(id, marker);
     }
+    marker.querySelector("title").textContent = label || id;
     const { x, y } = this.project(location);
     marker.setAttribute("transform", `translate(${x.toFixed(1)} ${y.toFixed(1)})`);
     marker.setAttribute("data-lat", location.lat);
@@ -92,6 +95,13 @@ function money(cents) {
 
 function clock(epochMs) {
   return new Date(epochMs).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+// A problem answer of the API ({detail}) as one readable line.
+function problem(data) {
+  const detail = data && data.detail;
+  if (Array.isArray(detail)) return detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg}`).join("; ");
+  return detail || "something went wrong: please try again";
 }
 
 function duration(ms) {
