@@ -127,7 +127,7 @@ class DeliveryRequest(Model):
     restaurant_location: Location
     customer_location: Location
     order_id: str | None = None
-    picked_up: bool = False
+    order_picked_up: bool = False
 
 
 class DeliveryInformation(Model):

@@ -36,6 +36,18 @@ def request_driver(ctx: ObjectContext) -> None:
     )
 
 
+def delivery_request(ctx: ObjectContext, info: DeliveryInformation) -> DeliveryRequest:
+    """What the driver is asked to do for this delivery."""
+    return DeliveryRequest(
+        delivery_id=ctx.key(),
+        restaurant_id=info.restaurant_id,
+        restaurant_location=info.restaurant_location,
+        customer_location=info.customer_location,
+        order_id=info.order_id,
+        order_picked_up=info.order_picked_up,
+    )
+
+
 def check_silence_later(ctx: ObjectContext, attempt: int) -> None:
     delay = timedelta(seconds=get_settings().scaled(get_settings().driver_silence_timeout_s))
     ctx.object_send(check_driver, key=ctx.key(), arg=attempt, send_delay=delay)
@@ -68,13 +80,7 @@ async def driver_found(ctx: ObjectContext, driver_id: str) -> None:
     if info is None or info.driver_id is not None:
         ctx.object_send(matcher.set_driver_available, key=geo.DEMO_REGION, arg=driver_id)
         return
-    request = DeliveryRequest(
-        delivery_id=ctx.key(),
-        restaurant_id=info.restaurant_id,
-        restaurant_location=info.restaurant_location,
-        customer_location=info.customer_location,
-        order_id=info.order_id,
-    )
+    request = delivery_request(ctx, info)
     try:
         await ctx.object_call(twin.assign_delivery_job, key=driver_id, arg=request)
     except TerminalError:
@@ -159,7 +165,7 @@ async def notify_delivery_delivered(ctx: ObjectContext, driver_id: str | None = 
 def driver_position(driver_id: str, delivery: DeliveryRequest, location: Location) -> DriverPosition:
     """Where the driver is and the ETA that follows: via the restaurant until pickup, then straight."""
     settings = get_settings()
-    route = [location] if delivery.picked_up else [location, delivery.restaurant_location]
+    route = [location] if delivery.order_picked_up else [location, delivery.restaurant_location]
     eta = geo.eta_ms([*route, delivery.customer_location], settings.driver_speed_mps * settings.time_scale)
     return DriverPosition(driver_id=driver_id, delivery_id=delivery.delivery_id, location=location, eta=eta)
 
@@ -172,13 +178,5 @@ async def handle_driver_location_update(ctx: ObjectContext, location: Location) 
         return  # a late event for a finished delivery, or one between two drivers
     info.last_seen = await now_ms(ctx)
     DELIVERY_INFO.set(ctx, info)
-    delivery = DeliveryRequest(
-        delivery_id=ctx.key(),
-        restaurant_id=info.restaurant_id,
-        restaurant_location=info.restaurant_location,
-        customer_location=info.customer_location,
-        picked_up=info.order_picked_up,
-    )
-    ctx.object_send(
-        status.track_driver, key=info.order_id, arg=driver_position(info.driver_id, delivery, location)
-    )
+    position = driver_position(info.driver_id, delivery_request(ctx, info), location)
+    ctx.object_send(status.track_driver, key=info.order_id, arg=position)

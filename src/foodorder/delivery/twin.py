@@ -129,7 +129,7 @@ async def notify_delivery_pick_up(ctx: ObjectContext, delivery_id: str | None = 
     """Called by the driver's phone at pickup; 409 if the order was cancelled first (do not take it)."""
     delivery = await current_delivery(ctx, delivery_id)
     await ctx.object_call(manager.notify_delivery_pickup, key=delivery.delivery_id, arg=ctx.key())
-    delivery.picked_up = True
+    delivery.order_picked_up = True
     ASSIGNED_DELIVERY.set(ctx, delivery)
 
 
