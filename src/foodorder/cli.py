@@ -130,6 +130,15 @@ def bench(quick: bool) -> None:
     benchmark.run(quick, console)
 
 
+def chaos(orders: int, fault_rate: float, kill_every_s: float) -> None:
+    """Crash every process and inject faults under load, then check every order and its money."""
+    from foodorder import chaos as chaos_run
+
+    plan = chaos_run.Plan(orders=orders, fault_rate=fault_rate, kill_every_s=kill_every_s)
+    if not chaos_run.run(plan, console).ok:
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `foodorder` command."""
     parser = argparse.ArgumentParser(prog="foodorder", description=__doc__)
@@ -138,9 +147,19 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_parser(name, help=(fn.__doc__ or "").strip())
     bench_parser = sub.add_parser("bench", help=(bench.__doc__ or "").strip())
     bench_parser.add_argument("--quick", action="store_true", help="short phases (about a minute and a half)")
+    chaos_parser = sub.add_parser("chaos", help=(chaos.__doc__ or "").strip())
+    chaos_parser.add_argument("--orders", type=int, default=200, help="orders to submit (default 200)")
+    chaos_parser.add_argument(
+        "--fault-rate", type=float, default=0.3, help="share of the stubs' answers disturbed (default 0.3)"
+    )
+    chaos_parser.add_argument(
+        "--kill-every", type=float, default=4.0, help="seconds between kills of the services (default 4)"
+    )
     args = parser.parse_args(argv)
     if args.command == "bench":
         bench(args.quick)
+    elif args.command == "chaos":
+        chaos(args.orders, args.fault_rate, args.kill_every)
     else:
         COMMANDS[args.command](get_settings())
 

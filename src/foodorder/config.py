@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         100_000, ge=0, description="the payment stub declines charges above this amount (cents)"
     )
     http_timeout_s: float = Field(10.0, gt=0, description="timeout of calls to the payment provider and POS")
+    fault_rate: float = Field(
+        0.0, ge=0, le=1, description="share of writes the payment and POS stubs disturb (foodorder chaos)"
+    )
     payment_latency_s: float = Field(
         0.0, ge=0, description="the payment stub answers authorizations this late"
     )

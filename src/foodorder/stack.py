@@ -153,10 +153,33 @@ class Stack:
     def start_restate(self) -> None:
         """Start restate-server and wait until its admin API answers."""
         self._add("restate-server", [str(self.restate_server_binary()), "--no-logo"], self._restate_env())
+        self._wait_restate()
+
+    def _wait_restate(self) -> None:
         wait_until(lambda: httpx.get(f"{self.settings.admin_url}/health").is_success, "restate-server admin")
         wait_until(
             lambda: httpx.get(f"{self.settings.ingress_url}/restate/health").is_success, "restate ingress"
         )
+
+    def python_ports(self) -> dict[str, int]:
+        """Our own processes (`foodorder <command>`) and the port each one answers on."""
+        s = self.settings
+        return {
+            "services": s.services_port,
+            "payment": s.payment_port,
+            "pos": s.pos_port,
+            "gateway": s.gateway_port,
+        }
+
+    def kill(self, name: str) -> None:
+        """Kill the process `name` at once (SIGKILL, no goodbye), start it again, wait until it answers."""
+        process = self.processes[name]
+        process.stop(signal.SIGKILL)
+        process.start()
+        if name == "restate-server":
+            self._wait_restate()
+        else:
+            wait_until(functools.partial(_listening, self.settings.host, self.python_ports()[name]), name)
 
     def start_python(self, command: str) -> None:
         """Start one of our own processes (`foodorder <command>`)."""
@@ -175,17 +198,10 @@ class Stack:
             update={"request_identity_keys": [identity.public_key(self.settings.identity_key_file)]}
         )
         self.start_restate()
-        s = self.settings
-        ports = {
-            "services": s.services_port,
-            "payment": s.payment_port,
-            "pos": s.pos_port,
-            "gateway": s.gateway_port,
-        }
-        for command in ports:
+        for command in self.python_ports():
             self.start_python(command)
-        for name, port in ports.items():
-            wait_until(functools.partial(_listening, s.host, port), name)
+        for name, port in self.python_ports().items():
+            wait_until(functools.partial(_listening, self.settings.host, port), name)
         self.register()
 
     def register(self) -> None:

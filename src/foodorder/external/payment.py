@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from foodorder.config import Settings
+from foodorder.external.faults import inject_faults
 from foodorder.external.store import open_store
 from foodorder.models import Model
 
@@ -98,6 +99,7 @@ class Ledger(Model):
 def create_app(settings: Settings) -> FastAPI:
     """The payment provider's HTTP API."""
     app = FastAPI(title="foodorder payment provider (stub)")
+    inject_faults(app, settings)
     db = open_store(settings.data_dir / "payment.sqlite3", SCHEMA, version=2)
 
     def recorded(key: str) -> LedgerEntry | None:

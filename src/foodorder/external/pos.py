@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from foodorder.config import Settings
+from foodorder.external.faults import inject_faults
 from foodorder.external.store import open_store
 from foodorder.models import Model
 
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
             await task
 
     app = FastAPI(title="foodorder restaurant POS (stub)", lifespan=lifespan)
+    inject_faults(app, settings)
 
     def preparation(order_id: str) -> Preparation | None:
         row = db.execute("SELECT * FROM preparations WHERE order_id = ?", (order_id,)).fetchone()

@@ -1,0 +1,237 @@
+"""`foodorder chaos`: orders under crashes and injected faults, then an audit of every order.
+
+It starts a stack of its own on free ports, has the payment provider and the POS disturb a share of
+their answers, submits orders through the public API while it kills (SIGKILL) the services endpoint
+every few seconds and restate-server, the POS and the payment provider once each, restarting each.
+Then every order must end in a final status with its money right: one capture and the price for a
+delivered order, nothing for any other, no order prepared twice.
+"""
+
+import asyncio
+import contextlib
+import json
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from foodorder.config import DEV_PROVIDER_KEY, Settings
+from foodorder.models import Status
+from foodorder.stack import Stack, on_free_ports
+
+ORDER = {"restaurantId": "bites_n_bytes", "products": [{"productId": "1000", "quantity": 1}]}
+PRICE = 1450
+STUBS = ("payment", "pos")
+
+
+@dataclass
+class Plan:
+    """How much load and how much trouble."""
+
+    orders: int = 200
+    fault_rate: float = 0.3
+    kill_every_s: float = 4.0
+    orders_per_s: float = 5.0
+    drivers: int = 20
+    settle_timeout_s: float = 600.0
+
+
+@dataclass
+class Report:
+    """What happened, and what the audit found."""
+
+    orders: int
+    kills: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    lost: list[str] = field(default_factory=list)
+    duplicated_charges: list[str] = field(default_factory=list)
+    wrong_money: list[str] = field(default_factory=list)
+    duplicated_preparations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicated_charges or self.wrong_money or self.duplicated_preparations)
+
+    def table(self) -> Table:
+        out = Table(title="foodorder chaos: " + ("no loss, no duplicate" if self.ok else "FAILED"))
+        out.add_column("measure")
+        out.add_column("figure")
+        rows = [
+            ("orders", str(self.orders)),
+            ("kills per process", ", ".join(f"{k} {n}" for k, n in sorted(self.kills.items()))),
+            ("faults injected", ", ".join(f"{k} {n}" for k, n in sorted(self.faults.items())) or "0"),
+            ("terminal per status", ", ".join(f"{k} {n}" for k, n in sorted(self.statuses.items()))),
+            ("lost (not in a final status)", str(len(self.lost))),
+            ("duplicated charges", str(len(self.duplicated_charges))),
+            ("money not right", str(len(self.wrong_money))),
+            ("duplicated preparations", str(len(self.duplicated_preparations))),
+        ]
+        for name, figure in rows:
+            out.add_row(name, figure)
+        return out
+
+
+def chaos_settings(data_dir: Path, plan: Plan) -> Settings:
+    """Free ports, the stubs disturbing answers, short HTTP timeouts so that timeouts cost little."""
+    return on_free_ports(
+        Settings(
+            data_dir=data_dir,
+            drivers=plan.drivers,
+            time_scale=20,
+            driver_speed_mps=60,
+            fault_rate=plan.fault_rate,
+            http_timeout_s=2,
+        )
+    )
+
+
+def collect_faults(stack: Stack, report: Report) -> None:
+    """Add up the faults a stub injected (its counters start again at zero when it restarts)."""
+    for name in STUBS:
+        port = stack.python_ports()[name]
+        with contextlib.suppress(httpx.HTTPError):
+            report.faults.update(httpx.get(f"http://{stack.settings.host}:{port}/faults", timeout=5).json())
+
+
+def crash(stack: Stack, plan: Plan, report: Report, submitting: threading.Thread) -> None:
+    """Kill the services endpoint every few seconds, and each other process once, restarting each.
+
+    This runs on the main thread: a child gets SIGTERM when the thread that started it ends.
+    """
+    once = ["restate-server", "pos", "payment"]
+    while submitting.is_alive() or once:
+        time.sleep(plan.kill_every_s)
+        for name in ["services", once.pop(0)] if once else ["services"]:
+            if name in STUBS:
+                collect_faults(stack, report)
+            stack.kill(name)
+            report.kills[name] += 1
+
+
+async def submit_all(settings: Settings, plan: Plan, progress: Progress) -> list[str]:
+    """Submit the orders at a steady rate; a submission that fails (a crash) is retried, same id."""
+    refs = [f"chaos-{n}" for n in range(plan.orders)]
+    task = progress.add_task("submitting orders", total=plan.orders)
+    headers = {"Authorization": f"Bearer {DEV_PROVIDER_KEY}"}
+    async with httpx.AsyncClient(base_url=settings.gateway_url, headers=headers, timeout=30) as api:
+
+        async def submit(ref: str) -> None:
+            for _ in range(600):
+                try:
+                    response = await api.post("/api/v1/orders", json={"id": ref, **ORDER})
+                    if response.status_code in (200, 202):
+                        progress.advance(task)
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.5)
+            raise RuntimeError(f"order {ref} could not be submitted")
+
+        pending = []
+        for ref in refs:
+            pending.append(asyncio.ensure_future(submit(ref)))
+            await asyncio.sleep(1 / plan.orders_per_s)
+        await asyncio.gather(*pending)
+    return refs
+
+
+def query(settings: Settings, sql: str) -> list[dict[str, Any]]:
+    response = httpx.post(
+        f"{settings.admin_url}/query", json={"query": sql}, headers={"accept": "application/json"}, timeout=30
+    )
+    response.raise_for_status()
+    rows: list[dict[str, Any]] = response.json()["rows"]
+    return rows
+
+
+def statuses(settings: Settings) -> dict[str, Status]:
+    """Every order's status, by its workflow key."""
+    rows = query(
+        settings,
+        "SELECT service_key, value_utf8 FROM state WHERE service_name = 'order-workflow' AND key = 'status'",
+    )
+    return {row["service_key"]: Status(json.loads(row["value_utf8"])) for row in rows}
+
+
+def settle(settings: Settings, keys: list[str], plan: Plan, progress: Progress) -> dict[str, Status]:
+    """Wait until every order is in a final status (or the time is up); the statuses seen last."""
+    task = progress.add_task("waiting for every order to end", total=len(keys))
+    deadline = time.monotonic() + plan.settle_timeout_s
+    while True:
+        seen = statuses(settings)
+        done = sum(1 for key in keys if key in seen and seen[key].terminal)
+        progress.update(task, completed=done)
+        if done == len(keys) or time.monotonic() > deadline:
+            return seen
+        time.sleep(1)
+
+
+def audit(settings: Settings, keys: list[str], seen: dict[str, Status], report: Report) -> None:
+    """Every order ended, and its money and preparations are right."""
+    ledger = httpx.get(f"{settings.payment_url}/ledger", timeout=30).json()["entries"]
+    preparations = httpx.get(f"{settings.pos_url}/preparations", timeout=30).json()["preparations"]
+    operations: dict[str, Counter[str]] = {key: Counter() for key in keys}
+    net: Counter[str] = Counter()
+    for entry in ledger:
+        if entry["orderId"] in operations and entry["outcome"] == "ok":
+            operations[entry["orderId"]][entry["operation"]] += 1
+            net[entry["orderId"]] += {"capture": 1, "refund": -1}.get(entry["operation"], 0) * entry["amount"]
+    prepared = Counter(p["orderId"] for p in preparations)
+    for key in keys:
+        status = seen.get(key)
+        report.statuses[status.value if status else "missing"] += 1
+        if status is None or not status.terminal:
+            report.lost.append(key)
+        if operations[key]["authorize"] > 1 or operations[key]["capture"] > 1:
+            report.duplicated_charges.append(key)
+        if net[key] != (PRICE if status == Status.DELIVERED else 0):
+            report.wrong_money.append(key)
+        if prepared[key] > 1:
+            report.duplicated_preparations.append(key)
+
+
+def run(plan: Plan, console: Console) -> Report:
+    """Run the chaos on a fresh stack and audit every order."""
+    report = Report(orders=plan.orders)
+    logs = Path(tempfile.mkdtemp(prefix="foodorder-chaos-logs-"))
+    console.print(f"process logs: {logs}")
+    with tempfile.TemporaryDirectory(prefix="foodorder-chaos-") as tmp:
+        stack = Stack(chaos_settings(Path(tmp), plan), log_dir=logs)
+        try:
+            console.print("starting a stack on free ports…")
+            stack.start_all()
+            stack.start_drivers(plan.drivers)
+            settings = stack.settings
+            refs: list[str] = []
+            with Progress(console=console) as progress:
+                submitting = threading.Thread(
+                    target=lambda: refs.extend(asyncio.run(submit_all(settings, plan, progress)))
+                )
+                submitting.start()
+                crash(stack, plan, report, submitting)
+                submitting.join()
+                keys = [f"dev-provider:{ref}" for ref in refs]
+                seen = settle(settings, keys, plan, progress)
+            collect_faults(stack, report)
+            audit(settings, keys, seen, report)
+        finally:
+            stack.stop()
+    console.print(report.table())
+    for name, keys in (
+        ("lost", report.lost),
+        ("duplicated charges", report.duplicated_charges),
+        ("money not right", report.wrong_money),
+        ("duplicated preparations", report.duplicated_preparations),
+    ):
+        if keys:
+            console.print(f"[red]{name}:[/] {', '.join(keys[:20])}")
+    return report
