@@ -34,6 +34,8 @@ def key_for(path: str) -> str:
 
 # The same document the gateway serves at /openapi.json, built from the same code.
 schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
+MIN_CASES = 1000
+cases: list[str] = []
 
 
 @schema.parametrize()
@@ -41,6 +43,7 @@ schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
 def test_the_public_api_answers_every_generated_request_without_a_server_error(
     case: schemathesis.Case[Any], fuzz_stack: Stack
 ) -> None:
+    cases.append(case.operation.label)
     case.call_and_validate(
         base_url=fuzz_stack.settings.gateway_url,
         headers={"Authorization": f"Bearer {key_for(case.path)}"},
@@ -48,3 +51,8 @@ def test_the_public_api_answers_every_generated_request_without_a_server_error(
         # A schema-valid order may still name a restaurant or product the catalog lacks: a 422.
         excluded_checks=[checks.positive_data_acceptance],
     )
+
+
+def test_the_run_above_tried_at_least_a_thousand_requests() -> None:
+    """Runs after the property test in this module: it counts what that test sent."""
+    assert len(cases) >= MIN_CASES, f"only {len(cases)} generated requests"
