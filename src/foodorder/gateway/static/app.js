@@ -9,7 +9,7 @@ const CENTER = { lat: 37.3362, long: -121.8906 };
 const HALF_SPAN_M = 3500; // the map shows 7 km by 7 km
 const M_PER_DEG_LAT = 110540;
 const M_PER_DEG_LONG = 111320 * Math.cos((CENTER.lat * Math.PI) / 180);
-const ICONS = { restaurant: "🍽", customer: "🏠", driver: "🚗" };
+const ICONS = { restaurant: "🍴", customer: "🏠", driver: "🚗" };
 
 class FoodMap {
   constructor(container) {
@@ -56,7 +56,7 @@ class FoodMap {
     let marker = this.markers.get(id);
     if (!marker) {
       marker = this.add(this.layer, "g", { class: `marker ${kind}`, "data-marker": id });
-      this.add(marker, "circle", { r: 130 });
+      this.add(marker, "circle", { r: 190 });
       const icon = this.add(marker, "text", { "text-anchor": "middle", "dominant-baseline": "central" });
       icon.textContent = ICONS[kind] || "•";
       this.add(marker, "title", {});

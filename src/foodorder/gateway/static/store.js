@@ -36,7 +36,7 @@ function choose(restaurantId) {
   menu.replaceChildren();
   for (const item of restaurant().menu) {
     const card = element("div", { class: "item", "data-product": item.id });
-    card.appendChild(element("span", { class: "icon", "aria-hidden": "true" }, CATEGORY_ICONS[item.category] || "🍽"));
+    card.appendChild(element("span", { class: "icon", "aria-hidden": "true" }, CATEGORY_ICONS[item.category] || "🍴"));
     card.appendChild(element("span", { class: "name" }, item.name));
     card.appendChild(element("span", { class: "price" }, money(item.price)));
     const add = element("button", { "aria-label": `add ${item.name}` }, "Add");
