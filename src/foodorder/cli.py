@@ -8,7 +8,14 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, Settings, get_settings
+from foodorder.config import (
+    DEV_DRIVER_KEY,
+    DEV_OPS_PASSWORD,
+    DEV_PROVIDER_KEY,
+    DEV_RESTAURANT_KEY,
+    Settings,
+    get_settings,
+)
 from foodorder.serve import serve
 from foodorder.stack import Stack
 
@@ -56,14 +63,14 @@ def print_banner(settings: Settings, drivers: list[str]) -> None:
     dev_keys = (
         f"""
 Dev API keys (Authorization: Bearer <key>): provider {DEV_PROVIDER_KEY}, \
-restaurant {DEV_RESTAURANT_KEY}, driver {DEV_DRIVER_KEY}"""
+restaurant {DEV_RESTAURANT_KEY}, driver {DEV_DRIVER_KEY}; /ops password {DEV_OPS_PASSWORD}"""
         if s.dev_mode
         else ""
     )
     console.print(f"""
 [bold green]foodorder is up[/] (time scale {s.time_scale:g}, {len(drivers)} simulated drivers)
 
-  order food           {s.gateway_url}/   (operations: {s.gateway_url}/ops)
+  order food           {s.gateway_url}/   (operations: {s.gateway_url}/ops, user ops)
   public API           {s.gateway_url}/api/v1   (OpenAPI: {s.gateway_url}/docs)
   Restate ingress      {s.ingress_url}
   Restate UI / admin   {s.admin_url}

@@ -10,7 +10,9 @@ DEV_PROVIDER_KEY = "dev-provider-key"
 DEV_RESTAURANT_KEY = "dev-restaurant-key"
 DEV_DRIVER_KEY = "dev-driver-key"
 DEV_STOREFRONT_KEY = "dev-storefront-key"
-DEV_KEYS = {DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, DEV_DRIVER_KEY, DEV_STOREFRONT_KEY}
+DEV_OPS_PASSWORD = "dev-ops-password"
+DEV_KEYS = {DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, DEV_DRIVER_KEY, DEV_STOREFRONT_KEY, DEV_OPS_PASSWORD}
+OPS_USER = "ops"
 STOREFRONT = "storefront"
 ANY = "*"
 
@@ -82,6 +84,9 @@ class Settings(BaseSettings):
     storefront_key: str = Field(
         DEV_STOREFRONT_KEY, description="the web storefront's provider key (used on the server side only)"
     )
+    ops_password: str = Field(
+        DEV_OPS_PASSWORD, description="password of the user `ops` for the operations dashboard (HTTP Basic)"
+    )
     stale_after_s: float = Field(
         300.0, gt=0, description="/ops highlights an active order that has kept its status this long"
     )
@@ -99,6 +104,7 @@ class Settings(BaseSettings):
             *self.driver_keys,
             self.pos_restaurant_key,
             self.storefront_key,
+            self.ops_password,
         }
         if not self.dev_mode and keys & DEV_KEYS:
             raise ValueError("dev API keys are configured but FOODORDER_DEV_MODE is false: set real keys")

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from foodorder.config import OPS_USER
 from foodorder.stack import Stack
 from tests.integration.conftest import ARTIFACTS, running_stack, stack_settings
 
@@ -37,7 +38,9 @@ def browser() -> Iterator[Browser]:
 
 def new_page(browser: Browser, stack: Stack, width: int = 1280, height: int = 900) -> Page:
     context = browser.new_context(
-        base_url=stack.settings.gateway_url, viewport={"width": width, "height": height}
+        base_url=stack.settings.gateway_url,
+        viewport={"width": width, "height": height},
+        http_credentials={"username": OPS_USER, "password": stack.settings.ops_password},  # for /ops
     )
     context.set_default_timeout(15_000)
     return context.new_page()

@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY
+from foodorder.config import DEV_DRIVER_KEY, DEV_OPS_PASSWORD, DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, OPS_USER
 from foodorder.stack import Stack, wait_until
 from tests.integration.conftest import (
     ARTIFACTS,
@@ -147,3 +147,13 @@ def test_the_api_answers_503_at_once_when_restate_is_unreachable(tmp_path: Path)
     assert order.status_code == 503
     assert "order engine unreachable" in order.json()["detail"]
     assert ready.status_code == 503
+
+
+def test_the_operations_pages_ask_for_the_ops_password(api: Api) -> None:
+    anonymous = api.request("GET", "/ops", key=None)
+    wrong = api.http.get("/ops/events", auth=(OPS_USER, "guess"))
+    right = api.http.get("/ops", auth=(OPS_USER, DEV_OPS_PASSWORD))
+
+    assert anonymous.status_code == wrong.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Basic")
+    assert right.status_code == 200 and "Operations" in right.text

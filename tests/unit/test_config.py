@@ -44,6 +44,7 @@ def test_production_services_refuse_to_accept_unsigned_calls() -> None:
         driver_keys={"d-key": ["*"]},
         pos_restaurant_key="r-key",
         storefront_key="p-key",
+        ops_password="a real password",
     )
     with pytest.raises(ValueError, match="FOODORDER_REQUEST_IDENTITY_KEYS"):
         create_app(settings)

@@ -1,12 +1,13 @@
 """API keys: `Authorization: Bearer <key>`, one set per audience (providers, restaurants, drivers)."""
 
+import secrets
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
-from foodorder.config import ANY, Settings
+from foodorder.config import ANY, OPS_USER, Settings
 from foodorder.gateway.schemas import PathId
 
 bearer = HTTPBearer(auto_error=False, description="an API key issued to a provider, restaurant or driver")
@@ -63,6 +64,26 @@ def driver_from_key(request: Request, driver_id: PathId, credentials: Credential
     return _acting_for(_settings(request).driver_keys, credentials, "driver", driver_id)
 
 
+REALM = "foodorder operations"
+basic = HTTPBasic(auto_error=False, realm=REALM)
+
+
+def operator(request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> str:
+    """The operations user, if the browser sent its password; 401 (and a login prompt) otherwise."""
+    password = _settings(request).ops_password.encode()
+    if credentials is None or not (
+        secrets.compare_digest(credentials.username.encode(), OPS_USER.encode())
+        & secrets.compare_digest(credentials.password.encode(), password)
+    ):
+        raise HTTPException(
+            401,
+            "the operations pages need the ops user's password",
+            {"WWW-Authenticate": f'Basic realm="{REALM}"'},
+        )
+    return OPS_USER
+
+
 ProviderDep = Annotated[Provider, Depends(provider_from_key)]
 RestaurantDep = Annotated[str, Depends(restaurant_from_key)]
 DriverDep = Annotated[str, Depends(driver_from_key)]
+OperatorDep = Annotated[str, Depends(operator)]

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from foodorder.catalog import load_catalog
 from foodorder.config import Settings
+from foodorder.gateway.auth import OperatorDep
 from foodorder.gateway.web import render
 from foodorder.models import DriverStatus, Location, Model, Order, Status, StatusChange
 
@@ -105,13 +106,13 @@ def order_row(key: str, values: dict[str, Any], now: int, stale_after_s: float) 
 
 
 @router.get("/ops", response_class=HTMLResponse, include_in_schema=False)
-async def ops_page(request: Request) -> HTMLResponse:
+async def ops_page(request: Request, _: OperatorDep) -> HTMLResponse:
     """The dashboard page; its data arrives over /ops/events."""
     return render(request, "ops.html")
 
 
 @router.get("/ops/events", response_class=EventSourceResponse, include_in_schema=False)
-async def ops_events(request: Request) -> AsyncIterator[ServerSentEvent]:
+async def ops_events(request: Request, _: OperatorDep) -> AsyncIterator[ServerSentEvent]:
     """A snapshot of drivers and orders every second."""
     settings: Settings = request.app.state.settings
     async with httpx.AsyncClient(base_url=settings.admin_url, timeout=5) as admin:
