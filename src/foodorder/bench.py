@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from foodorder import geo
+from foodorder import geo, introspection
 from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, Settings
 from foodorder.models import MAX_DELAY_MS
 from foodorder.stack import Stack, on_free_ports
@@ -176,13 +176,8 @@ class Bench:
 
         return done
 
-    async def sql(self, query: str) -> list[dict[str, Any]]:
-        response = await self.admin.post(
-            "/query", json={"query": query}, headers={"accept": "application/json"}
-        )
-        response.raise_for_status()
-        rows: list[dict[str, Any]] = response.json()["rows"]
-        return rows
+    async def sql(self, query: str) -> introspection.Rows:
+        return await introspection.query(self.admin, query)
 
     async def invocations(self) -> dict[str, int]:
         rows = await self.sql("SELECT target_service_name AS s, count(*) AS n FROM sys_invocation GROUP BY 1")
@@ -371,12 +366,12 @@ class Bench:
         self.results["invocations_per_order_by_service"] = {
             name: round(n / len(refs), 1) for name, n in sorted(spent.items()) if n
         }
-        steps = spent.get("driver-mobile-app", 0) / len(refs)
-        others = sum(
-            n for name, n in spent.items() if name not in ("driver-mobile-app", "driver-digital-twin")
-        )
+        # The seed's design on the same trips: 4 invocations a step, plus what is not about locations.
+        per_order = self.results["invocations_per_order_by_service"]
+        not_locations = ("order-workflow", "driver-delivery-matcher", "delivery-manager")
         self.results["seed_design_invocations_per_order"] = round(
-            SEED_INVOCATIONS_PER_STEP * steps + others / len(refs) - spent.get("order-status", 0) / len(refs),
+            SEED_INVOCATIONS_PER_STEP * per_order.get("driver-mobile-app", 0)
+            + sum(per_order.get(name, 0) for name in not_locations),
             1,
         )
         self.results["e2e_time_scale"] = self.s.time_scale

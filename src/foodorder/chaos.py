@@ -16,13 +16,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from foodorder import introspection
 from foodorder.config import DEV_PROVIDER_KEY, Settings
 from foodorder.models import Status
 from foodorder.stack import Stack, on_free_ports
@@ -144,19 +144,10 @@ async def submit_all(settings: Settings, plan: Plan, progress: Progress) -> list
     return refs
 
 
-def query(settings: Settings, sql: str) -> list[dict[str, Any]]:
-    response = httpx.post(
-        f"{settings.admin_url}/query", json={"query": sql}, headers={"accept": "application/json"}, timeout=30
-    )
-    response.raise_for_status()
-    rows: list[dict[str, Any]] = response.json()["rows"]
-    return rows
-
-
 def statuses(settings: Settings) -> dict[str, Status]:
     """Every order's status, by its workflow key."""
-    rows = query(
-        settings,
+    rows = introspection.query_blocking(
+        settings.admin_url,
         "SELECT service_key, value_utf8 FROM state WHERE service_name = 'order-workflow' AND key = 'status'",
     )
     return {row["service_key"]: Status(json.loads(row["value_utf8"])) for row in rows}

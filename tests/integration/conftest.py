@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from foodorder import introspection
 from foodorder.config import (
     DEV_DRIVER_KEY,
     DEV_PROVIDER_KEY,
@@ -101,11 +102,7 @@ class Client:
             f"SELECT value_utf8 FROM state WHERE service_name = '{service}'"
             f" AND service_key = '{key}' AND key = '{name}'"
         )
-        response = self.http.post(
-            f"{self.settings.admin_url}/query", json={"query": query}, headers={"accept": "application/json"}
-        )
-        assert response.status_code == 200, response.text
-        rows = response.json()["rows"]
+        rows = introspection.query_blocking(self.settings.admin_url, query)
         return json.loads(rows[0]["value_utf8"]) if rows else None
 
     def eventually(self, read: Callable[[], Any], wanted: Any, timeout_s: float = 10) -> None:

@@ -104,6 +104,13 @@ def dispatch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Party]:
     )
 
 
+def assert_delivered_and_paid(party: Party, ref: str) -> None:
+    """The order reached DELIVERED and its price was taken, once."""
+    party.api.wait_for(ref, Status.DELIVERED)
+    assert party.payments(ref) == ["authorize", "capture"]
+    assert party.net_paid(ref) == PRICE
+
+
 def assert_cancelled(party: Party, ref: str, reached: list[str], reason: str) -> None:
     """The order ended CANCELLED after `reached`, with `reason`, and the hold on the money was released."""
     assert party.history(ref) == [*[(s, None) for s in reached], ("CANCELLED", reason)]
@@ -261,9 +268,7 @@ def test_cancel_while_waiting_for_driver_releases_the_driver_to_the_next_order(d
     assert dispatch.history(delivered)[-1] == ("WAITING_FOR_DRIVER", "driver driver-a")
     dispatch.driver("driver-a", "pickup")
     dispatch.driver("driver-a", "delivered")
-    dispatch.api.wait_for(delivered, Status.DELIVERED)
-    assert dispatch.payments(delivered) == ["authorize", "capture"]
-    assert dispatch.net_paid(delivered) == PRICE
+    assert_delivered_and_paid(dispatch, delivered)
 
 
 def test_cancel_after_pickup_is_refused_and_the_order_is_delivered(dispatch: Party) -> None:
@@ -278,9 +283,7 @@ def test_cancel_after_pickup_is_refused_and_the_order_is_delivered(dispatch: Par
     assert response.status_code == 409
     assert "can no longer be cancelled: it is IN_DELIVERY" in response.json()["detail"]
     dispatch.driver("driver-b", "delivered")
-    dispatch.api.wait_for(ref, Status.DELIVERED)
-    assert dispatch.payments(ref) == ["authorize", "capture"]
-    assert dispatch.net_paid(ref) == PRICE
+    assert_delivered_and_paid(dispatch, ref)
 
 
 def test_a_silent_driver_is_replaced_and_taken_off_the_pool(dispatch: Party) -> None:
@@ -299,6 +302,4 @@ def test_a_silent_driver_is_replaced_and_taken_off_the_pool(dispatch: Party) -> 
     assert dispatch.driver("silent-driver", "assignment") == {"delivery": None}
     dispatch.driver("stand-in", "pickup")
     dispatch.driver("stand-in", "delivered")
-    dispatch.api.wait_for(ref, Status.DELIVERED)
-    assert dispatch.payments(ref) == ["authorize", "capture"]
-    assert dispatch.net_paid(ref) == PRICE
+    assert_delivered_and_paid(dispatch, ref)

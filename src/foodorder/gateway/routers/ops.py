@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import Field
 
+from foodorder import introspection
 from foodorder.catalog import load_catalog
 from foodorder.config import Settings
 from foodorder.gateway.auth import OperatorDep
@@ -62,10 +63,8 @@ class Snapshot(Model):
 
 async def snapshot(admin: httpx.AsyncClient, settings: Settings) -> Snapshot:
     """Drivers and orders as the engine holds them now."""
-    response = await admin.post("/query", json={"query": STATE_QUERY}, headers={"accept": "application/json"})
-    response.raise_for_status()
     state: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in response.json()["rows"]:
+    for row in await introspection.query(admin, STATE_QUERY):
         state.setdefault((row["service_name"], row["service_key"]), {})[row["key"]] = json.loads(
             row["value_utf8"]
         )

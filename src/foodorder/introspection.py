@@ -1,0 +1,27 @@
+"""Restate's SQL introspection (admin API, POST /query): the engine's state and invocations as rows."""
+
+from typing import Any
+
+import httpx
+
+Rows = list[dict[str, Any]]
+
+
+def _request(sql: str) -> dict[str, Any]:
+    return {"json": {"query": sql}, "headers": {"accept": "application/json"}}
+
+
+def _rows(response: httpx.Response) -> Rows:
+    response.raise_for_status()
+    rows: Rows = response.json()["rows"]
+    return rows
+
+
+async def query(admin: httpx.AsyncClient, sql: str) -> Rows:
+    """The rows `sql` selects, through `admin` (a client of the admin API)."""
+    return _rows(await admin.post("/query", **_request(sql)))
+
+
+def query_blocking(admin_url: str, sql: str, timeout_s: float = 30) -> Rows:
+    """The rows `sql` selects, for code that does not run in an event loop."""
+    return _rows(httpx.post(f"{admin_url}/query", timeout=timeout_s, **_request(sql)))
