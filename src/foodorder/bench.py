@@ -33,7 +33,7 @@ from foodorder.stack import Stack, on_free_ports
 
 RESULTS = Path("bench/results")
 HISTORIES = (
-    "SELECT service_key, value_utf8 FROM state WHERE service_name = 'order-workflow' AND key = 'history'"
+    "SELECT service_key, value_utf8 FROM state WHERE service_name = 'order-status' AND key = 'history'"
 )
 ORDER = {"restaurantId": "bites_n_bytes", "products": [{"productId": "1000", "quantity": 1}]}
 TARGETS = {

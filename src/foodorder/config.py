@@ -67,6 +67,10 @@ class Settings(BaseSettings):
         120.0, gt=0, description="an assigned driver silent this long before pickup is replaced"
     )
 
+    retention_days: float = Field(
+        7.0, gt=0, description="how long an ended order stays readable before its state is cleared"
+    )
+
     dev_mode: bool = Field(True, description="allow the published dev keys; set false in production")
     provider_keys: dict[str, str] = Field(
         default_factory=lambda: {DEV_PROVIDER_KEY: "dev-provider", DEV_STOREFRONT_KEY: STOREFRONT},

@@ -67,3 +67,13 @@ class StateKey(Generic[T]):
 async def now_ms(ctx: Context) -> int:
     """The current time in epoch milliseconds, recorded in the journal so that a replay sees the same."""
     return int(await ctx.time() * 1000)
+
+
+# A timer that fires later than this after it was due was held up by an outage (restate-server or
+# the services down) or a stall; whoever it judges could not be heard meanwhile.
+LATE_AFTER_MS = 5_000
+
+
+async def came_late(ctx: Context, due: int) -> bool:
+    """Whether a timer due at `due` (epoch ms) fired so late that the system was not listening."""
+    return await now_ms(ctx) - due > LATE_AFTER_MS

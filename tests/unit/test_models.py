@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from foodorder.models import Order, Status, StatusChange
-from foodorder.ordering.workflow import invalid_order_reason
+from foodorder.ordering.workflow import order_terms
 from foodorder.state import PydanticSerde
 
 SEED_ORDER = (
@@ -36,6 +36,10 @@ def test_invalid_orders_name_the_field(change: dict[str, object], field: str) ->
     with pytest.raises(ValidationError) as error:
         Order.model_validate(raw)
     assert field in str(error.value)
+
+
+def invalid_order_reason(order: Order) -> str | None:
+    return order_terms(order).rejection
 
 
 def test_the_catalog_check_names_the_field() -> None:
