@@ -40,6 +40,7 @@ TARGETS = {
     "intake_orders_per_s": ">= 300",
     "intake_p99_ms": "<= 100",
     "location_events_per_s": ">= 1000",
+    "state_bytes_per_order": "<= 4096",
     "peak_rss_mb.total": "<= 1536",
 }
 
@@ -374,6 +375,15 @@ class Bench:
             + sum(per_order.get(name, 0) for name in not_locations),
             1,
         )
+        stored = await self.sql(
+            "SELECT service_name, sum(length(value)) AS bytes FROM state"
+            " WHERE service_key LIKE 'dev-provider:e2e-%' GROUP BY service_name"
+        )
+        by_service = {row["service_name"]: row["bytes"] / len(refs) for row in stored}
+        self.results["state_bytes_per_order"] = round(sum(by_service.values()))
+        self.results["state_bytes_per_order_by_service"] = {
+            k: round(v) for k, v in sorted(by_service.items())
+        }
         self.results["e2e_time_scale"] = self.s.time_scale
         self.results["e2e_drivers"] = self.plan.e2e_drivers
 
@@ -447,6 +457,11 @@ def table(results: dict[str, Any]) -> Table:
             "Restate invocations per delivered order",
             results["invocations_per_order"],
             f"<= {results['seed_design_invocations_per_order'] / 2:.0f} (half the seed's)",
+        ),
+        (
+            "Restate state bytes per delivered order",
+            results["state_bytes_per_order"],
+            TARGETS["state_bytes_per_order"],
         ),
         ("location points/s", results["location_events_per_s"], TARGETS["location_events_per_s"]),
         ("location p99 lag ms", results["location_p99_lag_ms"], ""),

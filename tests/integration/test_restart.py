@@ -1,9 +1,16 @@
-"""Stopping every process and starting again resumes the orders in flight, without charging twice."""
+"""Stopping every process and starting again resumes the orders in flight, without charging twice or
+judging anyone on the outage."""
 
+import signal
+import time
 from pathlib import Path
+from typing import Any
 
+from foodorder import geo
+from foodorder.catalog import load_catalog
 from foodorder.models import Status
-from tests.integration.conftest import Client, new_order, running_stack, stack_settings
+from tests.integration.conftest import Api, Client, api_order, new_order, running_stack, stack_settings
+from tests.integration.test_shutdown import start_up
 
 
 def test_an_order_in_flight_survives_a_full_restart(tmp_path: Path) -> None:
@@ -19,3 +26,64 @@ def test_an_order_in_flight_survives_a_full_restart(tmp_path: Path) -> None:
         assert client.payments(order["id"]) == ["authorize", "capture"]
         assert len(client.preparations(order["id"])) == 1
         assert [e["status"] for e in client.history(order["id"])][-1] == "DELIVERED"
+
+
+def test_an_outage_longer_than_every_timeout_cancels_nothing_and_replaces_no_driver(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path).model_copy(
+        update={
+            "preparation_s": 100,  # 5 s of wall time
+            "restaurant_timeout_s": 200,  # 10 s
+            "driver_search_timeout_s": 200,  # 10 s
+            "driver_silence_timeout_s": 120,  # 6 s
+            "driver_speed_mps": 10,  # a driver takes seconds to reach the restaurant
+        }
+    )
+    timeouts = (
+        settings.restaurant_timeout_s,
+        settings.driver_search_timeout_s,
+        settings.driver_silence_timeout_s,
+    )
+    outage_s = max(settings.scaled(t) for t in timeouts) + 3
+
+    def near(restaurant: str) -> dict[str, Any]:
+        """An order delivered 200 m from its restaurant, so that the test does not wait for long drives."""
+        shop = load_catalog().restaurant(restaurant)
+        assert shop is not None
+        customer = geo.offset(shop.location, 200, 0).model_dump(mode="json")
+        return api_order(restaurantId=restaurant, deliveryLocation=customer)
+
+    up = start_up(settings, "outage-1")
+    try:
+        api = Api(settings)
+        waiting = near("bites_n_bytes")
+        assert api.request("POST", "/api/v1/orders", json=waiting).status_code == 202
+        api.wait_for(waiting["id"], Status.WAITING_FOR_DRIVER)
+        preparing = near("mcstate")
+        assert api.request("POST", "/api/v1/orders", json=preparing).status_code == 202
+        api.wait_for(preparing["id"], Status.IN_PREPARATION)
+        api.http.close()
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=30) == 0
+    finally:
+        up.kill()
+
+    time.sleep(outage_s)  # the outage itself: longer than any timeout, at the tests' time scale
+
+    up = start_up(settings, "outage-2")
+    try:
+        api = Api(settings)
+        for order in (waiting, preparing, near("snack_in_the_box")):
+            if order is not waiting and order is not preparing:
+                assert api.request("POST", "/api/v1/orders", json=order).status_code == 202
+            view = api.wait_for(order["id"], Status.DELIVERED, timeout_s=120)
+            reasons = [h["reason"] for h in view["history"] if h["reason"]]
+            assert not [r for r in reasons if "silent" in r or "in time" in r], reasons
+            assert [h["status"] for h in view["history"]][-3:] == [
+                "WAITING_FOR_DRIVER",
+                "IN_DELIVERY",
+                "DELIVERED",
+            ]
+        api.http.close()
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(timeout=30)
