@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     gateway_port: int = 3000
 
     data_dir: Path = Path(".foodorder")
+    catalog_file: Path | None = Field(
+        None, description="restaurants and menus (JSON like data/catalog.json); default: the demo catalog"
+    )
     time_scale: float = Field(1.0, gt=0, description="every simulated duration is divided by this")
     drivers: int = Field(2, ge=0, description="simulated drivers started by `foodorder up`")
 

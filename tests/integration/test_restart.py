@@ -1,12 +1,13 @@
 """Stopping every process and starting again resumes the orders in flight, without charging twice or
 judging anyone on the outage."""
 
+import json
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
-from foodorder import geo
+from foodorder import geo, introspection
 from foodorder.catalog import load_catalog
 from foodorder.models import Status
 from tests.integration.conftest import Api, Client, api_order, new_order, running_stack, stack_settings
@@ -87,3 +88,36 @@ def test_an_outage_longer_than_every_timeout_cancels_nothing_and_replaces_no_dri
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(timeout=30)
+
+
+def test_new_settings_and_a_new_menu_leave_the_orders_in_flight_on_their_terms(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path).model_copy(update={"preparation_s": 100, "restaurant_timeout_s": 400})
+    scheduled, preparing = new_order(deliveryDelay=100_000), new_order()  # due in 5 s; cooking for 5 s
+
+    with running_stack(settings, "terms-1"), Client(settings) as client:
+        for order in (scheduled, preparing):
+            client.submit(order)
+        client.wait_for(scheduled["id"], Status.SCHEDULED)
+        client.wait_for(preparing["id"], Status.IN_PREPARATION)
+
+    # The ordered pizza leaves the menu and the timeouts become impossible to meet.
+    catalog = load_catalog().model_dump(mode="json")
+    for shop in catalog["restaurants"]:
+        shop["menu"] = [item for item in shop["menu"] if item["id"] != "1000"]
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    changed = settings.model_copy(
+        update={
+            "catalog_file": tmp_path / "catalog.json",
+            "restaurant_timeout_s": 0.1,
+            "driver_search_timeout_s": 0.1,
+        }
+    )
+
+    with running_stack(changed, "terms-2"), Client(changed) as client:
+        for order in (scheduled, preparing):
+            client.wait_for(order["id"], Status.DELIVERED, timeout_s=120)
+        query = "SELECT target, last_failure FROM sys_invocation WHERE last_failure LIKE '%mismatch%'"
+        assert introspection.query_blocking(changed.admin_url, query) == []
+        refused = new_order()
+        client.submit(refused)
+        client.wait_for(refused["id"], Status.REJECTED)  # new orders meet the new menu
