@@ -28,13 +28,10 @@ from rich.table import Table
 
 from foodorder import geo, introspection
 from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, Settings
-from foodorder.models import MAX_DELAY_MS
+from foodorder.models import MAX_DELAY_MS, Status
 from foodorder.stack import Stack, on_free_ports
 
 RESULTS = Path("bench/results")
-HISTORIES = (
-    "SELECT service_key, value_utf8 FROM state WHERE service_name = 'order-status' AND key = 'history'"
-)
 ORDER = {"restaurantId": "bites_n_bytes", "products": [{"productId": "1000", "quantity": 1}]}
 TARGETS = {
     "intake_orders_per_s": ">= 300",
@@ -309,7 +306,7 @@ class Bench:
 
     async def assignments(self, drivers: list[str], refs: list[str]) -> dict[str, str]:
         """Which order (workflow key) each bench driver carries."""
-        rows = await self.sql(HISTORIES)
+        rows = await self.sql(introspection.ORDER_HISTORIES)
         wanted = {f"dev-provider:{ref}" for ref in refs}
         order_of = {}
         for row in rows:
@@ -322,11 +319,8 @@ class Bench:
         keys = ", ".join(f"'dev-provider:{ref}'" for ref in refs)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            rows = await self.sql(
-                "SELECT count(*) AS n FROM state WHERE service_name = 'order-workflow' AND key = 'status'"
-                f" AND service_key IN ({keys}) AND value_utf8 = '\"{status}\"'"
-            )
-            if int(rows[0]["n"]) == len(refs):
+            rows = await self.sql(f"{introspection.ORDER_HISTORIES} AND service_key IN ({keys})")
+            if list(introspection.latest_statuses(rows).values()).count(Status(status)) == len(refs):
                 return
             await asyncio.sleep(0.5)
         raise TimeoutError(f"orders did not all reach {status} in {timeout_s:.0f}s")
@@ -354,7 +348,9 @@ class Bench:
         drain()
         after = await self.invocations()
         durations, first, last = [], float("inf"), 0
-        for row in await self.sql(HISTORIES + " AND service_key LIKE 'dev-provider:e2e-%'"):
+        for row in await self.sql(
+            introspection.ORDER_HISTORIES + " AND service_key LIKE 'dev-provider:e2e-%'"
+        ):
             history = json.loads(row["value_utf8"])
             durations.append((history[-1]["at"] - history[0]["at"]) / 1000)
             first, last = min(first, history[0]["at"]), max(last, history[-1]["at"])

@@ -48,14 +48,14 @@ CANCEL_OUTCOME = "cancel_outcome"  # resolved by `run`: CANCELLED, or the status
 ENDED = "ended"  # resolved by `run` with the final status, once everything is undone
 CANCEL_ANSWER_WITHIN = timedelta(seconds=10)
 
-# How patiently each call to the outside world is retried (seconds of backoff, scaled like every
-# simulated duration) before its stage is given up and undone.
-AUTHORIZE = RetryPolicy(attempts=6, first_backoff_s=2, max_backoff_s=30)
-PREPARE = RetryPolicy(attempts=6, first_backoff_s=2, max_backoff_s=30)
-# The food is on its way: the capture is tried longer before it is left to operations.
-CAPTURE = RetryPolicy(attempts=10, first_backoff_s=2, max_backoff_s=60)
-# Undoing is tried longest: the customer's money and the kitchen's work depend on it.
-UNDO = RetryPolicy(attempts=12, first_backoff_s=2, max_backoff_s=60)
+# How patiently each call to the outside world is retried before its stage is given up and undone
+# (backoffs double from 2 s; seconds are scaled like every simulated duration).
+AUTHORIZE = RetryPolicy(attempts=8, first_backoff_s=2, max_backoff_s=60)  # about 3 minutes
+PREPARE = RetryPolicy(attempts=10, first_backoff_s=2, max_backoff_s=120)  # about 8 minutes
+# The food is on its way: the capture is tried for about 45 minutes before it is left to operations.
+CAPTURE = RetryPolicy(attempts=16, first_backoff_s=2, max_backoff_s=300)
+# Undoing is tried longest (about 4.5 hours): the customer's money and the kitchen's work depend on it.
+UNDO = RetryPolicy(attempts=36, first_backoff_s=2, max_backoff_s=600)
 
 
 def order_terms(order: Order) -> OrderTerms:
