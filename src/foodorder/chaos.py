@@ -27,7 +27,7 @@ from foodorder.models import Status
 from foodorder.stack import Stack, on_free_ports
 
 ORDER = {"restaurantId": "bites_n_bytes", "products": [{"productId": "1000", "quantity": 1}]}
-PRICE = 1450
+PRICE = 1090
 STUBS = ("payment", "pos")
 
 

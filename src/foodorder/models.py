@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 ORDER_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -62,6 +62,12 @@ class Product(Model):
     description: str = ""
     quantity: int = Field(ge=1)
 
+    @field_validator("product_id", mode="before")
+    @classmethod
+    def _seed_numeric_id(cls, value: object) -> object:
+        """The seed's web UI sends product ids as numbers (1000): they are the same products."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
 
 class Order(Model):
     """An order as a provider submits it (the seed's JSON, plus an optional delivery location)."""
@@ -69,7 +75,9 @@ class Order(Model):
     id: str = Field(pattern=ORDER_ID, description="letters, digits and . _ : - (providers' ids are prefixed)")
     restaurant_id: str = Field(min_length=1, max_length=64)
     products: list[Product] = Field(min_length=1)
-    total_cost: float = Field(ge=0, description="amount to charge, in cents")
+    total_cost: float = Field(
+        ge=0, description="the menu's total, in cents (or in dollars, as the seed's web UI sends it)"
+    )
     delivery_delay: int = Field(
         0, ge=0, le=MAX_DELAY_MS, description="milliseconds before preparation starts"
     )
@@ -130,6 +138,7 @@ class OrderTerms(Model):
     rejection: str | None = Field(
         None, description="why the catalog cannot serve the order, naming the field"
     )
+    price: int = Field(0, ge=0, description="what the customer pays, in cents, from the menu")
     restaurant_location: Location | None = None
     customer_location: Location
     time_scale: float = Field(gt=0)

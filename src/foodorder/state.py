@@ -39,6 +39,24 @@ def required(tp: Any) -> PydanticSerde[Any]:
     return Required(tp)
 
 
+# A read handler's argument: nothing. Seed clients send `{}` with content-type JSON (axios' body).
+Nothing = dict[str, Any] | None
+
+
+class EmptyOrEmptyObject(Serde[None]):
+    """Input of a read handler: an empty body, or `{}` as the seed's web UI sends it every second."""
+
+    def deserialize(self, buf: bytes) -> None:
+        if buf.strip() not in (b"", b"{}"):
+            raise ValueError("this handler takes no input: send an empty body or {}")
+
+    def serialize(self, obj: None) -> bytes:
+        return b""
+
+
+NO_INPUT = EmptyOrEmptyObject()
+
+
 @dataclass(frozen=True)
 class StateKey(Generic[T]):
     """A named entry of a virtual object's or workflow's state, with its type."""

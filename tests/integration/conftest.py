@@ -170,7 +170,7 @@ def new_order(**overrides: Any) -> dict[str, Any]:
         "id": f"order-{time.time_ns()}-{next(_counter)}",
         "restaurantId": "bites_n_bytes",
         "products": [{"productId": "1000", "description": "Pepperoni pizza", "quantity": 2}],
-        "totalCost": 2900,
+        "totalCost": 2180,  # the menu's price of two pepperoni pizzas, in cents
         "deliveryDelay": 0,
     }
     order.update(overrides)

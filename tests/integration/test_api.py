@@ -6,7 +6,7 @@ from foodorder.models import Status
 from tests.integration.conftest import OTHER_PROVIDER_KEY, Api, api_order
 from tests.integration.test_order_flow import DELIVERED_SEQUENCE
 
-PRICE = 2 * 1450 + 950  # two pepperoni pizzas and chicken wings at Bites n Bytes
+PRICE = 2 * 1090 + 340  # two pepperoni pizzas and chicken wings
 
 
 def test_an_order_is_priced_from_the_menu_and_delivered(api: Api) -> None:
@@ -29,8 +29,8 @@ def test_an_order_is_priced_from_the_menu_and_delivered(api: Api) -> None:
     assert [h["status"] for h in view["history"]] == DELIVERED_SEQUENCE
     assert view["totalCost"] == PRICE
     assert [(i["productId"], i["quantity"], i["unitPrice"]) for i in view["items"]] == [
-        ("1000", 2, 1450),
-        ("1003", 1, 950),
+        ("1000", 2, 1090),
+        ("1003", 1, 340),
     ]
     assert view["eta"] is None and view["driver"] is None
 

@@ -7,6 +7,7 @@ from foodorder import introspection
 from foodorder.models import Status
 from tests.integration.conftest import Client, new_order
 
+PEPPERONI = 1090  # cents, at every demo restaurant (the seed web UI's price)
 DELIVERED_SEQUENCE = [
     "CREATED",
     "SCHEDULED",
@@ -39,7 +40,11 @@ def test_order_is_delivered_through_every_status_with_a_live_eta(client: Client)
 
 
 def test_declined_payment_rejects_the_order_and_nothing_is_prepared(client: Client) -> None:
-    order = new_order(totalCost=client.settings.payment_decline_above + 1)
+    pizzas = int(client.settings.payment_decline_above // PEPPERONI) + 1
+    order = new_order(
+        products=[{"productId": "1000", "description": "Pepperoni pizza", "quantity": pizzas}],
+        totalCost=pizzas * PEPPERONI,
+    )
     client.submit(order)
 
     client.wait_for(order["id"], Status.REJECTED, timeout_s=30)

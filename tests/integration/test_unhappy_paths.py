@@ -19,7 +19,7 @@ from foodorder.models import Status
 from foodorder.stack import Stack
 from tests.integration.conftest import Api, Client, api_order, running_stack, stack_settings
 
-PRICE = 2 * 1450 + 950  # api_order(): two pepperoni pizzas and chicken wings at Bites n Bytes
+PRICE = 2 * 1090 + 340  # api_order(): two pepperoni pizzas and chicken wings
 REFUSED_PRODUCT = "1101"  # the stalling kitchen cannot make garlic knots
 
 

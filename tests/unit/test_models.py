@@ -9,7 +9,7 @@ from foodorder.state import PydanticSerde
 
 SEED_ORDER = (
     b'{"id":"o1","restaurantId":"mcstate","products":[{"productId":"1002","description":"Cheese burger",'
-    b'"quantity":1}],"totalCost":1050,"deliveryDelay":3000}'
+    b'"quantity":1}],"totalCost":850,"deliveryDelay":3000}'
 )
 
 

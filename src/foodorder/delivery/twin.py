@@ -5,7 +5,7 @@ from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualOb
 from foodorder.delivery import manager, matcher
 from foodorder.models import DeliveryRequest, DriverStatus, Location
 from foodorder.ordering import status
-from foodorder.state import StateKey, now_ms, required
+from foodorder.state import NO_INPUT, Nothing, StateKey, now_ms, required
 
 driver_digital_twin = VirtualObject("driver-digital-twin")
 
@@ -54,8 +54,8 @@ async def set_driver_unavailable(ctx: ObjectContext) -> None:
         ctx.object_send(matcher.remove_driver, key=region, arg=ctx.key())
 
 
-@driver_digital_twin.handler(name="getAssignedDelivery")
-async def get_assigned_delivery(ctx: ObjectContext) -> DeliveryRequest | None:
+@driver_digital_twin.handler(name="getAssignedDelivery", input_serde=NO_INPUT)
+async def get_assigned_delivery(ctx: ObjectContext, _: Nothing = None) -> DeliveryRequest | None:
     """Polled by the driver's phone: the delivery to do, if any."""
     return await ASSIGNED_DELIVERY.get(ctx)
 

@@ -12,7 +12,7 @@ from typing import Literal
 from restate import Context, ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
 from foodorder.models import DriverPosition, OrderEvent, OrderStatus, Status, StatusChange, Tracking
-from foodorder.state import PydanticSerde, StateKey, now_ms, required
+from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, now_ms, required
 
 order_status = VirtualObject("order-status")
 
@@ -43,8 +43,8 @@ async def track(ctx: ObjectContext, at: int, arrival: int, driver: DriverPositio
     TRACKING.set(ctx, OrderEvent(seq=seq, at=at, type=event_type, arrival=arrival, driver=driver))
 
 
-@order_status.handler(kind="shared")
-async def get(ctx: ObjectSharedContext) -> OrderStatus:
+@order_status.handler(kind="shared", input_serde=NO_INPUT)
+async def get(ctx: ObjectSharedContext, _: Nothing = None) -> OrderStatus:
     """The status and the ETA in milliseconds from now (the seed's shape); never waits behind a write."""
     status = await current_status(ctx)
     if status is not None and status.terminal:
@@ -89,8 +89,10 @@ def expire_later(ctx: Context, order_id: str, retention: timedelta) -> None:
     ctx.object_send(expire, key=order_id, arg=None, send_delay=retention)
 
 
-@order_status.handler(name="getHistory", kind="shared", output_serde=PydanticSerde(list[StatusChange]))
-async def get_history(ctx: ObjectSharedContext) -> list[StatusChange]:
+@order_status.handler(
+    name="getHistory", kind="shared", input_serde=NO_INPUT, output_serde=PydanticSerde(list[StatusChange])
+)
+async def get_history(ctx: ObjectSharedContext, _: Nothing = None) -> list[StatusChange]:
     """Every status the order went through, with its time and reason."""
     return [
         StatusChange(status=e.status, at=e.at, reason=e.reason)
@@ -111,8 +113,8 @@ async def get_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
     return sorted(events, key=lambda e: e.seq)
 
 
-@order_status.handler(name="getTracking", kind="shared")
-async def get_tracking(ctx: ObjectSharedContext) -> Tracking:
+@order_status.handler(name="getTracking", kind="shared", input_serde=NO_INPUT)
+async def get_tracking(ctx: ObjectSharedContext, _: Nothing = None) -> Tracking:
     """The estimated arrival and the driver's last known position."""
     tracking = await TRACKING.get(ctx)
     return Tracking() if tracking is None else Tracking(arrival=tracking.arrival, driver=tracking.driver)

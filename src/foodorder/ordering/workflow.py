@@ -16,7 +16,7 @@ from restate import RestateDurableFuture, TerminalError, Workflow, WorkflowConte
 from restate.context import DurablePromise
 
 from foodorder import geo
-from foodorder.catalog import load_catalog
+from foodorder.catalog import Restaurant, load_catalog
 from foodorder.clients import payment, restaurant
 from foodorder.clients.payment import PaymentOperation
 from foodorder.config import get_settings
@@ -32,7 +32,7 @@ from foodorder.models import (
 )
 from foodorder.ordering import status as order_status
 from foodorder.ordering.steps import Interrupted, RetryPolicy, StepFailed, durable_step
-from foodorder.state import PydanticSerde, StateKey, came_late, now_ms, required
+from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, came_late, now_ms, required
 
 order_workflow = Workflow("order-workflow")
 
@@ -62,18 +62,9 @@ def order_terms(order: Order) -> OrderTerms:
     """What the catalog and the settings say of this order now (run once, in a journaled step)."""
     settings = get_settings()
     shop = load_catalog().restaurant(order.restaurant_id)
-    rejection = None
-    if shop is None:
-        rejection = f"restaurantId: unknown restaurant {order.restaurant_id!r}"
-    else:
-        for i, product in enumerate(order.products):
-            if shop.item(product.product_id) is None:
-                rejection = (
-                    f"products[{i}].productId: {order.restaurant_id!r} has no product {product.product_id!r}"
-                )
-                break
     return OrderTerms(
-        rejection=rejection,
+        rejection=menu_rejection(order, shop),
+        price=menu_price(order, shop),
         restaurant_location=shop.location if shop else None,
         customer_location=order.delivery_location or geo.random_location(random.Random()),
         time_scale=settings.time_scale,
@@ -81,6 +72,27 @@ def order_terms(order: Order) -> OrderTerms:
         driver_search_timeout_s=settings.driver_search_timeout_s,
         driver_silence_timeout_s=settings.driver_silence_timeout_s,
     )
+
+
+def menu_price(order: Order, shop: Restaurant | None) -> int:
+    """The order's total at the menu's prices, in cents (0 when the menu cannot serve it)."""
+    items = [(shop.item(p.product_id) if shop else None, p.quantity) for p in order.products]
+    return sum(item.price * quantity for item, quantity in items if item is not None)
+
+
+def menu_rejection(order: Order, shop: Restaurant | None) -> str | None:
+    """Why the menu cannot serve this order at its total, naming the field; None when it can."""
+    if shop is None:
+        return f"restaurantId: unknown restaurant {order.restaurant_id!r}"
+    for i, product in enumerate(order.products):
+        if shop.item(product.product_id) is None:
+            return f"products[{i}].productId: {order.restaurant_id!r} has no product {product.product_id!r}"
+    price = menu_price(order, shop)
+    # The API sends the total in cents; the seed's web UI sends it in dollars (28.5).
+    if order.total_cost != price and round(order.total_cost * 100) != price:
+        total = f"{price} cents (${price / 100:.2f})"
+        return f"totalCost: the menu prices this order at {total}, not {order.total_cost:g}"
+    return None
 
 
 class OrderRun:
@@ -164,7 +176,7 @@ async def process(this: OrderRun) -> Status:
     # 1. The order exists; the customer's money is held.
     await this.set_status(Status.CREATED)
     this.authorization_id = await this.step(
-        "authorize payment", AUTHORIZE, payment.authorize, order_id=order.id, amount=order.total_cost
+        "authorize payment", AUTHORIZE, payment.authorize, order_id=order.id, amount=terms.price
     )
     if this.authorization_id is None:
         return await end(this, Status.REJECTED, "payment declined")
@@ -366,24 +378,26 @@ async def cancel(ctx: WorkflowSharedContext, reason: str | None = None) -> Statu
 
 async def recorded_status(ctx: WorkflowSharedContext) -> Status | None:
     """The order's latest status as order-status records it."""
-    current = await ctx.object_call(order_status.get, key=ctx.key(), arg=None)
+    current = await ctx.object_call(order_status.get, key=ctx.key(), arg={})
     return current.status
 
 
-@order_workflow.handler(name="getStatus")
-async def get_status(ctx: WorkflowSharedContext) -> Status | None:
+@order_workflow.handler(name="getStatus", input_serde=NO_INPUT)
+async def get_status(ctx: WorkflowSharedContext, _: Nothing = None) -> Status | None:
     """The order's current status (null before the workflow ran), as order-status records it."""
     return await recorded_status(ctx)
 
 
-@order_workflow.handler(name="getHistory", output_serde=PydanticSerde(list[StatusChange]))
-async def get_history(ctx: WorkflowSharedContext) -> list[StatusChange]:
+@order_workflow.handler(
+    name="getHistory", input_serde=NO_INPUT, output_serde=PydanticSerde(list[StatusChange])
+)
+async def get_history(ctx: WorkflowSharedContext, _: Nothing = None) -> list[StatusChange]:
     """Every status the order went through, with its time and reason (kept by order-status)."""
-    history: list[StatusChange] = await ctx.object_call(order_status.get_history, key=ctx.key(), arg=None)
+    history: list[StatusChange] = await ctx.object_call(order_status.get_history, key=ctx.key(), arg={})
     return history
 
 
-@order_workflow.handler(name="getOrder")
-async def get_order(ctx: WorkflowSharedContext) -> Order | None:
+@order_workflow.handler(name="getOrder", input_serde=NO_INPUT)
+async def get_order(ctx: WorkflowSharedContext, _: Nothing = None) -> Order | None:
     """The order as it was submitted (null before the workflow ran)."""
     return await ORDER.get(ctx)

@@ -59,7 +59,7 @@ async def poll_for_work(ctx: ObjectContext) -> None:
     """Ask the twin for a delivery and start driving if there is one (the twin calls this on new work)."""
     if await ASSIGNED_DELIVERY.get(ctx) is not None:
         return  # already on a delivery: the new one is picked up once this one ends
-    delivery = await ctx.object_call(twin.get_assigned_delivery, key=ctx.key(), arg=None)
+    delivery = await ctx.object_call(twin.get_assigned_delivery, key=ctx.key(), arg={})
     if delivery is None:
         return
     ASSIGNED_DELIVERY.set(ctx, delivery)
