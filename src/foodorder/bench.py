@@ -54,6 +54,9 @@ class Plan:
     e2e_drivers: int
     e2e_orders_per_s: float
     points_per_batch: int = 10
+    watchers: int = 1000
+    watched_orders: int = 100
+    watched_moving: int = 20
 
 
 QUICK = Plan(
@@ -237,6 +240,104 @@ class Bench:
 
         return request
 
+    # 2b. Intake beside watchers ----------------------------------------------------------------
+
+    async def watchers(self) -> None:
+        """Intake p99 without and with many open event streams on active orders, and their engine cost.
+
+        The watched orders: some with a driver reporting a location every second (each report is
+        a change to stream), the rest scheduled for later (quiet).
+        """
+        drivers = [f"watched-driver-{i}" for i in range(self.plan.watched_moving)]
+        headers = {"Authorization": f"Bearer {DEV_DRIVER_KEY}"}
+        for driver in drivers:
+            await self.api.post(f"/api/v1/drivers/{driver}/availability", headers=headers)
+        moving = [f"watched-moving-{i}" for i in range(len(drivers))]
+        quiet = [f"watched-quiet-{i}" for i in range(self.plan.watched_orders - len(moving))]
+        for ref in moving:
+            await self.submit(ref)
+        for ref in quiet:
+            await self.submit(ref, MAX_DELAY_MS)
+        await self.until_status(moving, "WAITING_FOR_DRIVER", timeout_s=120)
+        carried = await self.assignments(drivers, moving)
+        rng, reports = random.Random(11), [0]
+
+        async def report_locations() -> None:
+            for stamp in itertools.count(1):
+                for driver in carried:
+                    point = {**geo.random_location(rng).model_dump(mode="json"), "at": stamp}
+                    await self.api.post(
+                        f"/api/v1/drivers/{driver}/locations", json={"points": [point]}, headers=headers
+                    )
+                    reports[0] += 1
+                await asyncio.sleep(1)
+
+        async def intake(label: str) -> Run:
+            done = self.phase(f"intake at 16 concurrent, {label}", self.plan.seconds)
+            run = await closed_loop(
+                lambda n: self.submit(f"watchers-{label}-{n}", MAX_DELAY_MS), 16, self.plan.seconds
+            )
+            done()
+            return run
+
+        reporter = asyncio.ensure_future(report_locations())
+        without = await intake("no watchers")
+        streams = httpx.AsyncClient(
+            base_url=self.s.gateway_url,
+            timeout=httpx.Timeout(30, read=None),
+            limits=httpx.Limits(max_connections=self.plan.watchers + 10),
+        )
+        refs = moving + quiet
+        opened, events = asyncio.Semaphore(0), [0]
+
+        async def watch(ref: str) -> None:
+            auth = {"Authorization": f"Bearer {DEV_PROVIDER_KEY}"}
+            async with streams.stream("GET", f"/api/v1/orders/{ref}/events", headers=auth) as response:
+                first = True
+                async for line in response.aiter_lines():
+                    if line.startswith("id:"):
+                        events[0] += 1
+                        if first:
+                            opened.release()
+                            first = False
+
+        opening = self.phase(f"opening {self.plan.watchers} event streams", 60)
+        watching = [asyncio.ensure_future(watch(refs[n % len(refs)])) for n in range(self.plan.watchers)]
+        for _ in watching:
+            await asyncio.wait_for(opened.acquire(), 120)
+        opening()
+        before, counted, started = await self.watcher_invocations(), (events[0], reports[0]), time.monotonic()
+        with_watchers = await intake(f"{self.plan.watchers} watchers")
+        elapsed = time.monotonic() - started
+        spent = sum((await self.watcher_invocations()).values()) - sum(before.values())
+        streamed, changes = events[0] - counted[0], reports[0] - counted[1]
+        reporter.cancel()
+        for task in watching:
+            task.cancel()
+        await asyncio.gather(*watching, return_exceptions=True)
+        await streams.aclose()
+        self.results["watchers"] = self.plan.watchers
+        self.results["watched_orders"] = len(refs)
+        self.results["intake_p99_ms_without_watchers"] = round(without.p(99), 1)
+        self.results["intake_p99_ms_with_watchers"] = round(with_watchers.p(99), 1)
+        self.results["intake_p99_ratio_with_watchers"] = round(with_watchers.p(99) / without.p(99), 2)
+        self.results["watcher_invocations_per_s"] = round(spent / elapsed, 1)
+        self.results["watched_changes_per_s"] = round(changes / elapsed, 1)
+        self.results["watcher_events_delivered_per_s"] = round(streamed / elapsed, 1)
+        # What the same streams would cost polling getEvents every 0.25 s: each stream on its own
+        # (the design before), or one reader per watched order.
+        self.results["watchers_polling_invocations_per_s"] = self.plan.watchers * 4
+        self.results["one_poller_per_order_invocations_per_s"] = len(refs) * 4
+
+    async def watcher_invocations(self) -> dict[str, int]:
+        """order-status invocations made for event streams, by handler."""
+        rows = await self.sql(
+            "SELECT target_handler_name AS h, count(*) AS n FROM sys_invocation"
+            " WHERE target_service_name = 'order-status'"
+            " AND target_handler_name IN ('waitForEvents', 'addWatcher', 'getEvents') GROUP BY 1"
+        )
+        return {row["h"]: int(row["n"]) for row in rows}
+
     # 3. Location ingest ---------------------------------------------------------------------
 
     async def locations(self) -> None:
@@ -388,6 +489,11 @@ def bench_settings(data_dir: Path) -> Settings:
             driver_speed_mps=60,
             driver_silence_timeout_s=3600,
             driver_search_timeout_s=3600,
+            # One load generator, one key: the public limits would stop the bench, not measure it.
+            api_rate_limit="1000000/second",
+            streams_per_address=100_000,
+            streams_per_key=100_000,
+            streams_total=100_000,
         )
     )
 
@@ -397,6 +503,7 @@ async def run_phases(stack: Stack, plan: Plan, progress: Progress) -> dict[str, 
     try:
         await bench.engine()
         await bench.intake()
+        await bench.watchers()
         await bench.locations()
         await bench.end_to_end(stack)
     finally:
@@ -447,6 +554,16 @@ def table(results: dict[str, Any]) -> Table:
             "Restate invocations per delivered order",
             results["invocations_per_order"],
             f"<= {results['seed_design_invocations_per_order'] / 2:.0f} (half the seed's)",
+        ),
+        (
+            f"intake p99 ms without / with {results['watchers']} watchers",
+            f"{results['intake_p99_ms_without_watchers']} / {results['intake_p99_ms_with_watchers']}",
+            "with <= 1.5x without",
+        ),
+        (
+            "engine invocations/s for the watchers",
+            results["watcher_invocations_per_s"],
+            f"<= one reader per watched order ({results['one_poller_per_order_invocations_per_s']} polling)",
         ),
         ("location points/s", results["location_events_per_s"], TARGETS["location_events_per_s"]),
         ("location p99 lag ms", results["location_p99_lag_ms"], ""),

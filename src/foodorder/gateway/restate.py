@@ -12,11 +12,14 @@ CONNECTIONS = 16
 class Ingress:
     """Request-response calls and one-way sends to handlers, by "service", key and handler name."""
 
-    def __init__(self, ingress_url: str, timeout_s: float) -> None:
+    def __init__(self, ingress_url: str, timeout_s: float, multiplexed: bool = False) -> None:
         # Few connections, many requests each: httpx's pool costs CPU with every connection it holds
         # (`foodorder bench` showed throughput halving from 16 to 64 connections).
         limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-        self.http = httpx.AsyncClient(base_url=ingress_url, timeout=timeout_s, limits=limits)
+        # `multiplexed`: HTTP/2, for thousands of long waits at once on those few connections.
+        self.http = httpx.AsyncClient(
+            base_url=ingress_url, timeout=timeout_s, limits=limits, http1=not multiplexed, http2=multiplexed
+        )
 
     @staticmethod
     def path(service: str, key: str, handler: str) -> str:

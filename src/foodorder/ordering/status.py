@@ -1,8 +1,11 @@
 """order-status (key = order id): what a customer's screen reads, and the log of changes it can follow."""
 
+from datetime import timedelta
+
+import restate
 from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
-from foodorder.models import DriverPosition, OrderEvent, OrderStatus, Status, StatusChange, Tracking
+from foodorder.models import DriverPosition, Model, OrderEvent, OrderStatus, Status, StatusChange, Tracking
 from foodorder.ordering import workflow
 from foodorder.state import PydanticSerde, StateKey, now_ms, required
 
@@ -12,7 +15,13 @@ ETA: StateKey[float] = StateKey("eta", float)
 ARRIVAL: StateKey[int] = StateKey("arrival", int)
 DRIVER: StateKey[DriverPosition] = StateKey("driver", DriverPosition)
 LAST_EVENT: StateKey[int] = StateKey("last-event", int)
+WATCHERS: StateKey[list[str]] = StateKey("watchers", list[str])
 MAX_EVENTS_PER_READ = 500
+# A waitForEvents answers empty after this long; the gateway asks again.
+WATCH_S = 50
+# Awakeables of waits that timed out stay until the next change resolves them: keep the newest few.
+MAX_WATCHERS = 64
+EVENT: PydanticSerde[OrderEvent] = PydanticSerde(OrderEvent)
 
 
 def event_key(seq: int) -> StateKey[OrderEvent]:
@@ -23,8 +32,13 @@ def event_key(seq: int) -> StateKey[OrderEvent]:
 async def append_event(ctx: ObjectContext, event: OrderEvent) -> None:
     """Number `event` and add it to the order's log."""
     seq = (await LAST_EVENT.get(ctx) or 0) + 1
-    event_key(seq).set(ctx, event.model_copy(update={"seq": seq}))
+    numbered = event.model_copy(update={"seq": seq})
+    event_key(seq).set(ctx, numbered)
     LAST_EVENT.set(ctx, seq)
+    if watchers := await WATCHERS.get(ctx):
+        for awakeable in watchers:
+            ctx.resolve_awakeable(awakeable, numbered, serde=EVENT)
+        WATCHERS.clear(ctx)
 
 
 @order_status.handler(kind="shared")
@@ -67,9 +81,8 @@ async def record_status(ctx: ObjectContext, change: StatusChange) -> None:
     )
 
 
-@order_status.handler(name="getEvents", kind="shared", output_serde=PydanticSerde(list[OrderEvent]))
-async def get_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
-    """The order's changes with a sequence number above `after`, oldest first."""
+async def events_after(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
+    """The order's changes with a sequence number above `after` (a number >= 0), oldest first."""
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise TerminalError(f"after: expected an event number >= 0, got {after!r}", 400)
     last = await LAST_EVENT.get(ctx) or 0
@@ -79,6 +92,48 @@ async def get_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
         if event is not None:
             events.append(event)
     return events
+
+
+@order_status.handler(name="getEvents", kind="shared", output_serde=PydanticSerde(list[OrderEvent]))
+async def get_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
+    """The order's changes with a sequence number above `after`, oldest first."""
+    return await events_after(ctx, after)
+
+
+class Watch(Model):
+    """An awakeable to resolve with the first event after `after`."""
+
+    awakeable: str
+    after: int
+
+
+@order_status.handler(name="waitForEvents", kind="shared", output_serde=PydanticSerde(list[OrderEvent]))
+async def wait_for_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
+    """The changes after `after`, waiting up to WATCH_S for the next; a final order answers its last event."""
+    if events := await events_after(ctx, after):
+        return events
+    last = await LAST_EVENT.get(ctx)
+    final = await event_key(last).get(ctx) if last else None
+    if final is not None and final.status is not None and final.status.terminal:
+        return [final]
+    # Told of the next change by the writer (no polling): its cost grows with changes, not with time.
+    name, changed = ctx.awakeable(serde=EVENT)
+    ctx.object_send(add_watcher, key=ctx.key(), arg=Watch(awakeable=name, after=after))
+    which, event = await restate.select(changed=changed, timeout=ctx.sleep(timedelta(seconds=WATCH_S)))
+    return [event] if which == "changed" else []
+
+
+@order_status.handler(name="addWatcher", input_serde=required(Watch), ingress_private=True)
+async def add_watcher(ctx: ObjectContext, watch: Watch) -> None:
+    """Resolve the awakeable with the next event: at once if it came already, else when it comes."""
+    last = await LAST_EVENT.get(ctx) or 0
+    if last > watch.after:
+        event = await event_key(watch.after + 1).get(ctx) or await event_key(last).get(ctx)
+        if event is not None:
+            ctx.resolve_awakeable(watch.awakeable, event, serde=EVENT)
+            return
+    watchers = await WATCHERS.get(ctx) or []
+    WATCHERS.set(ctx, [*watchers[-(MAX_WATCHERS - 1) :], watch.awakeable])
 
 
 @order_status.handler(name="getTracking", kind="shared")
