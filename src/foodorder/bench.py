@@ -8,6 +8,7 @@ figure is next to the engine ceiling measured in the same run.
 import asyncio
 import itertools
 import json
+import multiprocessing
 import platform
 import random
 import statistics
@@ -145,11 +146,73 @@ class MemoryWatch:
         self.thread.join()
 
 
+class Watching:
+    """Open event streams on orders, held by a process of its own; counts the events they bring."""
+
+    def __init__(self, gateway_url: str, refs: list[str], streams: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.streams, self.started, self.events = streams, context.Value("i", 0), context.Value("i", 0)
+        self.stopping = context.Event()
+        self.process = context.Process(
+            target=watch_streams,
+            args=(gateway_url, refs, streams, self.started, self.events, self.stopping),
+            daemon=True,
+        )
+        self.process.start()
+
+    async def opened(self, timeout_s: float = 180) -> None:
+        """Wait until every stream brought its first event."""
+        deadline = time.monotonic() + timeout_s
+        while self.started.value < self.streams:
+            if time.monotonic() > deadline or not self.process.is_alive():
+                raise TimeoutError(f"{self.started.value} of {self.streams} event streams opened")
+            await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.process.join(30)
+
+
+def watch_streams(
+    gateway_url: str, refs: list[str], streams: int, started: Any, events: Any, stopping: Any
+) -> None:
+    """In a child process: `streams` event streams spread over `refs` until `stopping` is set."""
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=streams + 10)
+        async with httpx.AsyncClient(
+            base_url=gateway_url, timeout=httpx.Timeout(30, read=None), limits=limits
+        ) as http:
+
+            async def watch(ref: str) -> None:
+                auth = {"Authorization": f"Bearer {DEV_PROVIDER_KEY}"}
+                async with http.stream("GET", f"/api/v1/orders/{ref}/events", headers=auth) as response:
+                    first = True
+                    async for line in response.aiter_lines():
+                        if line.startswith("id:"):
+                            with events.get_lock():
+                                events.value += 1
+                            if first:
+                                with started.get_lock():
+                                    started.value += 1
+                                first = False
+
+            tasks = [asyncio.ensure_future(watch(refs[n % len(refs)])) for n in range(streams)]
+            await asyncio.to_thread(stopping.wait)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
+
+
 class Bench:
     """The phases, against one stack."""
 
     def __init__(self, stack: Stack, plan: Plan, progress: Progress) -> None:
         self.s, self.plan, self.progress = stack.settings, plan, progress
+        gateway = stack.processes["gateway"].popen
+        self.gateway_pid = gateway.pid if gateway else 0
         # Few connections: with many, httpx's pool burns the load generator's CPU, not the stack's.
         limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
         self.ingress = httpx.AsyncClient(base_url=self.s.ingress_url, timeout=30, limits=limits)
@@ -262,60 +325,52 @@ class Bench:
         carried = await self.assignments(drivers, moving)
         rng, reports = random.Random(11), [0]
 
+        async def report(driver: str, stamp: int) -> None:
+            point = {**geo.random_location(rng).model_dump(mode="json"), "at": stamp}
+            try:
+                response = await self.api.post(
+                    f"/api/v1/drivers/{driver}/locations", json={"points": [point]}, headers=headers
+                )
+            except httpx.HTTPError:
+                return  # a phone that could not report this second
+            reports[0] += response.status_code == 202
+
         async def report_locations() -> None:
             for stamp in itertools.count(1):
-                for driver in carried:
-                    point = {**geo.random_location(rng).model_dump(mode="json"), "at": stamp}
-                    await self.api.post(
-                        f"/api/v1/drivers/{driver}/locations", json={"points": [point]}, headers=headers
-                    )
-                    reports[0] += 1
-                await asyncio.sleep(1)
+                await asyncio.gather(asyncio.sleep(1), *(report(driver, stamp) for driver in carried))
 
         async def intake(label: str) -> Run:
-            done = self.phase(f"intake at 16 concurrent, {label}", self.plan.seconds)
-            run = await closed_loop(
-                lambda n: self.submit(f"watchers-{label}-{n}", MAX_DELAY_MS), 16, self.plan.seconds
-            )
+            seconds = self.plan.seconds * 2  # twice the intake phase's: a p99 of more samples
+            done = self.phase(f"intake at 16 concurrent, {label}", seconds)
+            run = await closed_loop(lambda n: self.submit(f"watchers-{label}-{n}", MAX_DELAY_MS), 16, seconds)
             done()
             return run
 
         reporter = asyncio.ensure_future(report_locations())
+        cpu, started = psutil.Process(self.gateway_pid).cpu_times(), time.monotonic()
         without = await intake("no watchers")
-        streams = httpx.AsyncClient(
-            base_url=self.s.gateway_url,
-            timeout=httpx.Timeout(30, read=None),
-            limits=httpx.Limits(max_connections=self.plan.watchers + 10),
+        self.results["gateway_cpu_without_watchers"] = round(
+            (sum(psutil.Process(self.gateway_pid).cpu_times()[:2]) - sum(cpu[:2]))
+            / (time.monotonic() - started),
+            2,
         )
         refs = moving + quiet
-        opened, events = asyncio.Semaphore(0), [0]
-
-        async def watch(ref: str) -> None:
-            auth = {"Authorization": f"Bearer {DEV_PROVIDER_KEY}"}
-            async with streams.stream("GET", f"/api/v1/orders/{ref}/events", headers=auth) as response:
-                first = True
-                async for line in response.aiter_lines():
-                    if line.startswith("id:"):
-                        events[0] += 1
-                        if first:
-                            opened.release()
-                            first = False
-
+        # The streams' client runs in a process of its own, so that reading them does not slow the
+        # load generator's own event loop (and with it the latencies it measures).
+        watching = Watching(self.s.gateway_url, refs, self.plan.watchers)
         opening = self.phase(f"opening {self.plan.watchers} event streams", 60)
-        watching = [asyncio.ensure_future(watch(refs[n % len(refs)])) for n in range(self.plan.watchers)]
-        for _ in watching:
-            await asyncio.wait_for(opened.acquire(), 120)
+        await watching.opened()
         opening()
-        before, counted, started = await self.watcher_invocations(), (events[0], reports[0]), time.monotonic()
+        gateway = psutil.Process(self.gateway_pid)
+        before, counted = await self.watcher_invocations(), (watching.events.value, reports[0])
+        cpu, started = gateway.cpu_times(), time.monotonic()
         with_watchers = await intake(f"{self.plan.watchers} watchers")
         elapsed = time.monotonic() - started
+        gateway_cpu = (sum(gateway.cpu_times()[:2]) - sum(cpu[:2])) / elapsed
         spent = sum((await self.watcher_invocations()).values()) - sum(before.values())
-        streamed, changes = events[0] - counted[0], reports[0] - counted[1]
+        streamed, changes = watching.events.value - counted[0], reports[0] - counted[1]
         reporter.cancel()
-        for task in watching:
-            task.cancel()
-        await asyncio.gather(*watching, return_exceptions=True)
-        await streams.aclose()
+        watching.stop()
         self.results["watchers"] = self.plan.watchers
         self.results["watched_orders"] = len(refs)
         self.results["intake_p99_ms_without_watchers"] = round(without.p(99), 1)
@@ -324,6 +379,7 @@ class Bench:
         self.results["watcher_invocations_per_s"] = round(spent / elapsed, 1)
         self.results["watched_changes_per_s"] = round(changes / elapsed, 1)
         self.results["watcher_events_delivered_per_s"] = round(streamed / elapsed, 1)
+        self.results["gateway_cpu_with_watchers"] = round(gateway_cpu, 2)
         # What the same streams would cost polling getEvents every 0.25 s: each stream on its own
         # (the design before), or one reader per watched order.
         self.results["watchers_polling_invocations_per_s"] = self.plan.watchers * 4

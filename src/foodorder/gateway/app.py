@@ -23,7 +23,10 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ingress = Ingress(settings.ingress_url, settings.http_timeout_s)
-        app.state.feeds = OrderFeeds(Ingress(settings.ingress_url, settings.http_timeout_s, multiplexed=True))
+        # A connection for each watched order's wait, in a pool of its own beside the API's.
+        app.state.feeds = OrderFeeds(
+            Ingress(settings.ingress_url, settings.http_timeout_s, settings.streams_total)
+        )
         app.state.storefront_api = httpx.AsyncClient(
             base_url=settings.gateway_url,
             headers={"Authorization": f"Bearer {settings.storefront_key}"},

@@ -22,6 +22,7 @@ from foodorder.models import OrderEvent
 
 # A wait answers empty after order-status' WATCH_S (50 s); give it that and some more.
 WAIT_TIMEOUT_S = 65.0
+COALESCE_S = 1.0
 Watcher = asyncio.Queue[OrderEvent | None]
 
 
@@ -30,31 +31,37 @@ def final(event: OrderEvent) -> bool:
 
 
 class OrderFeed:
-    """One reader of an order's events and the queues of its watchers (None: the reader stopped)."""
+    """One reader of an order's events, the events it read, and the queues of its watchers.
+
+    A watcher gets every event from the first (None when the reader stopped), so a stream's
+    backlog costs the engine nothing once the order is watched.
+    """
 
     def __init__(self, feeds: "OrderFeeds", key: str) -> None:
         self.feeds, self.key = feeds, key
         self.watchers: set[Watcher] = set()
-        self.latest: OrderEvent | None = None
+        self.events: list[OrderEvent] = []
         self.task = asyncio.create_task(self._read())
 
     def add(self, watcher: Watcher) -> None:
         self.watchers.add(watcher)
-        if self.latest is not None:  # so that a watcher of a final order learns it is final
-            watcher.put_nowait(self.latest)
+        for event in self.events:
+            watcher.put_nowait(event)
 
     async def _read(self) -> None:
-        last = 0
         try:
-            while self.latest is None or not final(self.latest):
+            while not (self.events and final(self.events[-1])):
+                last = self.events[-1].seq if self.events else 0
                 batch: list[Any] = await self.feeds.ingress.call(
                     "order-status", self.key, "waitForEvents", last, timeout_s=WAIT_TIMEOUT_S
                 )
-                for raw in batch:
-                    event = OrderEvent.model_validate(raw)
-                    last, self.latest = max(last, event.seq), event
+                for event in map(OrderEvent.model_validate, batch):
+                    self.events.append(event)
                     for watcher in self.watchers:
                         watcher.put_nowait(event)
+                # Changes that come within this pause are read together: a busy order (a driver
+                # reporting every second) costs one read per pause, not two invocations a change.
+                await asyncio.sleep(COALESCE_S)
         except (HTTPException, httpx.HTTPError):
             pass  # the streams end; their clients resume with Last-Event-ID
         finally:
@@ -111,25 +118,18 @@ async def order_event_stream(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_s
     with feeds.watch(order_key) as watcher:
-        # What the client missed, read after subscribing so that nothing falls in between.
-        while batch := await feeds.ingress.call("order-status", order_key, "getEvents", after):
-            for event in map(OrderEvent.model_validate, batch):
-                after = event.seq
-                yield sse(event)
-                if final(event):
-                    return
         while (left := deadline - loop.time()) > 0:
             try:
-                item: OrderEvent | None = await asyncio.wait_for(watcher.get(), min(keepalive_s, left))
+                event: OrderEvent | None = await asyncio.wait_for(watcher.get(), min(keepalive_s, left))
             except TimeoutError:
                 yield ServerSentEvent(comment="keep-alive")
                 continue
-            if item is None:
-                return
-            if item.seq > after or final(item):
-                after = max(after, item.seq)
-                yield sse(item)
-                if final(item):
+            if event is None:
+                return  # Restate did not answer: the client resumes with Last-Event-ID
+            if event.seq > after or final(event):
+                after = max(after, event.seq)
+                yield sse(event)
+                if final(event):
                     return
 
 
