@@ -184,6 +184,27 @@ def test_open_streams_are_capped_per_address_and_per_key(public: Stack) -> None:
         assert_too_many(fourth, "for this API key")
 
 
+def test_open_streams_are_capped_in_total(public: Stack) -> None:
+    with client(public, PROXY) as http:
+        checkout = http.post(
+            "/store/checkout", json={**CART, "deliveryDelay": MAX_DELAY_MS}, headers=via_proxy("203.0.113.99")
+        )
+    assert checkout.status_code == 201, checkout.text
+    path = f"/store/orders/{checkout.json()['id']}/events"
+    answers = []
+    with ExitStack() as streams:
+        for i in range(public.settings.streams_total + 1):  # from addresses within their own cap
+            http = streams.enter_context(client(public, PROXY))
+            answers.append(
+                streams.enter_context(open_stream(http, path, via_proxy(f"203.0.113.{100 + i // 2}")))
+            )
+            if answers[-1].status_code == 429:
+                break
+        assert_too_many(answers[-1], "in this gateway")
+
+    assert all(a.status_code == 200 for a in answers[:-1])
+
+
 def test_anonymous_storefront_calls_are_limited_per_client_address(public: Stack) -> None:
     with client(public, PROXY) as http:
         answers = [http.post("/store/quote", json=CART, headers=via_proxy("203.0.113.40")) for _ in range(5)]
