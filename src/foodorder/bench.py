@@ -8,6 +8,7 @@ figure is next to the engine ceiling measured in the same run.
 import asyncio
 import itertools
 import json
+import multiprocessing
 import platform
 import random
 import statistics
@@ -52,6 +53,9 @@ class Plan:
     e2e_drivers: int
     e2e_orders_per_s: float
     points_per_batch: int = 10
+    watchers: int = 1000
+    watched_orders: int = 100
+    watched_moving: int = 20
 
 
 QUICK = Plan(
@@ -140,11 +144,73 @@ class MemoryWatch:
         self.thread.join()
 
 
+class Watching:
+    """Open event streams on orders, held by a process of its own; counts the events they bring."""
+
+    def __init__(self, gateway_url: str, refs: list[str], streams: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.streams, self.started, self.events = streams, context.Value("i", 0), context.Value("i", 0)
+        self.stopping = context.Event()
+        self.process = context.Process(
+            target=watch_streams,
+            args=(gateway_url, refs, streams, self.started, self.events, self.stopping),
+            daemon=True,
+        )
+        self.process.start()
+
+    async def opened(self, timeout_s: float = 180) -> None:
+        """Wait until every stream brought its first event."""
+        deadline = time.monotonic() + timeout_s
+        while self.started.value < self.streams:
+            if time.monotonic() > deadline or not self.process.is_alive():
+                raise TimeoutError(f"{self.started.value} of {self.streams} event streams opened")
+            await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.process.join(30)
+
+
+def watch_streams(
+    gateway_url: str, refs: list[str], streams: int, started: Any, events: Any, stopping: Any
+) -> None:
+    """In a child process: `streams` event streams spread over `refs` until `stopping` is set."""
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=streams + 10)
+        async with httpx.AsyncClient(
+            base_url=gateway_url, timeout=httpx.Timeout(30, read=None), limits=limits
+        ) as http:
+
+            async def watch(ref: str) -> None:
+                auth = {"Authorization": f"Bearer {DEV_PROVIDER_KEY}"}
+                async with http.stream("GET", f"/api/v1/orders/{ref}/events", headers=auth) as response:
+                    first = True
+                    async for line in response.aiter_lines():
+                        if line.startswith("id:"):
+                            with events.get_lock():
+                                events.value += 1
+                            if first:
+                                with started.get_lock():
+                                    started.value += 1
+                                first = False
+
+            tasks = [asyncio.ensure_future(watch(refs[n % len(refs)])) for n in range(streams)]
+            await asyncio.to_thread(stopping.wait)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
+
+
 class Bench:
     """The phases, against one stack."""
 
     def __init__(self, stack: Stack, plan: Plan, progress: Progress) -> None:
         self.s, self.plan, self.progress = stack.settings, plan, progress
+        gateway = stack.processes["gateway"].popen
+        self.gateway_pid = gateway.pid if gateway else 0
         # Few connections: with many, httpx's pool burns the load generator's CPU, not the stack's.
         limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
         self.ingress = httpx.AsyncClient(base_url=self.s.ingress_url, timeout=30, limits=limits)
@@ -234,6 +300,97 @@ class Bench:
             return await self.submit(f"intake-{concurrency}-{n}", MAX_DELAY_MS)
 
         return request
+
+    # 2b. Intake beside watchers ----------------------------------------------------------------
+
+    async def watchers(self) -> None:
+        """Intake p99 without and with many open event streams on active orders, and their engine cost.
+
+        The watched orders: some with a driver reporting a location every second (each report is
+        a change to stream), the rest scheduled for later (quiet).
+        """
+        drivers = [f"watched-driver-{i}" for i in range(self.plan.watched_moving)]
+        headers = {"Authorization": f"Bearer {DEV_DRIVER_KEY}"}
+        for driver in drivers:
+            await self.api.post(f"/api/v1/drivers/{driver}/availability", headers=headers)
+        moving = [f"watched-moving-{i}" for i in range(len(drivers))]
+        quiet = [f"watched-quiet-{i}" for i in range(self.plan.watched_orders - len(moving))]
+        for ref in moving:
+            await self.submit(ref)
+        for ref in quiet:
+            await self.submit(ref, MAX_DELAY_MS)
+        await self.until_status(moving, "WAITING_FOR_DRIVER", timeout_s=120)
+        carried = await self.assignments(drivers, moving)
+        rng, reports = random.Random(11), [0]
+
+        async def report(driver: str, stamp: int) -> None:
+            point = {**geo.random_location(rng).model_dump(mode="json"), "at": stamp}
+            try:
+                response = await self.api.post(
+                    f"/api/v1/drivers/{driver}/locations", json={"points": [point]}, headers=headers
+                )
+            except httpx.HTTPError:
+                return  # a phone that could not report this second
+            reports[0] += response.status_code == 202
+
+        async def report_locations() -> None:
+            for stamp in itertools.count(1):
+                await asyncio.gather(asyncio.sleep(1), *(report(driver, stamp) for driver in carried))
+
+        async def intake(label: str) -> Run:
+            seconds = self.plan.seconds * 2  # twice the intake phase's: a p99 of more samples
+            done = self.phase(f"intake at 16 concurrent, {label}", seconds)
+            run = await closed_loop(lambda n: self.submit(f"watchers-{label}-{n}", MAX_DELAY_MS), 16, seconds)
+            done()
+            return run
+
+        reporter = asyncio.ensure_future(report_locations())
+        cpu, started = psutil.Process(self.gateway_pid).cpu_times(), time.monotonic()
+        without = await intake("no watchers")
+        self.results["gateway_cpu_without_watchers"] = round(
+            (sum(psutil.Process(self.gateway_pid).cpu_times()[:2]) - sum(cpu[:2]))
+            / (time.monotonic() - started),
+            2,
+        )
+        refs = moving + quiet
+        # The streams' client runs in a process of its own, so that reading them does not slow the
+        # load generator's own event loop (and with it the latencies it measures).
+        watching = Watching(self.s.gateway_url, refs, self.plan.watchers)
+        opening = self.phase(f"opening {self.plan.watchers} event streams", 60)
+        await watching.opened()
+        opening()
+        gateway = psutil.Process(self.gateway_pid)
+        before, counted = await self.watcher_invocations(), (watching.events.value, reports[0])
+        cpu, started = gateway.cpu_times(), time.monotonic()
+        with_watchers = await intake(f"{self.plan.watchers} watchers")
+        elapsed = time.monotonic() - started
+        gateway_cpu = (sum(gateway.cpu_times()[:2]) - sum(cpu[:2])) / elapsed
+        spent = sum((await self.watcher_invocations()).values()) - sum(before.values())
+        streamed, changes = watching.events.value - counted[0], reports[0] - counted[1]
+        reporter.cancel()
+        watching.stop()
+        self.results["watchers"] = self.plan.watchers
+        self.results["watched_orders"] = len(refs)
+        self.results["intake_p99_ms_without_watchers"] = round(without.p(99), 1)
+        self.results["intake_p99_ms_with_watchers"] = round(with_watchers.p(99), 1)
+        self.results["intake_p99_ratio_with_watchers"] = round(with_watchers.p(99) / without.p(99), 2)
+        self.results["watcher_invocations_per_s"] = round(spent / elapsed, 1)
+        self.results["watched_changes_per_s"] = round(changes / elapsed, 1)
+        self.results["watcher_events_delivered_per_s"] = round(streamed / elapsed, 1)
+        self.results["gateway_cpu_with_watchers"] = round(gateway_cpu, 2)
+        # What the same streams would cost polling getEvents every 0.25 s: each stream on its own
+        # (the design before), or one reader per watched order.
+        self.results["watchers_polling_invocations_per_s"] = self.plan.watchers * 4
+        self.results["one_poller_per_order_invocations_per_s"] = len(refs) * 4
+
+    async def watcher_invocations(self) -> dict[str, int]:
+        """order-status invocations made for event streams, by handler."""
+        rows = await self.sql(
+            "SELECT target_handler_name AS h, count(*) AS n FROM sys_invocation"
+            " WHERE target_service_name = 'order-status'"
+            " AND target_handler_name IN ('waitForEvents', 'addWatcher', 'getEvents') GROUP BY 1"
+        )
+        return {row["h"]: int(row["n"]) for row in rows}
 
     # 3. Location ingest ---------------------------------------------------------------------
 
@@ -394,6 +551,11 @@ def bench_settings(data_dir: Path) -> Settings:
             driver_speed_mps=60,
             driver_silence_timeout_s=3600,
             driver_search_timeout_s=3600,
+            # One load generator, one key: the public limits would stop the bench, not measure it.
+            api_rate_limit="1000000/second",
+            streams_per_address=100_000,
+            streams_per_key=100_000,
+            streams_total=100_000,
         )
     )
 
@@ -403,6 +565,7 @@ async def run_phases(stack: Stack, plan: Plan, progress: Progress) -> dict[str, 
     try:
         await bench.engine()
         await bench.intake()
+        await bench.watchers()
         await bench.locations()
         await bench.end_to_end(stack)
     finally:
@@ -458,6 +621,16 @@ def table(results: dict[str, Any]) -> Table:
             "Restate state bytes per delivered order",
             results["state_bytes_per_order"],
             TARGETS["state_bytes_per_order"],
+        ),
+        (
+            f"intake p99 ms without / with {results['watchers']} watchers",
+            f"{results['intake_p99_ms_without_watchers']} / {results['intake_p99_ms_with_watchers']}",
+            "with <= 1.5x without",
+        ),
+        (
+            "engine invocations/s for the watchers",
+            results["watcher_invocations_per_s"],
+            f"<= one reader per watched order ({results['one_poller_per_order_invocations_per_s']} polling)",
         ),
         ("location points/s", results["location_events_per_s"], TARGETS["location_events_per_s"]),
         ("location p99 lag ms", results["location_p99_lag_ms"], ""),

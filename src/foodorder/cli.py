@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from foodorder.config import (
@@ -54,7 +55,7 @@ def run_gateway(settings: Settings) -> None:
     """The public API and web pages (:3000)."""
     from foodorder.gateway.app import create_app
 
-    serve(create_app(settings), settings.host, settings.gateway_port)
+    serve(create_app(settings), settings.public_host, settings.gateway_port, settings.client_timeout_s)
 
 
 def print_banner(settings: Settings, drivers: list[str]) -> None:
@@ -168,7 +169,13 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "chaos":
         chaos(args.orders, args.fault_rate, args.kill_every)
     else:
-        COMMANDS[args.command](get_settings())
+        try:
+            settings = get_settings()
+        except ValidationError as error:
+            # A setting that is unsafe or wrong: say which, without a traceback.
+            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
+            sys.exit(f"foodorder {args.command}: refusing to start: {problems}")
+        COMMANDS[args.command](settings)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """One Settings object for every foodorder process, read from FOODORDER_* environment variables."""
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+import limits
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PROVIDER_KEY = "dev-provider-key"
@@ -12,6 +14,15 @@ DEV_DRIVER_KEY = "dev-driver-key"
 DEV_STOREFRONT_KEY = "dev-storefront-key"
 DEV_OPS_PASSWORD = "dev-ops-password"
 DEV_KEYS = {DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, DEV_DRIVER_KEY, DEV_STOREFRONT_KEY, DEV_OPS_PASSWORD}
+# Only these processes get a secret in their environment; the other processes get it blank.
+SECRETS: dict[str, set[str]] = {
+    "provider_keys": {"gateway"},
+    "restaurant_keys": {"gateway"},
+    "driver_keys": {"gateway"},
+    "storefront_key": {"gateway"},
+    "ops_password": {"gateway"},
+    "pos_restaurant_key": {"pos"},
+}
 OPS_USER = "ops"
 STOREFRONT = "storefront"
 ANY = "*"
@@ -22,7 +33,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FOODORDER_", extra="ignore")
 
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", description="bind address of every process but the gateway")
+    public_host: str = Field("127.0.0.1", description="the gateway's bind address")
     ingress_port: int = 8080
     admin_port: int = 9070
     node_port: int = 5122
@@ -106,6 +118,35 @@ class Settings(BaseSettings):
         description="public keys (publickeyv1_…) whose signed requests the services endpoint accepts",
     )
     max_body_bytes: int = Field(64 * 1024, gt=0, description="largest request body the gateway reads")
+    client_timeout_s: float = Field(
+        10.0, gt=0, description="the gateway closes a connection that has not sent a whole request by then"
+    )
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="proxies whose X-Forwarded-For names the client (addresses or networks)",
+    )
+    streams_per_address: int = Field(20, ge=1, description="open event streams per client address")
+    streams_per_key: int = Field(1000, ge=1, description="open event streams per API key")
+    streams_total: int = Field(5000, ge=1, description="open event streams in the gateway")
+    stream_max_s: float = Field(
+        300.0, gt=0, description="an event stream ends after this long; the client resumes with Last-Event-ID"
+    )
+    stream_keepalive_s: float = Field(
+        10.0, gt=0, description="a quiet event stream sends a comment this often"
+    )
+    storefront_rate_limit: str = Field(
+        "30/minute", description="storefront quotes, checkouts and cancels per client address"
+    )
+    api_rate_limit: str = Field("100/second", description="public API calls per API key")
+
+    @field_validator("storefront_rate_limit", "api_rate_limit")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        try:
+            limits.parse_many(value)
+        except ValueError as error:
+            raise ValueError(f"expected a rate like '30/minute' or '10/second;500/hour': {error}") from None
+        return value
 
     @model_validator(mode="after")
     def _no_dev_keys_outside_development(self) -> "Settings":
@@ -119,9 +160,27 @@ class Settings(BaseSettings):
         }
         if not self.dev_mode and keys & DEV_KEYS:
             raise ValueError("dev API keys are configured but FOODORDER_DEV_MODE is false: set real keys")
-        if self.storefront_key not in self.provider_keys:
+        if not loopback(self.public_host) and keys & DEV_KEYS:
+            raise ValueError(
+                f"FOODORDER_PUBLIC_HOST={self.public_host} exposes the gateway while a dev key or the dev"
+                " ops password is configured: set your own keys and FOODORDER_OPS_PASSWORD"
+            )
+        if not loopback(self.host) and not self.request_identity_keys:
+            raise ValueError(
+                f"FOODORDER_HOST={self.host} exposes the internal processes without request identity:"
+                " set FOODORDER_REQUEST_IDENTITY_KEYS (or keep FOODORDER_HOST on loopback)"
+            )
+        # Processes other than the gateway get the API keys blank (see SECRETS).
+        if self.provider_keys and self.storefront_key not in self.provider_keys:
             raise ValueError("FOODORDER_STOREFRONT_KEY must be one of FOODORDER_PROVIDER_KEYS")
         return self
+
+    def without_secrets(self, process: str) -> "Settings":
+        """These settings with every secret `process` does not use blanked."""
+        blank: dict[str, object] = {"provider_keys": {}, "restaurant_keys": {}, "driver_keys": {}}
+        return self.model_copy(
+            update={name: blank.get(name, "") for name, users in SECRETS.items() if process not in users}
+        )
 
     @property
     def storefront_provider(self) -> str:
@@ -147,7 +206,9 @@ class Settings(BaseSettings):
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{self.host}:{self.gateway_port}"
+        """The gateway's address from this machine (loopback when it binds every address)."""
+        host = "127.0.0.1" if self.public_host in ("0.0.0.0", "::") else self.public_host
+        return f"http://{host}:{self.gateway_port}"
 
     @property
     def pos_url(self) -> str:
@@ -160,6 +221,16 @@ class Settings(BaseSettings):
     def scaled(self, seconds: float) -> float:
         """A simulated duration in wall-clock seconds under the configured time scale."""
         return seconds / self.time_scale
+
+
+def loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache

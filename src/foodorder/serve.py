@@ -42,8 +42,12 @@ def _drop_data_for_closed_streams() -> None:
     H2Protocol._handle_events = handle_events  # type: ignore[method-assign]
 
 
-def serve(app: Any, host: str, port: int) -> None:
-    """Serve `app` on host:port (HTTP/1.1 and HTTP/2 cleartext) in the foreground."""
+def serve(app: Any, host: str, port: int, client_timeout_s: float | None = None) -> None:
+    """Serve `app` on host:port (HTTP/1.1 and HTTP/2 cleartext) in the foreground.
+
+    With `client_timeout_s` (a public server), a connection that has not sent a request's head
+    that long after it opened or after its last answer is closed.
+    """
     _drop_data_for_closed_streams()
     config = Config()
     config.bind = [f"{host}:{port}"]
@@ -55,6 +59,10 @@ def serve(app: Any, host: str, port: int) -> None:
     # Keep idle connections open longer than clients keep them in their pools (httpx: 5 s), so that
     # a client never sends on a connection the server is closing at that moment.
     config.keep_alive_timeout = 30
+    if client_timeout_s is not None:
+        # hypercorn's idle timer runs from the connection's start (or the last answer) until a
+        # request's head is complete: it is also the header timeout that stops slow-header clients.
+        config.keep_alive_timeout = client_timeout_s
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -121,7 +121,9 @@ class Stack:
         return open(self.log_dir / f"{name}.log", "ab")
 
     def _add(self, name: str, argv: list[str], env: dict[str, str]) -> Process:
-        process = Process(name, argv, {**os.environ, **env}, self._log(name))
+        # Our settings reach a child only through `env`, so that it inherits no secret it does not use.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("FOODORDER_")}
+        process = Process(name, argv, {**inherited, **env}, self._log(name))
         self.processes[name] = process
         process.start()
         return process
@@ -179,29 +181,42 @@ class Stack:
         if name == "restate-server":
             self._wait_restate()
         else:
-            wait_until(functools.partial(_listening, self.settings.host, self.python_ports()[name]), name)
+            wait_until(functools.partial(_listening, self.bind_host(name), self.python_ports()[name]), name)
 
     def start_python(self, command: str) -> None:
         """Start one of our own processes (`foodorder <command>`)."""
         argv = [sys.executable, "-m", "foodorder.cli", command]
-        self._add(command, argv, settings_env(self.settings))
+        self._add(command, argv, settings_env(self.settings.without_secrets(command)))
+
+    def bind_host(self, name: str) -> str:
+        """The address the process `name` listens on: only the gateway is public."""
+        return self.settings.public_host if name == "gateway" else self.settings.host
 
     def start_all(self) -> None:
         """Start every process, wait until each answers, and register the services with Restate."""
         s = self.settings
         every_port = (s.ingress_port, s.admin_port, s.node_port, s.services_port, s.payment_port, s.pos_port)
-        if taken := [port for port in (*every_port, s.gateway_port) if _listening(s.host, port)]:
-            raise RuntimeError(f"ports {taken} on {s.host} are in use: is another foodorder running?")
+        taken = [port for port in every_port if _listening(s.host, port)]
+        if _listening(s.public_host, s.gateway_port):
+            taken.append(s.gateway_port)
+        if taken:
+            raise RuntimeError(f"ports {taken} are in use: is another foodorder running?")
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         identity.ensure_private_key(self.settings.identity_key_file)
         self.settings = self.settings.model_copy(
-            update={"request_identity_keys": [identity.public_key(self.settings.identity_key_file)]}
+            update={
+                "request_identity_keys": list(
+                    dict.fromkeys(
+                        [identity.public_key(self.settings.identity_key_file), *s.request_identity_keys]
+                    )
+                )
+            }
         )
         self.start_restate()
         for command in self.python_ports():
             self.start_python(command)
         for name, port in self.python_ports().items():
-            wait_until(functools.partial(_listening, self.settings.host, port), name)
+            wait_until(functools.partial(_listening, self.bind_host(name), port), name)
         self.register()
 
     def register(self) -> None:

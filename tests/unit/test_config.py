@@ -59,3 +59,18 @@ def test_the_request_identity_key_is_made_once_and_kept_private(tmp_path: Path) 
     assert identity.public_key(key_file) == first
     assert first.startswith("publickeyv1_")
     assert key_file.stat().st_mode & 0o077 == 0
+
+
+def test_a_rate_limit_that_cannot_be_read_is_refused() -> None:
+    with pytest.raises(ValueError, match="expected a rate like"):
+        Settings(api_rate_limit="lots")
+
+
+def test_a_process_gets_only_the_secrets_it_uses() -> None:
+    settings = Settings()
+    pos, services = settings.without_secrets("pos"), settings.without_secrets("services")
+
+    assert pos.pos_restaurant_key == settings.pos_restaurant_key
+    assert (pos.provider_keys, pos.ops_password, pos.storefront_key) == ({}, "", "")
+    assert (services.pos_restaurant_key, services.driver_keys) == ("", {})
+    assert settings.without_secrets("gateway").provider_keys == settings.provider_keys

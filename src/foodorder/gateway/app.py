@@ -8,6 +8,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from foodorder.config import Settings
+from foodorder.gateway.auth import Keys
+from foodorder.gateway.events import OrderFeeds
+from foodorder.gateway.limits import Limiter
+from foodorder.gateway.middleware import BodyGuard
 from foodorder.gateway.restate import Ingress
 from foodorder.gateway.routers import catalog, drivers, health, ops, orders, restaurants, store
 from foodorder.gateway.web import static_files
@@ -19,13 +23,20 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ingress = Ingress(settings.ingress_url, settings.http_timeout_s)
+        # A connection for each watched order's wait, in a pool of its own beside the API's.
+        app.state.feeds = OrderFeeds(
+            Ingress(settings.ingress_url, settings.http_timeout_s, settings.streams_total)
+        )
         app.state.storefront_api = httpx.AsyncClient(
             base_url=settings.gateway_url,
             headers={"Authorization": f"Bearer {settings.storefront_key}"},
             timeout=settings.http_timeout_s + 5,
+            # Shorter than the gateway keeps an idle connection, so it never reuses one being closed.
+            limits=httpx.Limits(keepalive_expiry=settings.client_timeout_s / 2),
         )
         yield
         await app.state.storefront_api.aclose()
+        await app.state.feeds.close()
         await app.state.ingress.close()
 
     app = FastAPI(
@@ -33,9 +44,11 @@ def create_app(settings: Settings) -> FastAPI:
         version="1",
         description="Orders for providers, readiness for restaurants, work and locations for drivers.",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
+    app.state.keys = Keys.of(settings)
+    app.state.limiter = Limiter(settings)
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, timeout_s=settings.client_timeout_s)
 
     @app.exception_handler(httpx.HTTPError)
     async def engine_unreachable(request: Request, error: httpx.HTTPError) -> JSONResponse:

@@ -1,25 +1,160 @@
-"""An order's events (status, ETA, driver position) as Server-Sent Events, read from order-status."""
+"""An order's events (status, ETA, driver position) as Server-Sent Events, read from order-status.
+
+Every watcher of an order in this gateway shares one reader, which order-status tells of each
+change (`waitForEvents`), so the engine's work grows with the order's changes, not with its
+watchers or with time.
+"""
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Annotated, Any
 
+import httpx
+from fastapi import Depends, Header, HTTPException, Request
 from fastapi.sse import ServerSentEvent
 
+from foodorder.config import Settings
+from foodorder.gateway.limits import StreamSlot
 from foodorder.gateway.restate import Ingress
 from foodorder.models import OrderEvent
 
-EVENT_POLL_S = 0.25
+# A wait answers empty after order-status' WATCH_S (50 s); give it that and some more.
+WAIT_TIMEOUT_S = 65.0
+COALESCE_S = 1.0
+Watcher = asyncio.Queue[OrderEvent | None]
 
 
-async def order_event_stream(ingress: Ingress, order_key: str, after: int) -> AsyncIterator[ServerSentEvent]:
-    """Every event of the order after number `after`, as it happens; ends after a final status."""
-    while True:
-        batch: list[Any] = await ingress.call("order-status", order_key, "getEvents", after)
-        for raw in batch:
-            event = OrderEvent.model_validate(raw)
-            after = event.seq
-            yield ServerSentEvent(id=str(event.seq), event=event.type, data=event.model_dump(mode="json"))
-            if event.status is not None and event.status.terminal:
-                return
-        await asyncio.sleep(EVENT_POLL_S)
+def final(event: OrderEvent) -> bool:
+    return event.status is not None and event.status.terminal
+
+
+class OrderFeed:
+    """One reader of an order's events, the events it read, and the queues of its watchers.
+
+    A watcher gets every event from the first (None when the reader stopped), so a stream's
+    backlog costs the engine nothing once the order is watched.
+    """
+
+    def __init__(self, feeds: "OrderFeeds", key: str) -> None:
+        self.feeds, self.key = feeds, key
+        self.watchers: set[Watcher] = set()
+        self.events: list[OrderEvent] = []
+        self.task = asyncio.create_task(self._read())
+
+    def add(self, watcher: Watcher) -> None:
+        self.watchers.add(watcher)
+        for event in self.events:
+            watcher.put_nowait(event)
+
+    async def _read(self) -> None:
+        try:
+            while not (self.events and final(self.events[-1])):
+                last = self.events[-1].seq if self.events else 0
+                batch: list[Any] = await self.feeds.ingress.call(
+                    "order-status", self.key, "waitForEvents", last, timeout_s=WAIT_TIMEOUT_S
+                )
+                for event in map(OrderEvent.model_validate, batch):
+                    self.events.append(event)
+                    for watcher in self.watchers:
+                        watcher.put_nowait(event)
+                # Changes that come within this pause are read together: a busy order (a driver
+                # reporting every second) costs one read per pause, not two invocations a change.
+                await asyncio.sleep(COALESCE_S)
+        except (HTTPException, httpx.HTTPError):
+            pass  # the streams end; their clients resume with Last-Event-ID
+        finally:
+            self.feeds.drop(self)
+            for watcher in self.watchers:
+                watcher.put_nowait(None)
+
+
+class OrderFeeds:
+    """The gateway's readers of order events, one per watched order."""
+
+    def __init__(self, ingress: Ingress) -> None:
+        self.ingress = ingress
+        self.feeds: dict[str, OrderFeed] = {}
+
+    @contextlib.contextmanager
+    def watch(self, key: str) -> Iterator[Watcher]:
+        """A queue of the order's events from now on, while the context lasts."""
+        watcher: Watcher = asyncio.Queue()
+        feed = self.feeds.get(key)
+        if feed is None:
+            feed = self.feeds[key] = OrderFeed(self, key)
+        feed.add(watcher)
+        try:
+            yield watcher
+        finally:
+            feed.watchers.discard(watcher)
+            if not feed.watchers:
+                feed.task.cancel()
+                self.drop(feed)
+
+    def drop(self, feed: OrderFeed) -> None:
+        if self.feeds.get(feed.key) is feed:
+            del self.feeds[feed.key]
+
+    async def close(self) -> None:
+        for feed in list(self.feeds.values()):
+            feed.task.cancel()
+        await self.ingress.close()
+
+
+def sse(event: OrderEvent) -> ServerSentEvent:
+    return ServerSentEvent(id=str(event.seq), event=event.type, data=event.model_dump(mode="json"))
+
+
+async def order_event_stream(
+    feeds: OrderFeeds, order_key: str, after: int, max_s: float, keepalive_s: float
+) -> AsyncIterator[ServerSentEvent]:
+    """Every event of the order after number `after`, as it happens, for at most `max_s` seconds.
+
+    It ends after a final status: for a final order at once, with the final status again when the
+    client has seen every event. A quiet stream sends a comment every `keepalive_s`.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_s
+    with feeds.watch(order_key) as watcher:
+        while (left := deadline - loop.time()) > 0:
+            try:
+                event: OrderEvent | None = await asyncio.wait_for(watcher.get(), min(keepalive_s, left))
+            except TimeoutError:
+                yield ServerSentEvent(comment="keep-alive")
+                continue
+            if event is None:
+                return  # Restate did not answer: the client resumes with Last-Event-ID
+            if event.seq > after or final(event):
+                after = max(after, event.seq)
+                yield sse(event)
+                if final(event):
+                    return
+
+
+def resume_after(last_event_id: str | None) -> int:
+    """The event number a reconnecting client saw last; anything but a number starts from 0."""
+    value = (last_event_id or "").strip()
+    return int(value) if value.isdigit() and len(value) <= 18 else 0
+
+
+def event_stream(
+    request: Request,
+    _slot: Annotated[None, StreamSlot],
+    last_event_id: Annotated[
+        str | None, Header(description="resume after this event number (anything else: from the start)")
+    ] = None,
+) -> Callable[[str], AsyncIterator[ServerSentEvent]]:
+    """The stream of an order (by workflow key) for this request, in its place among the open streams."""
+    settings: Settings = request.app.state.settings
+    return functools.partial(
+        order_event_stream,
+        request.app.state.feeds,
+        after=resume_after(last_event_id),
+        max_s=settings.stream_max_s,
+        keepalive_s=settings.stream_keepalive_s,
+    )
+
+
+StreamDep = Annotated[Callable[[str], AsyncIterator[ServerSentEvent]], Depends(event_stream)]

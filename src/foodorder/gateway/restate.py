@@ -12,10 +12,12 @@ CONNECTIONS = 16
 class Ingress:
     """Request-response calls and one-way sends to handlers, by "service", key and handler name."""
 
-    def __init__(self, ingress_url: str, timeout_s: float) -> None:
+    def __init__(self, ingress_url: str, timeout_s: float, connections: int = CONNECTIONS) -> None:
         # Few connections, many requests each: httpx's pool costs CPU with every connection it holds
-        # (`foodorder bench` showed throughput halving from 16 to 64 connections).
-        limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+        # (`foodorder bench` showed throughput halving from 16 to 64 connections). Long waits need one
+        # connection each: HTTP/2 would share a few, but httpx fails requests on a connection the
+        # ingress has closed (GOAWAY) when thousands of streams open at once.
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self.http = httpx.AsyncClient(base_url=ingress_url, timeout=timeout_s, limits=limits)
 
     @staticmethod

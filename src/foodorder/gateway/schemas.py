@@ -125,11 +125,12 @@ def problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
 
 UNAVAILABLE = problems({503: "Restate is unreachable"})
 UNAUTHENTICATED = problems({401: "no API key, or not a key of this endpoint's audience"})
-UNREADABLE_BODY = problems({400: "the body is not UTF-8 JSON"}) | {
-    # Answered by FastAPI's body limit before the app runs: plain text, not a Problem.
-    413: {
-        "description": "the body is larger than FOODORDER_MAX_BODY_BYTES",
-        "content": {"text/plain": {"schema": {"type": "string"}}},
+UNREADABLE_BODY = problems(
+    {
+        400: "the body is not UTF-8 JSON",
+        408: "the body did not arrive within FOODORDER_CLIENT_TIMEOUT_S",
+        413: "the body is larger than FOODORDER_MAX_BODY_BYTES",
     }
-}
+)
+TOO_MANY = problems({429: "over a rate or open-stream limit: retry after Retry-After seconds"})
 FORBIDDEN = problems({403: "the key may not act for this restaurant or driver"})

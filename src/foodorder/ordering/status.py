@@ -3,15 +3,18 @@
 It is the one record of an order's progress: its status history (which the workflow's `getStatus`
 and `getHistory` answer from) and where its delivery stands. The log stays small: every status
 change is kept, but of the ETA and driver updates only the latest, which replaces the one before.
-Events are numbered in one sequence, so a client that saw event n asks for what came after n.
+Events are numbered in one sequence, so a client that saw event n asks for what came after n; a
+reader that has seen everything waits (`waitForEvents`) and is told of the next change by the
+handler that makes it, instead of polling.
 """
 
 from datetime import timedelta
 from typing import Literal
 
+import restate
 from restate import Context, ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
-from foodorder.models import DriverPosition, OrderEvent, OrderStatus, Status, StatusChange, Tracking
+from foodorder.models import DriverPosition, Model, OrderEvent, OrderStatus, Status, StatusChange, Tracking
 from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, now_ms, required
 
 order_status = VirtualObject("order-status")
@@ -19,6 +22,12 @@ order_status = VirtualObject("order-status")
 HISTORY: StateKey[list[OrderEvent]] = StateKey("history", list[OrderEvent])
 TRACKING: StateKey[OrderEvent] = StateKey("tracking", OrderEvent)
 LAST_EVENT: StateKey[int] = StateKey("last-event", int)
+WATCHERS: StateKey[list[str]] = StateKey("watchers", list[str])
+# A waitForEvents answers empty after this long; the gateway asks again.
+WATCH_S = 50
+# Awakeables of waits that timed out stay until the next change resolves them: keep the newest few.
+MAX_WATCHERS = 64
+EVENT: PydanticSerde[OrderEvent] = PydanticSerde(OrderEvent)
 
 
 async def next_seq(ctx: ObjectContext) -> int:
@@ -26,6 +35,14 @@ async def next_seq(ctx: ObjectContext) -> int:
     seq = (await LAST_EVENT.get(ctx) or 0) + 1
     LAST_EVENT.set(ctx, seq)
     return seq
+
+
+async def notify_watchers(ctx: ObjectContext, event: OrderEvent) -> None:
+    """Tell every reader waiting for the order's next change (`waitForEvents`) about `event`."""
+    if watchers := await WATCHERS.get(ctx):
+        for awakeable in watchers:
+            ctx.resolve_awakeable(awakeable, event, serde=EVENT)
+        WATCHERS.clear(ctx)
 
 
 async def current_status(ctx: ObjectContext | ObjectSharedContext) -> Status | None:
@@ -39,8 +56,9 @@ async def track(ctx: ObjectContext, at: int, arrival: int, driver: DriverPositio
     if driver is None and (previous := await TRACKING.get(ctx)) is not None:
         driver = previous.driver
     event_type: Literal["eta", "driver"] = "eta" if driver is None else "driver"
-    seq = await next_seq(ctx)
-    TRACKING.set(ctx, OrderEvent(seq=seq, at=at, type=event_type, arrival=arrival, driver=driver))
+    event = OrderEvent(seq=await next_seq(ctx), at=at, type=event_type, arrival=arrival, driver=driver)
+    TRACKING.set(ctx, event)
+    await notify_watchers(ctx, event)
 
 
 @order_status.handler(kind="shared", input_serde=NO_INPUT)
@@ -76,6 +94,7 @@ async def record_status(ctx: ObjectContext, change: StatusChange) -> None:
     seq = await next_seq(ctx)
     event = OrderEvent(seq=seq, at=change.at, type="status", status=change.status, reason=change.reason)
     HISTORY.set(ctx, [*(await HISTORY.get(ctx) or []), event])
+    await notify_watchers(ctx, event)
 
 
 @order_status.handler(ingress_private=True)
@@ -101,9 +120,8 @@ async def get_history(ctx: ObjectSharedContext, _: Nothing = None) -> list[Statu
     ]
 
 
-@order_status.handler(name="getEvents", kind="shared", output_serde=PydanticSerde(list[OrderEvent]))
-async def get_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
-    """The order's changes numbered above `after`, oldest first (only the latest ETA and driver position)."""
+async def events_after(ctx: ObjectContext | ObjectSharedContext, after: int) -> list[OrderEvent]:
+    """The order's changes numbered above `after` (a number >= 0), oldest first."""
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise TerminalError(f"after: expected an event number >= 0, got {after!r}", 400)
     events = [e for e in await HISTORY.get(ctx) or [] if e.seq > after]
@@ -111,6 +129,44 @@ async def get_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
     if tracking is not None and tracking.seq > after:
         events.append(tracking)
     return sorted(events, key=lambda e: e.seq)
+
+
+@order_status.handler(name="getEvents", kind="shared", output_serde=PydanticSerde(list[OrderEvent]))
+async def get_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
+    """The order's changes numbered above `after`, oldest first (only the latest ETA and driver position)."""
+    return await events_after(ctx, after)
+
+
+class Watch(Model):
+    """An awakeable to resolve with the first event after `after`."""
+
+    awakeable: str
+    after: int
+
+
+@order_status.handler(name="waitForEvents", kind="shared", output_serde=PydanticSerde(list[OrderEvent]))
+async def wait_for_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
+    """The changes after `after`, waiting up to WATCH_S for the next; a final order answers its end."""
+    if events := await events_after(ctx, after):
+        return events
+    history = await HISTORY.get(ctx) or []
+    if history and history[-1].status is not None and history[-1].status.terminal:
+        return [history[-1]]
+    # Told of the next change by the writer (no polling): its cost grows with changes, not with time.
+    name, changed = ctx.awakeable(serde=EVENT)
+    ctx.object_send(add_watcher, key=ctx.key(), arg=Watch(awakeable=name, after=after))
+    which, event = await restate.select(changed=changed, timeout=ctx.sleep(timedelta(seconds=WATCH_S)))
+    return [event] if which == "changed" else []
+
+
+@order_status.handler(name="addWatcher", input_serde=required(Watch), ingress_private=True)
+async def add_watcher(ctx: ObjectContext, watch: Watch) -> None:
+    """Resolve the awakeable with the next event: at once if it came already, else when it comes."""
+    if events := await events_after(ctx, watch.after):
+        ctx.resolve_awakeable(watch.awakeable, events[0], serde=EVENT)
+        return
+    watchers = await WATCHERS.get(ctx) or []
+    WATCHERS.set(ctx, [*watchers[-(MAX_WATCHERS - 1) :], watch.awakeable])
 
 
 @order_status.handler(name="getTracking", kind="shared", input_serde=NO_INPUT)

@@ -6,13 +6,21 @@ from pydantic import Field
 from foodorder import geo
 from foodorder.gateway.auth import DriverDep
 from foodorder.gateway.deps import IngressDep
-from foodorder.gateway.schemas import FORBIDDEN, UNAUTHENTICATED, UNAVAILABLE, UNREADABLE_BODY, Body, problems
+from foodorder.gateway.schemas import (
+    FORBIDDEN,
+    TOO_MANY,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    UNREADABLE_BODY,
+    Body,
+    problems,
+)
 from foodorder.models import DeliveryRequest, Location, Model
 
 router = APIRouter(
     prefix="/api/v1/drivers",
     tags=["drivers (driver key)"],
-    responses=UNAUTHENTICATED | FORBIDDEN | UNAVAILABLE,
+    responses=UNAUTHENTICATED | TOO_MANY | FORBIDDEN | UNAVAILABLE,
 )
 TWIN = "driver-digital-twin"
 WRONG_STATE = problems({409: "the driver is not in a state for this"})

@@ -3,17 +3,17 @@
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from foodorder.catalog import load_catalog
 from foodorder.gateway.auth import ProviderDep
 from foodorder.gateway.deps import IngressDep, ProviderOrderDep, load_order, order_key
-from foodorder.gateway.events import order_event_stream
+from foodorder.gateway.events import StreamDep
 from foodorder.gateway.restate import Ingress
 from foodorder.gateway.schemas import (
+    TOO_MANY,
     UNAUTHENTICATED,
     UNAVAILABLE,
     UNREADABLE_BODY,
@@ -32,7 +32,9 @@ from foodorder.gateway.schemas import (
 from foodorder.models import Order, Product, Status, StatusChange, Tracking
 
 router = APIRouter(
-    prefix="/api/v1/orders", tags=["orders (provider key)"], responses=UNAUTHENTICATED | UNAVAILABLE
+    prefix="/api/v1/orders",
+    tags=["orders (provider key)"],
+    responses=UNAUTHENTICATED | TOO_MANY | UNAVAILABLE,
 )
 CANCEL_TIMEOUT_S = 60.0
 NOT_FOUND = problems({404: "no order with this id from this provider"})
@@ -167,11 +169,10 @@ async def cancel_order(
 
 
 @router.get("/{order_id}/events", response_class=EventSourceResponse, responses=NOT_FOUND)
-async def order_events(
-    order: ProviderOrderDep,
-    ingress: IngressDep,
-    last_event_id: Annotated[int | None, Header(ge=0, description="resume after this event")] = None,
-) -> AsyncIterator[ServerSentEvent]:
-    """Server-Sent Events for every status, ETA and driver change; ends after a final status."""
-    async for event in order_event_stream(ingress, order.id, last_event_id or 0):
+async def order_events(order: ProviderOrderDep, stream: StreamDep) -> AsyncIterator[ServerSentEvent]:
+    """Server-Sent Events for every status, ETA and driver change; ends after a final status.
+
+    A stream also ends after FOODORDER_STREAM_MAX_S: the client resumes with Last-Event-ID.
+    """
+    async for event in stream(order.id):
         yield event

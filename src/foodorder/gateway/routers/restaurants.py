@@ -4,12 +4,12 @@ from fastapi import APIRouter, HTTPException, status
 
 from foodorder.gateway.auth import RestaurantDep
 from foodorder.gateway.deps import IngressDep, load_order
-from foodorder.gateway.schemas import FORBIDDEN, UNAUTHENTICATED, UNAVAILABLE, OrderId, problems
+from foodorder.gateway.schemas import FORBIDDEN, TOO_MANY, UNAUTHENTICATED, UNAVAILABLE, OrderId, problems
 
 router = APIRouter(
     prefix="/api/v1/restaurants",
     tags=["restaurants (restaurant key)"],
-    responses=UNAUTHENTICATED | FORBIDDEN | UNAVAILABLE,
+    responses=UNAUTHENTICATED | TOO_MANY | FORBIDDEN | UNAVAILABLE,
 )
 
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import Field
@@ -19,9 +19,11 @@ from foodorder import geo
 from foodorder.catalog import load_catalog
 from foodorder.config import Settings
 from foodorder.gateway.deps import IngressDep, load_order, order_key
-from foodorder.gateway.events import order_event_stream
+from foodorder.gateway.events import StreamDep
+from foodorder.gateway.limits import StorefrontRate
 from foodorder.gateway.routers.orders import priced_items, priced_order
 from foodorder.gateway.schemas import (
+    TOO_MANY,
     UNAVAILABLE,
     UNREADABLE_BODY,
     Body,
@@ -90,7 +92,11 @@ async def storefront(request: Request) -> HTMLResponse:
     return render(request, "store.html", catalog=catalog)
 
 
-@router.post("/store/quote", responses=UNREADABLE_BODY | problems({422: "unknown restaurant or product"}))
+@router.post(
+    "/store/quote",
+    dependencies=[StorefrontRate],
+    responses=UNREADABLE_BODY | TOO_MANY | problems({422: "unknown restaurant or product"}),
+)
 async def quote(cart: Cart) -> Quote:
     """The cart's lines and total, priced by the server."""
     order = priced_order("quote", order_request(cart, "quote"))
@@ -101,7 +107,8 @@ async def quote(cart: Cart) -> Quote:
     "/store/checkout",
     status_code=201,
     response_model=Placed,
-    responses=UNREADABLE_BODY | UNAVAILABLE | problems({422: "the cart cannot be ordered"}),
+    dependencies=[StorefrontRate],
+    responses=UNREADABLE_BODY | UNAVAILABLE | TOO_MANY | problems({422: "the cart cannot be ordered"}),
 )
 async def checkout(cart: Cart, request: Request) -> JSONResponse:
     """Place the order through the public API; the customer's door is a spot in the demo region."""
@@ -141,22 +148,19 @@ async def order_page(order_id: PathId, request: Request) -> HTMLResponse:
 @router.get(
     "/store/orders/{order_id}/events",
     response_class=EventSourceResponse,
-    responses=problems({404: "no such order"}),
+    responses=TOO_MANY | problems({404: "no such order"}),
 )
-async def order_events(
-    key: StorefrontOrderKey,
-    ingress: IngressDep,
-    last_event_id: Annotated[int | None, Header(ge=0, description="resume after this event")] = None,
-) -> AsyncIterator[ServerSentEvent]:
+async def order_events(key: StorefrontOrderKey, stream: StreamDep) -> AsyncIterator[ServerSentEvent]:
     """The order's events for its page (the same stream as the API's)."""
-    async for event in order_event_stream(ingress, key, last_event_id or 0):
+    async for event in stream(key):
         yield event
 
 
 @router.post(
     "/store/orders/{order_id}/cancel",
     response_model=CancelAccepted,
-    responses=UNAVAILABLE | problems({404: "no such order", 409: "too late to cancel"}),
+    dependencies=[StorefrontRate],
+    responses=UNAVAILABLE | TOO_MANY | problems({404: "no such order", 409: "too late to cancel"}),
 )
 async def cancel(order_id: PathId, request: Request) -> JSONResponse:
     """The customer's cancel button."""
