@@ -205,6 +205,17 @@ class Api:
             time.sleep(0.05)
         pytest.fail(f"order {order_ref} did not reach {wanted}; last view {view}")
 
+    def wait_until_reached(self, order_ref: str, wanted: Status, timeout_s: float = 90) -> None:
+        """Poll until the order's history holds `wanted` (it may have moved on since)."""
+        deadline = time.monotonic() + timeout_s
+        statuses: list[str] = []
+        while wanted not in statuses:
+            assert time.monotonic() < deadline, f"order {order_ref} never reached {wanted}: {statuses}"
+            response = self.request("GET", f"/api/v1/orders/{order_ref}")
+            assert response.status_code == 200, response.text
+            statuses = [h["status"] for h in response.json()["history"]]
+            time.sleep(0.05)
+
     def events(
         self, order_ref: str, last_event_id: int | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:

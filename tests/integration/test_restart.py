@@ -67,6 +67,7 @@ def test_an_outage_longer_than_every_timeout_cancels_nothing_and_replaces_no_dri
         assert up.wait(timeout=30) == 0
     finally:
         up.kill()
+        up.wait()
 
     time.sleep(outage_s)  # the outage itself: longer than any timeout, at the tests' time scale
 
