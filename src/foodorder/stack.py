@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,11 +25,14 @@ from foodorder import identity
 from foodorder.config import Settings
 
 PR_SET_PDEATHSIG = 1
+STOP_TIMEOUT_S = 15.0
 
 
-def _die_with_parent() -> None:
+def _die_with(parent: int) -> None:
     """In a child, before exec: get SIGTERM when the parent dies, so no process is left behind."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the line above could take effect
+        os._exit(1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -77,6 +81,10 @@ class Process:
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # The kernel sends the death signal when the *thread* that forked the child ends, not the
+        # process: a child started from a short-lived thread would be stopped with that thread.
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError(f"start {self.name} from the main thread, or it dies with its thread")
         self.popen = subprocess.Popen(
             self.argv,
             env=self.env,
@@ -84,24 +92,33 @@ class Process:
             stderr=subprocess.STDOUT if self.log else None,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=functools.partial(_die_with, os.getpid()),
         )
 
     @property
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> None:
-        """Ask the process to stop, and kill it if it does not within `timeout_s`."""
-        if not self.alive:
+    def send(self, sig: int = signal.SIGTERM) -> None:
+        """Send `sig` if the process runs."""
+        if self.alive:
+            assert self.popen is not None
+            self.popen.send_signal(sig)
+
+    def wait(self, deadline: float) -> None:
+        """Wait for the process to exit until `deadline` (monotonic), then kill it."""
+        if self.popen is None:
             return
-        assert self.popen is not None
-        self.popen.send_signal(sig)
         try:
-            self.popen.wait(timeout_s)
+            self.popen.wait(max(deadline - time.monotonic(), 0))
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Ask the process to stop, and kill it if it does not within `timeout_s`."""
+        self.send(sig)
+        self.wait(time.monotonic() + timeout_s)
 
 
 @dataclass
@@ -229,12 +246,22 @@ class Stack:
         return [name for name, p in self.processes.items() if not p.alive]
 
     def stop(self) -> None:
-        """Stop every process: restate-server first, so that it stops invoking the others."""
-        for process in self.processes.values():
-            process.stop()
+        """Stop every process: restate-server first, so that it stops invoking the others, then the rest."""
+        engine = [p for p in self.processes.values() if p.name == "restate-server"]
+        self._stop(engine)
+        self._stop([p for p in self.processes.values() if p not in engine])
+        self.processes.clear()
+
+    @staticmethod
+    def _stop(processes: list[Process]) -> None:
+        """Stop `processes` side by side: ask each, then kill any still running after STOP_TIMEOUT_S."""
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for process in processes:
+            process.send()
+        for process in processes:
+            process.wait(deadline)
             if process.log:
                 process.log.close()
-        self.processes.clear()
 
 
 def _listening(host: str, port: int) -> bool:
