@@ -6,7 +6,9 @@ import sys
 import time
 from collections.abc import Callable
 
+import httpx
 from rich.console import Console
+from rich.table import Table
 
 from foodorder.config import (
     DEV_DRIVER_KEY,
@@ -16,6 +18,7 @@ from foodorder.config import (
     Settings,
     get_settings,
 )
+from foodorder.releases import DRAIN_CHECK_INTERVAL_S, Admin
 from foodorder.serve import serve
 from foodorder.stack import Stack
 
@@ -95,6 +98,31 @@ Inspect state:
 Process logs: {s.data_dir / "logs"}/<process>.log. Ctrl-C stops everything.""")
 
 
+def retire_drained(stack: Stack) -> None:
+    """Retire the older releases that no invocation needs any more, and say so."""
+    try:
+        retired = stack.retire_drained()
+    except httpx.HTTPError as error:  # restate-server busy or restarting: try again next time
+        console.print(f"[yellow]could not check for drained releases: {error}[/]")
+        return
+    for deployment in retired:
+        console.print(f"release {deployment.release} drained: retired (deployment {deployment.id})")
+
+
+def print_releases(settings: Settings) -> None:
+    """The live releases of the services: the current one, and older ones still finishing invocations."""
+    admin = Admin(settings.admin_url)
+    newest, pinned = admin.newest(), admin.pinned()
+    table = Table("release", "deployment", "uri", "state", box=None)
+    for deployment in admin.deployments():
+        if deployment.release is None:
+            continue
+        in_flight = pinned.get(deployment.id, 0)
+        state = "current" if deployment.id in newest else f"draining: {in_flight} invocations in flight"
+        table.add_row(deployment.release, deployment.id, deployment.uri, state)
+    console.print(table)
+
+
 def up(settings: Settings) -> None:
     """Start the whole system in the foreground until Ctrl-C or SIGTERM."""
     stack = Stack(settings, log_dir=settings.data_dir / "logs")
@@ -111,10 +139,15 @@ def up(settings: Settings) -> None:
         stack.start_all()
         drivers = stack.start_drivers(settings.drivers)
         print_banner(settings, drivers)
+        print_releases(settings)
+        next_drain_check = time.monotonic() + DRAIN_CHECK_INTERVAL_S
         while not stopping:
             if failed := stack.failed():
                 console.print(f"[bold red]{', '.join(failed)} exited; stopping[/]")
                 break
+            if time.monotonic() > next_drain_check:
+                retire_drained(stack)
+                next_drain_check = time.monotonic() + DRAIN_CHECK_INTERVAL_S
             time.sleep(0.5)
     finally:
         console.print("stopping…")
@@ -123,6 +156,7 @@ def up(settings: Settings) -> None:
 
 COMMANDS: dict[str, Callable[[Settings], None]] = {
     "up": up,
+    "releases": print_releases,
     "services": run_services,
     "payment": run_payment,
     "pos": run_pos,

@@ -21,8 +21,9 @@ from typing import IO
 
 import httpx
 
-from foodorder import identity
+from foodorder import identity, releases
 from foodorder.config import Settings
+from foodorder.releases import Deployment
 
 PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_S = 15.0
@@ -130,6 +131,8 @@ class Stack:
     log_dir: Path | None = None
     extra_restate_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
+    release: str = ""  # the release served on the services port, set by start_all
+    release_processes: dict[str, str] = field(default_factory=dict)  # deployment id -> process name
 
     def _log(self, name: str) -> IO[bytes] | None:
         if self.log_dir is None:
@@ -177,6 +180,8 @@ class Stack:
         wait_until(
             lambda: httpx.get(f"{self.settings.ingress_url}/restate/health").is_success, "restate ingress"
         )
+        # The releases are planned from what the partitions know of the invocations.
+        wait_until(lambda: releases.Admin(self.settings.admin_url).pinned() is not None, "restate partitions")
 
     def python_ports(self) -> dict[str, int]:
         """Our own processes (`foodorder <command>`) and the port each one answers on."""
@@ -215,20 +220,82 @@ class Stack:
             update={"request_identity_keys": [identity.public_key(self.settings.identity_key_file)]}
         )
         self.start_restate()
+        self.start_releases()
         for command in self.python_ports():
-            self.start_python(command)
+            if command != "services":
+                self.start_python(command)
         for name, port in self.python_ports().items():
             wait_until(functools.partial(_listening, self.settings.host, port), name)
         self.register()
 
+    def start_releases(self) -> None:
+        """Serve this code on the services port, and each older release still needed on a port of its own."""
+        s = self.settings
+        self.release = releases.snapshot(s.data_dir)
+        admin = releases.Admin(s.admin_url)
+        for deployment in admin.drained():  # superseded in an earlier run and finished since
+            self._retire(admin, deployment)
+        deployments = admin.deployments()
+        releases.prune(s.data_dir, self.release, deployments)
+        taken = {d.address[1] for d in deployments} | {s.ingress_port, s.admin_port, s.node_port}
+        taken |= set(self.python_ports().values())
+        for deployment in deployments:
+            if deployment.release is None:
+                continue  # not ours, or from before releases (see register)
+            port = deployment.address[1]
+            if port == s.services_port and deployment.release == self.release:
+                continue  # this code again: served as the current release below
+            if port == s.services_port:  # the previous release: it moves, the current one takes its port
+                port = releases.spare_port(s.services_port, lambda p: p not in taken and _bindable(s.host, p))
+                taken.add(port)
+            self.release_processes[deployment.id] = self._serve_release(deployment.release, port)
+            if port != deployment.address[1]:
+                wait_until(functools.partial(_listening, s.host, port), f"release {deployment.release}")
+                admin.move(deployment.id, f"http://{s.host}:{port}")
+        self._serve_release(self.release, s.services_port, "services")
+
+    def _serve_release(self, release: str, port: int, name: str = "") -> str:
+        """Start `foodorder services` on `port` from the release's own copy of the code; its process name."""
+        s = self.settings
+        code = releases.code_path(s.data_dir, release)
+        if not code.exists():
+            raise RuntimeError(f"invocations in flight need release {release}, but its code {code} is gone")
+        if not _bindable(s.host, port):
+            raise RuntimeError(f"port {port} of release {release} is in use: is another foodorder running?")
+        name = name or f"services-{release}"
+        if name in self.processes:  # the same code served twice (it came back while it was draining)
+            name = f"{name}-{port}"
+        env = settings_env(s.model_copy(update={"services_port": port}))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code.resolve()), os.environ.get("PYTHONPATH")]))
+        # -P: never import foodorder from the current directory instead of the release.
+        self._add(name, [sys.executable, "-P", "-m", "foodorder.cli", "services"], env)
+        return name
+
     def register(self) -> None:
-        """Register (again) the services endpoint, so Restate picks up code changes."""
-        response = httpx.post(
-            f"{self.settings.admin_url}/deployments",
-            json={"uri": self.settings.services_url, "force": True},
-            timeout=30,
+        """Register the current release beside older ones (again: a no-op); new invocations go to it."""
+        s = self.settings
+        admin = releases.Admin(s.admin_url)
+        # A deployment on the services port without a release was registered before releases
+        # existed: it is replaced, as every start did then.
+        legacy = any(
+            d.release is None and d.address == (s.host, s.services_port) for d in admin.deployments()
         )
-        response.raise_for_status()
+        self.release_processes[admin.register(s.services_url, self.release, replace=legacy)] = "services"
+
+    def retire_drained(self) -> list[Deployment]:
+        """Retire every older release that nothing needs any more; the ones retired."""
+        admin = releases.Admin(self.settings.admin_url)
+        drained = admin.drained()
+        for deployment in drained:
+            self._retire(admin, deployment)
+        return drained
+
+    def _retire(self, admin: releases.Admin, deployment: Deployment) -> None:
+        """Delete the deployment, stop its process, and remove its code unless another deployment runs it."""
+        admin.delete(deployment.id)
+        if name := self.release_processes.pop(deployment.id, None):
+            self._stop([self.processes.pop(name)])
+        releases.prune(self.settings.data_dir, self.release, admin.deployments())
 
     def start_drivers(self, count: int) -> list[str]:
         """Start `count` simulated drivers (driver-1 …); starting one twice is harmless."""
@@ -251,6 +318,7 @@ class Stack:
         self._stop(engine)
         self._stop([p for p in self.processes.values() if p not in engine])
         self.processes.clear()
+        self.release_processes.clear()
 
     @staticmethod
     def _stop(processes: list[Process]) -> None:
@@ -268,3 +336,14 @@ def _listening(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Whether a server could listen on the port now (no listener, and no connection's end on it)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
