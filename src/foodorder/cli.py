@@ -110,7 +110,7 @@ def retire_drained(stack: Stack) -> None:
 
 
 def print_releases(settings: Settings) -> None:
-    """The live releases of the services: the current one, and older ones still finishing invocations."""
+    """List the live releases of the services: the current one, older ones still finishing invocations."""
     admin = Admin(settings.admin_url)
     newest, pinned = admin.newest(), admin.pinned()
     table = Table("release", "deployment", "uri", "state", box=None)
