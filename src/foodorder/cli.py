@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import httpx
 from rich.console import Console
-from rich.table import Table
 
 from foodorder.config import (
     DEV_DRIVER_KEY,
@@ -113,14 +112,12 @@ def print_releases(settings: Settings) -> None:
     """List the live releases of the services: the current one, older ones still finishing invocations."""
     admin = Admin(settings.admin_url)
     newest, pinned = admin.newest(), admin.pinned()
-    table = Table("release", "deployment", "uri", "state", box=None)
+    console.print("releases (version, address, Restate deployment, state):")
     for deployment in admin.deployments():
-        if deployment.release is None:
-            continue
-        in_flight = pinned.get(deployment.id, 0)
-        state = "current" if deployment.id in newest else f"draining: {in_flight} invocations in flight"
-        table.add_row(deployment.release, deployment.id, deployment.uri, state)
-    console.print(table)
+        if deployment.release is not None:
+            in_flight = pinned.get(deployment.id, 0)
+            state = "current" if deployment.id in newest else f"draining, {in_flight} invocations in flight"
+            console.print(f"  {deployment.release}  {deployment.uri}  {deployment.id}  {state}")
 
 
 def up(settings: Settings) -> None:

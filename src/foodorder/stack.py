@@ -222,11 +222,14 @@ class Stack:
         self.start_restate()
         self.start_releases()
         for command in self.python_ports():
-            if command != "services":
+            if command not in ("services", "gateway"):
                 self.start_python(command)
+        wait_until(functools.partial(_listening, self.settings.host, self.settings.services_port), "services")
+        self.register()
+        # The public door opens last: once it answers, new orders run on this code.
+        self.start_python("gateway")
         for name, port in self.python_ports().items():
             wait_until(functools.partial(_listening, self.settings.host, port), name)
-        self.register()
 
     def start_releases(self) -> None:
         """Serve this code on the services port, and each older release still needed on a port of its own."""
