@@ -78,8 +78,8 @@ def test_orders_in_flight_finish_on_their_release_and_the_old_one_retires(tmp_pa
     settings = stack_settings(tmp_path / "data")
     old_version = releases.code_version()
     api = Api(settings)
-    # 30 s of wall time at the tests' time scale: they wait through the upgrade.
-    old_orders = [api_order(deliveryDelay=600_000) for _ in range(3)]
+    # 45 s of wall time at the tests' time scale: they wait through the upgrade, even on a loaded machine.
+    old_orders = [api_order(deliveryDelay=900_000) for _ in range(3)]
 
     up = start_up(settings, "releases-1")
     try:
