@@ -44,24 +44,30 @@ def running(processes: list[psutil.Process]) -> list[psutil.Process]:
     return alive
 
 
+def shutdown_settings(tmp_path: Path) -> Settings:
+    """The tests' stack with 5 s preparations: the stop comes while the first orders are prepared.
+
+    Stopped later, with a driver assigned, the restart would outlast the driver-silence timeout
+    (6 s at this time scale), and the order would lose its driver.
+    """
+    return stack_settings(tmp_path).model_copy(update={"preparation_s": 100})
+
+
 def submit_orders_in_flight(settings: Settings) -> list[dict[str, object]]:
-    """Orders being prepared now and orders scheduled for later; returns once the first was in preparation."""
+    """Orders being prepared now and orders scheduled for later; returns once the first is in preparation."""
     api = Api(settings)
-    orders = [api_order(deliveryDelay=delay) for delay in (0, 0, 0, 40_000, 40_000, 80_000)]
-    for order in orders:
-        assert api.request("POST", "/api/v1/orders", json=order).status_code == 202
-    # Its preparation takes 0.25 s at the tests' time scale: look for it in the history.
-    history = f"/api/v1/orders/{orders[0]['id']}"
-    wait_until(
-        lambda: Status.IN_PREPARATION in {e["status"] for e in api.request("GET", history).json()["history"]},
-        "the first order in preparation",
-    )
-    api.http.close()
-    return orders
+    try:
+        orders = [api_order(deliveryDelay=delay) for delay in (0, 0, 0, 40_000, 40_000, 80_000)]
+        for order in orders:
+            assert api.request("POST", "/api/v1/orders", json=order).status_code == 202
+        api.wait_for(str(orders[0]["id"]), Status.IN_PREPARATION)
+        return orders
+    finally:
+        api.http.close()
 
 
 def test_sigterm_under_load_then_a_restart_completes_every_order(tmp_path: Path) -> None:
-    settings = stack_settings(tmp_path)
+    settings = shutdown_settings(tmp_path)
     up = start_up(settings, "shutdown-1")
     try:
         orders = submit_orders_in_flight(settings)
@@ -77,20 +83,20 @@ def test_sigterm_under_load_then_a_restart_completes_every_order(tmp_path: Path)
         up.kill()
 
     up = start_up(settings, "shutdown-2")
+    api = Api(settings)
     try:
         with Client(settings) as client:
-            api = Api(settings)
             for order in orders:
                 api.wait_for(str(order["id"]), Status.DELIVERED, timeout_s=120)
                 assert client.payments(f"dev-provider:{order['id']}") == ["authorize", "capture"]
-            api.http.close()
     finally:
+        api.http.close()
         up.send_signal(signal.SIGTERM)
         up.wait(timeout=30)
 
 
 def test_a_killed_supervisor_takes_every_process_with_it(tmp_path: Path) -> None:
-    settings = stack_settings(tmp_path)
+    settings = shutdown_settings(tmp_path)
     up = start_up(settings, "shutdown-killed")
     processes = psutil.Process(up.pid).children(recursive=True)
     try:
