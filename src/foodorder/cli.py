@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 
+import httpx
 from pydantic import ValidationError
 from rich.console import Console
 
@@ -17,6 +18,7 @@ from foodorder.config import (
     Settings,
     get_settings,
 )
+from foodorder.releases import DRAIN_CHECK_INTERVAL_S, Admin
 from foodorder.serve import serve
 from foodorder.stack import Stack
 
@@ -96,6 +98,29 @@ Inspect state:
 Process logs: {s.data_dir / "logs"}/<process>.log. Ctrl-C stops everything.""")
 
 
+def retire_drained(stack: Stack) -> None:
+    """Retire the older releases that no invocation needs any more, and say so."""
+    try:
+        retired = stack.retire_drained()
+    except httpx.HTTPError as error:  # restate-server busy or restarting: try again next time
+        console.print(f"[yellow]could not check for drained releases: {error}[/]")
+        return
+    for deployment in retired:
+        console.print(f"release {deployment.release} drained: retired (deployment {deployment.id})")
+
+
+def print_releases(settings: Settings) -> None:
+    """List the live releases of the services: the current one, older ones still finishing invocations."""
+    admin = Admin(settings.admin_url)
+    newest, pinned = admin.newest(), admin.pinned()
+    console.print("releases (version, address, Restate deployment, state):")
+    for deployment in admin.deployments():
+        if deployment.release is not None:
+            in_flight = pinned.get(deployment.id, 0)
+            state = "current" if deployment.id in newest else f"draining, {in_flight} invocations in flight"
+            console.print(f"  {deployment.release}  {deployment.uri}  {deployment.id}  {state}")
+
+
 def up(settings: Settings) -> None:
     """Start the whole system in the foreground until Ctrl-C or SIGTERM."""
     stack = Stack(settings, log_dir=settings.data_dir / "logs")
@@ -112,10 +137,15 @@ def up(settings: Settings) -> None:
         stack.start_all()
         drivers = stack.start_drivers(settings.drivers)
         print_banner(settings, drivers)
+        print_releases(settings)
+        next_drain_check = time.monotonic() + DRAIN_CHECK_INTERVAL_S
         while not stopping:
             if failed := stack.failed():
                 console.print(f"[bold red]{', '.join(failed)} exited; stopping[/]")
                 break
+            if time.monotonic() > next_drain_check:
+                retire_drained(stack)
+                next_drain_check = time.monotonic() + DRAIN_CHECK_INTERVAL_S
             time.sleep(0.5)
     finally:
         console.print("stopping…")
@@ -124,6 +154,7 @@ def up(settings: Settings) -> None:
 
 COMMANDS: dict[str, Callable[[Settings], None]] = {
     "up": up,
+    "releases": print_releases,
     "services": run_services,
     "payment": run_payment,
     "pos": run_pos,

@@ -1,7 +1,11 @@
 """Run an ASGI app under hypercorn until SIGINT or SIGTERM."""
 
 import asyncio
+import logging
+import os
 import signal
+import sys
+import threading
 from typing import Any
 
 import h2.events
@@ -9,6 +13,8 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 from hypercorn.protocol.h2 import H2Protocol
 from restate.server import install_shutdown_hook
+
+SHUTDOWN_MARGIN_S = 2.0  # beyond hypercorn's graceful timeout, for the app's own cleanup
 
 
 def _drop_data_for_closed_streams() -> None:
@@ -42,6 +48,25 @@ def _drop_data_for_closed_streams() -> None:
     H2Protocol._handle_events = handle_events  # type: ignore[method-assign]
 
 
+def _exit_after(seconds: float) -> None:
+    """End the process `seconds` from now, however far its shutdown got.
+
+    hypercorn cancels the requests still open after its graceful timeout, but the Restate SDK
+    swallows that cancellation (`ServerInvocationContext.enter`) and then waits, forever, for
+    hypercorn to flush the invocation's last frames on a connection that is being torn down: the
+    process closed its port and never exited. Restate retries whatever was cut off.
+    """
+
+    def exit_now() -> None:
+        logging.getLogger(__name__).warning("shutdown still waiting after %.0fs: exiting", seconds)
+        sys.stderr.flush()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    timer.start()
+
+
 def serve(app: Any, host: str, port: int, client_timeout_s: float | None = None) -> None:
     """Serve `app` on host:port (HTTP/1.1 and HTTP/2 cleartext) in the foreground.
 
@@ -66,10 +91,16 @@ def serve(app: Any, host: str, port: int, client_timeout_s: float | None = None)
 
     async def main() -> None:
         stop = asyncio.Event()
+
+        def shut_down() -> None:
+            if not stop.is_set():
+                stop.set()
+                _exit_after(config.graceful_timeout + SHUTDOWN_MARGIN_S)
+
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGINT, shut_down)
         # The Restate app installs its own SIGTERM handler on first use; this registry chains ours to it.
-        install_shutdown_hook(loop, stop.set, signal.SIGTERM)
+        install_shutdown_hook(loop, shut_down, signal.SIGTERM)
         await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
 
     asyncio.run(main())

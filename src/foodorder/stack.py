@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,15 +21,19 @@ from typing import IO
 
 import httpx
 
-from foodorder import identity
+from foodorder import identity, releases
 from foodorder.config import Settings
+from foodorder.releases import Deployment
 
 PR_SET_PDEATHSIG = 1
+STOP_TIMEOUT_S = 15.0
 
 
-def _die_with_parent() -> None:
+def _die_with(parent: int) -> None:
     """In a child, before exec: get SIGTERM when the parent dies, so no process is left behind."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the line above could take effect
+        os._exit(1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -77,6 +82,10 @@ class Process:
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # The kernel sends the death signal when the *thread* that forked the child ends, not the
+        # process: a child started from a short-lived thread would be stopped with that thread.
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError(f"start {self.name} from the main thread, or it dies with its thread")
         self.popen = subprocess.Popen(
             self.argv,
             env=self.env,
@@ -84,24 +93,33 @@ class Process:
             stderr=subprocess.STDOUT if self.log else None,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=functools.partial(_die_with, os.getpid()),
         )
 
     @property
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> None:
-        """Ask the process to stop, and kill it if it does not within `timeout_s`."""
-        if not self.alive:
+    def send(self, sig: int = signal.SIGTERM) -> None:
+        """Send `sig` if the process runs."""
+        if self.alive:
+            assert self.popen is not None
+            self.popen.send_signal(sig)
+
+    def wait(self, deadline: float) -> None:
+        """Wait for the process to exit until `deadline` (monotonic), then kill it."""
+        if self.popen is None:
             return
-        assert self.popen is not None
-        self.popen.send_signal(sig)
         try:
-            self.popen.wait(timeout_s)
+            self.popen.wait(max(deadline - time.monotonic(), 0))
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Ask the process to stop, and kill it if it does not within `timeout_s`."""
+        self.send(sig)
+        self.wait(time.monotonic() + timeout_s)
 
 
 @dataclass
@@ -113,6 +131,8 @@ class Stack:
     log_dir: Path | None = None
     extra_restate_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
+    release: str = ""  # the release served on the services port, set by start_all
+    release_processes: dict[str, str] = field(default_factory=dict)  # deployment id -> process name
 
     def _log(self, name: str) -> IO[bytes] | None:
         if self.log_dir is None:
@@ -162,6 +182,8 @@ class Stack:
         wait_until(
             lambda: httpx.get(f"{self.settings.ingress_url}/restate/health").is_success, "restate ingress"
         )
+        # The releases are planned from what the partitions know of the invocations.
+        wait_until(lambda: releases.Admin(self.settings.admin_url).pinned() is not None, "restate partitions")
 
     def python_ports(self) -> dict[str, int]:
         """Our own processes (`foodorder <command>`) and the port each one answers on."""
@@ -213,20 +235,85 @@ class Stack:
             }
         )
         self.start_restate()
+        self.start_releases()
         for command in self.python_ports():
-            self.start_python(command)
+            if command not in ("services", "gateway"):
+                self.start_python(command)
+        wait_until(functools.partial(_listening, self.settings.host, self.settings.services_port), "services")
+        self.register()
+        # The public door opens last: once it answers, new orders run on this code.
+        self.start_python("gateway")
         for name, port in self.python_ports().items():
             wait_until(functools.partial(_listening, self.bind_host(name), port), name)
-        self.register()
+
+    def start_releases(self) -> None:
+        """Serve this code on the services port, and each older release still needed on a port of its own."""
+        s = self.settings
+        self.release = releases.snapshot(s.data_dir)
+        admin = releases.Admin(s.admin_url)
+        for deployment in admin.drained():  # superseded in an earlier run and finished since
+            self._retire(admin, deployment)
+        deployments = admin.deployments()
+        releases.prune(s.data_dir, self.release, deployments)
+        taken = {d.address[1] for d in deployments} | {s.ingress_port, s.admin_port, s.node_port}
+        taken |= set(self.python_ports().values())
+        for deployment in deployments:
+            if deployment.release is None:
+                continue  # not ours, or from before releases (see register)
+            port = deployment.address[1]
+            if port == s.services_port and deployment.release == self.release:
+                continue  # this code again: served as the current release below
+            if port == s.services_port:  # the previous release: it moves, the current one takes its port
+                port = releases.spare_port(s.services_port, lambda p: p not in taken and _bindable(s.host, p))
+                taken.add(port)
+            self.release_processes[deployment.id] = self._serve_release(deployment.release, port)
+            if port != deployment.address[1]:
+                wait_until(functools.partial(_listening, s.host, port), f"release {deployment.release}")
+                admin.move(deployment.id, f"http://{s.host}:{port}")
+        self._serve_release(self.release, s.services_port, "services")
+
+    def _serve_release(self, release: str, port: int, name: str = "") -> str:
+        """Start `foodorder services` on `port` from the release's own copy of the code; its process name."""
+        s = self.settings
+        code = releases.code_path(s.data_dir, release)
+        if not code.exists():
+            raise RuntimeError(f"invocations in flight need release {release}, but its code {code} is gone")
+        if not _bindable(s.host, port):
+            raise RuntimeError(f"port {port} of release {release} is in use: is another foodorder running?")
+        name = name or f"services-{release}"
+        if name in self.processes:  # the same code served twice (it came back while it was draining)
+            name = f"{name}-{port}"
+        env = settings_env(s.without_secrets("services").model_copy(update={"services_port": port}))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code.resolve()), os.environ.get("PYTHONPATH")]))
+        # -P: never import foodorder from the current directory instead of the release.
+        self._add(name, [sys.executable, "-P", "-m", "foodorder.cli", "services"], env)
+        return name
 
     def register(self) -> None:
-        """Register (again) the services endpoint, so Restate picks up code changes."""
-        response = httpx.post(
-            f"{self.settings.admin_url}/deployments",
-            json={"uri": self.settings.services_url, "force": True},
-            timeout=30,
+        """Register the current release beside older ones (again: a no-op); new invocations go to it."""
+        s = self.settings
+        admin = releases.Admin(s.admin_url)
+        # A deployment on the services port without a release was registered before releases
+        # existed: it is replaced, as every start did then.
+        legacy = any(
+            d.release is None and d.address == (s.host, s.services_port) for d in admin.deployments()
         )
-        response.raise_for_status()
+        self.release_processes[admin.register(s.services_url, self.release, replace=legacy)] = "services"
+
+    def retire_drained(self) -> list[Deployment]:
+        """Retire every older release that nothing needs any more; the ones retired."""
+        admin = releases.Admin(self.settings.admin_url)
+        drained = admin.drained()
+        for deployment in drained:
+            self._retire(admin, deployment)
+        return drained
+
+    def _retire(self, admin: releases.Admin, deployment: Deployment) -> None:
+        """Delete the deployment, stop its process, and remove its code unless another deployment runs it."""
+        admin.delete(deployment.id)
+        if name := self.release_processes.pop(deployment.id, None):
+            self._stop([self.processes.pop(name)])
+        releases.prune(self.settings.data_dir, self.release, admin.deployments())
 
     def start_drivers(self, count: int) -> list[str]:
         """Start `count` simulated drivers (driver-1 …), or put them back on duty after a restart."""
@@ -242,15 +329,37 @@ class Stack:
         return [name for name, p in self.processes.items() if not p.alive]
 
     def stop(self) -> None:
-        """Stop every process: restate-server first, so that it stops invoking the others."""
-        for process in self.processes.values():
-            process.stop()
+        """Stop every process: restate-server first, so that it stops invoking the others, then the rest."""
+        engine = [p for p in self.processes.values() if p.name == "restate-server"]
+        self._stop(engine)
+        self._stop([p for p in self.processes.values() if p not in engine])
+        self.processes.clear()
+        self.release_processes.clear()
+
+    @staticmethod
+    def _stop(processes: list[Process]) -> None:
+        """Stop `processes` side by side: ask each, then kill any still running after STOP_TIMEOUT_S."""
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for process in processes:
+            process.send()
+        for process in processes:
+            process.wait(deadline)
             if process.log:
                 process.log.close()
-        self.processes.clear()
 
 
 def _listening(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Whether a server could listen on the port now (no listener, and no connection's end on it)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True

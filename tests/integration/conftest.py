@@ -1,8 +1,12 @@
 """A real foodorder stack (restate-server from node_modules, services, POS, payment) on free ports."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,7 @@ from foodorder.config import (
     Settings,
 )
 from foodorder.models import Status
-from foodorder.stack import Stack, on_free_ports
+from foodorder.stack import Stack, on_free_ports, settings_env, wait_until
 
 ARTIFACTS = Path("test-artifacts")
 OTHER_PROVIDER_KEY = "other-provider-key"
@@ -150,6 +154,31 @@ def running_stack(settings: Settings, name: str) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+def start_up(settings: Settings, name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`foodorder up` as a user runs it (with `env` added), waiting until the public API is ready."""
+    log = ARTIFACTS / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:  # the child keeps its own copy of the file
+        up = subprocess.Popen(
+            [sys.executable, "-m", "foodorder.cli", "up"],
+            env={**os.environ, **settings_env(settings), **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    wait_until(lambda: httpx.get(f"{settings.gateway_url}/readyz").is_success, "foodorder up", timeout_s=90)
+    return up
+
+
+def listening(host: str, ports: Iterable[int]) -> list[int]:
+    """Those of `ports` that something listens on."""
+    with_listener = []
+    for port in ports:
+        with socket.socket() as s:
+            if s.connect_ex((host, port)) == 0:
+                with_listener.append(port)
+    return with_listener
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,15 @@ from typing import Any
 from foodorder import geo, introspection
 from foodorder.catalog import load_catalog
 from foodorder.models import Status
-from tests.integration.conftest import Api, Client, api_order, new_order, running_stack, stack_settings
-from tests.integration.test_shutdown import start_up
+from tests.integration.conftest import (
+    Api,
+    Client,
+    api_order,
+    new_order,
+    running_stack,
+    stack_settings,
+    start_up,
+)
 
 
 def test_an_order_in_flight_survives_a_full_restart(tmp_path: Path) -> None:
