@@ -47,7 +47,7 @@ def final(event: OrderEvent) -> bool:
 
 
 class OrderFeed:
-    """One reader of an order's events, the events it read, and the queues of its watchers.
+    """One reader of an order's events, the events a new watcher needs, and the queues of its watchers.
 
     A watcher gets every event from the first (None when the reader stopped), so a stream's
     backlog costs the engine nothing once the order is watched.
@@ -64,6 +64,12 @@ class OrderFeed:
         for frame in self.frames:
             watcher.put_nowait(frame)
 
+    def keep(self, frame: Frame) -> None:
+        """Keep every status, and of the ETA and driver updates only the latest (as order-status does)."""
+        if frame.event.type != "status":
+            self.frames = [kept for kept in self.frames if kept.event.type == "status"]
+        self.frames.append(frame)
+
     async def _read(self) -> None:
         try:
             while not (self.frames and final(self.frames[-1].event)):
@@ -73,7 +79,7 @@ class OrderFeed:
                 )
                 for raw in batch:
                     frame = Frame(OrderEvent.model_validate(raw))
-                    self.frames.append(frame)
+                    self.keep(frame)
                     for watcher in self.watchers:
                         watcher.put_nowait(frame)
                 # Changes that come within this pause are read together: a busy order (a driver
