@@ -29,18 +29,16 @@ from rich.table import Table
 
 from foodorder import geo, introspection
 from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, Settings
-from foodorder.models import MAX_DELAY_MS
+from foodorder.models import MAX_DELAY_MS, Status
 from foodorder.stack import Stack, on_free_ports
 
 RESULTS = Path("bench/results")
-HISTORIES = (
-    "SELECT service_key, value_utf8 FROM state WHERE service_name = 'order-workflow' AND key = 'history'"
-)
 ORDER = {"restaurantId": "bites_n_bytes", "products": [{"productId": "1000", "quantity": 1}]}
 TARGETS = {
     "intake_orders_per_s": ">= 300",
     "intake_p99_ms": "<= 100",
     "location_events_per_s": ">= 1000",
+    "state_bytes_per_order": "<= 4096",
     "peak_rss_mb.total": "<= 1536",
 }
 
@@ -468,7 +466,7 @@ class Bench:
 
     async def assignments(self, drivers: list[str], refs: list[str]) -> dict[str, str]:
         """Which order (workflow key) each bench driver carries."""
-        rows = await self.sql(HISTORIES)
+        rows = await self.sql(introspection.ORDER_HISTORIES)
         wanted = {f"dev-provider:{ref}" for ref in refs}
         order_of = {}
         for row in rows:
@@ -481,11 +479,8 @@ class Bench:
         keys = ", ".join(f"'dev-provider:{ref}'" for ref in refs)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            rows = await self.sql(
-                "SELECT count(*) AS n FROM state WHERE service_name = 'order-workflow' AND key = 'status'"
-                f" AND service_key IN ({keys}) AND value_utf8 = '\"{status}\"'"
-            )
-            if int(rows[0]["n"]) == len(refs):
+            rows = await self.sql(f"{introspection.ORDER_HISTORIES} AND service_key IN ({keys})")
+            if list(introspection.latest_statuses(rows).values()).count(Status(status)) == len(refs):
                 return
             await asyncio.sleep(0.5)
         raise TimeoutError(f"orders did not all reach {status} in {timeout_s:.0f}s")
@@ -513,7 +508,9 @@ class Bench:
         drain()
         after = await self.invocations()
         durations, first, last = [], float("inf"), 0
-        for row in await self.sql(HISTORIES + " AND service_key LIKE 'dev-provider:e2e-%'"):
+        for row in await self.sql(
+            introspection.ORDER_HISTORIES + " AND service_key LIKE 'dev-provider:e2e-%'"
+        ):
             history = json.loads(row["value_utf8"])
             durations.append((history[-1]["at"] - history[0]["at"]) / 1000)
             first, last = min(first, history[0]["at"]), max(last, history[-1]["at"])
@@ -534,6 +531,15 @@ class Bench:
             + sum(per_order.get(name, 0) for name in not_locations),
             1,
         )
+        stored = await self.sql(
+            "SELECT service_name, sum(length(value)) AS bytes FROM state"
+            " WHERE service_key LIKE 'dev-provider:e2e-%' GROUP BY service_name"
+        )
+        by_service = {row["service_name"]: row["bytes"] / len(refs) for row in stored}
+        self.results["state_bytes_per_order"] = round(sum(by_service.values()))
+        self.results["state_bytes_per_order_by_service"] = {
+            k: round(v) for k, v in sorted(by_service.items())
+        }
         self.results["e2e_time_scale"] = self.s.time_scale
         self.results["e2e_drivers"] = self.plan.e2e_drivers
 
@@ -613,6 +619,11 @@ def table(results: dict[str, Any]) -> Table:
             "Restate invocations per delivered order",
             results["invocations_per_order"],
             f"<= {results['seed_design_invocations_per_order'] / 2:.0f} (half the seed's)",
+        ),
+        (
+            "Restate state bytes per delivered order",
+            results["state_bytes_per_order"],
+            TARGETS["state_bytes_per_order"],
         ),
         (
             f"intake p99 ms without / with {results['watchers']} watchers",

@@ -1,10 +1,11 @@
-"""The demo catalog: restaurants with a location and a menu, shipped as data/catalog.json."""
+"""The catalog: restaurants with a location and a menu (the demo one is data/catalog.json)."""
 
 from functools import lru_cache
 from importlib import resources
 
 from pydantic import Field
 
+from foodorder.config import get_settings
 from foodorder.models import Location, Model
 
 
@@ -42,6 +43,7 @@ class Catalog(Model):
 
 @lru_cache
 def load_catalog() -> Catalog:
-    """The catalog shipped with the package."""
-    text = resources.files("foodorder").joinpath("data/catalog.json").read_text()
-    return Catalog.model_validate_json(text)
+    """The configured catalog (FOODORDER_CATALOG_FILE), or the demo catalog shipped with the package."""
+    path = get_settings().catalog_file
+    source = path if path is not None else resources.files("foodorder").joinpath("data/catalog.json")
+    return Catalog.model_validate_json(source.read_text())

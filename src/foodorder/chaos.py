@@ -9,7 +9,6 @@ delivered order, nothing for any other, no order prepared twice.
 
 import asyncio
 import contextlib
-import json
 import tempfile
 import threading
 import time
@@ -28,7 +27,7 @@ from foodorder.models import Status
 from foodorder.stack import Stack, on_free_ports
 
 ORDER = {"restaurantId": "bites_n_bytes", "products": [{"productId": "1000", "quantity": 1}]}
-PRICE = 1450
+PRICE = 1090
 STUBS = ("payment", "pos")
 
 
@@ -146,11 +145,9 @@ async def submit_all(settings: Settings, plan: Plan, progress: Progress) -> list
 
 def statuses(settings: Settings) -> dict[str, Status]:
     """Every order's status, by its workflow key."""
-    rows = introspection.query_blocking(
-        settings.admin_url,
-        "SELECT service_key, value_utf8 FROM state WHERE service_name = 'order-workflow' AND key = 'status'",
+    return introspection.latest_statuses(
+        introspection.query_blocking(settings.admin_url, introspection.ORDER_HISTORIES)
     )
-    return {row["service_key"]: Status(json.loads(row["value_utf8"])) for row in rows}
 
 
 def settle(settings: Settings, keys: list[str], plan: Plan, progress: Progress) -> dict[str, Status]:

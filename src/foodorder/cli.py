@@ -26,7 +26,7 @@ SAMPLE_API_ORDER = (
 )
 SAMPLE_ORDER = (
     '{"id":"seed-1","restaurantId":"bites_n_bytes","products":[{"productId":"1000",'
-    '"description":"Pepperoni pizza","quantity":1}],"totalCost":1450,"deliveryDelay":0}'
+    '"description":"Pepperoni pizza","quantity":1}],"totalCost":10.9,"deliveryDelay":0}'
 )
 
 

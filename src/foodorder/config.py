@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     gateway_port: int = 3000
 
     data_dir: Path = Path(".foodorder")
+    catalog_file: Path | None = Field(
+        None, description="restaurants and menus (JSON like data/catalog.json); default: the demo catalog"
+    )
     time_scale: float = Field(1.0, gt=0, description="every simulated duration is divided by this")
     drivers: int = Field(2, ge=0, description="simulated drivers started by `foodorder up`")
 
@@ -68,6 +71,10 @@ class Settings(BaseSettings):
     pos_refused_products: list[str] = Field(
         default_factory=list, description="the POS stub refuses every order with one of these products"
     )
+    pos_failing_products: dict[str, int] = Field(
+        default_factory=dict,
+        description="the POS stub answers /prepare with this HTTP status for every order with this product",
+    )
 
     restaurant_timeout_s: float = Field(
         1800.0, gt=0, description="an order not reported ready this long after it was sent is cancelled"
@@ -77,6 +84,10 @@ class Settings(BaseSettings):
     )
     driver_silence_timeout_s: float = Field(
         120.0, gt=0, description="an assigned driver silent this long before pickup is replaced"
+    )
+
+    retention_days: float = Field(
+        7.0, gt=0, description="how long an ended order stays readable before its state is cleared"
     )
 
     dev_mode: bool = Field(True, description="allow the published dev keys; set false in production")

@@ -1,10 +1,17 @@
 """Restate's SQL introspection (admin API, POST /query): the engine's state and invocations as rows."""
 
+import json
 from typing import Any
 
 import httpx
 
+from foodorder.models import Status
+
 Rows = list[dict[str, Any]]
+# Each order's history of statuses, as order-status keeps it (the one record of an order's progress).
+ORDER_HISTORIES = (
+    "SELECT service_key, value_utf8 FROM state WHERE service_name = 'order-status' AND key = 'history'"
+)
 
 
 def _request(sql: str) -> dict[str, Any]:
@@ -25,3 +32,8 @@ async def query(admin: httpx.AsyncClient, sql: str) -> Rows:
 def query_blocking(admin_url: str, sql: str, timeout_s: float = 30) -> Rows:
     """The rows `sql` selects, for code that does not run in an event loop."""
     return _rows(httpx.post(f"{admin_url}/query", timeout=timeout_s, **_request(sql)))
+
+
+def latest_statuses(rows: Rows) -> dict[str, Status]:
+    """Each order's latest status, by its key, from rows of ORDER_HISTORIES."""
+    return {row["service_key"]: Status(json.loads(row["value_utf8"])[-1]["status"]) for row in rows}

@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 ORDER_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -62,6 +62,12 @@ class Product(Model):
     description: str = ""
     quantity: int = Field(ge=1)
 
+    @field_validator("product_id", mode="before")
+    @classmethod
+    def _seed_numeric_id(cls, value: object) -> object:
+        """The seed's web UI sends product ids as numbers (1000): they are the same products."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
 
 class Order(Model):
     """An order as a provider submits it (the seed's JSON, plus an optional delivery location)."""
@@ -69,7 +75,9 @@ class Order(Model):
     id: str = Field(pattern=ORDER_ID, description="letters, digits and . _ : - (providers' ids are prefixed)")
     restaurant_id: str = Field(min_length=1, max_length=64)
     products: list[Product] = Field(min_length=1)
-    total_cost: float = Field(ge=0, description="amount to charge, in cents")
+    total_cost: float = Field(
+        ge=0, description="the menu's total, in cents (or in dollars, as the seed's web UI sends it)"
+    )
     delivery_delay: int = Field(
         0, ge=0, le=MAX_DELAY_MS, description="milliseconds before preparation starts"
     )
@@ -85,12 +93,12 @@ class StatusChange(Model):
 
 
 class DriverPosition(Model):
-    """Where the order's driver is, and the ETA that follows from it (milliseconds)."""
+    """Where the order's driver is, and when the order arrives at that pace."""
 
     driver_id: str
     delivery_id: str
     location: Location
-    eta: float = Field(ge=0)
+    arrival: int = Field(description="estimated delivery time, epoch milliseconds")
 
 
 class OrderEvent(Model):
@@ -113,10 +121,34 @@ class Tracking(Model):
 
 
 class OrderStatus(Model):
-    """What order-status/get answers: the status and the ETA of the delivery in milliseconds."""
+    """What order-status/get answers (the seed's shape): the status and the ETA in milliseconds from now."""
 
     status: Status | None = None
     eta: float | None = None
+
+
+class OrderTerms(Model):
+    """What an order is held to, fixed in the journal when its workflow starts.
+
+    The catalog and the settings may change while an order is in flight (a restart with new
+    settings, a new menu); the order keeps the terms it started with, so that a replay of its
+    workflow takes the same branches.
+    """
+
+    rejection: str | None = Field(
+        None, description="why the catalog cannot serve the order, naming the field"
+    )
+    price: int = Field(0, ge=0, description="what the customer pays, in cents, from the menu")
+    restaurant_location: Location | None = None
+    customer_location: Location
+    time_scale: float = Field(gt=0)
+    restaurant_timeout_s: float = Field(gt=0)
+    driver_search_timeout_s: float = Field(gt=0)
+    driver_silence_timeout_s: float = Field(gt=0)
+
+    def scaled(self, seconds: float) -> float:
+        """A simulated duration in wall-clock seconds under the order's time scale."""
+        return seconds / self.time_scale
 
 
 class DeliveryRequest(Model):
@@ -131,23 +163,24 @@ class DeliveryRequest(Model):
 
 
 class DeliveryInformation(Model):
-    """The delivery manager's state for one delivery."""
+    """The delivery manager's state for one delivery (the order workflow starts it with the first fields)."""
 
     order_id: str
     restaurant_id: str
     restaurant_location: Location
     customer_location: Location
+    silence_timeout_ms: int = Field(gt=0, description="an assigned driver silent this long is replaced")
     order_picked_up: bool = False
     driver_id: str | None = None
     attempt: int = Field(0, description="how many drivers were replaced for silence so far")
     last_seen: int = Field(0, description="epoch ms of the assigned driver's last sign of life")
 
 
-class DeliveryState(Model):
-    """The simulated phone's view of its current delivery."""
+class SilenceCheck(Model):
+    """A delayed look at whether the driver of `attempt` went silent, due at `due` (epoch ms)."""
 
-    current_delivery: DeliveryRequest
-    order_picked_up: bool = False
+    attempt: int = Field(ge=0)
+    due: int
 
 
 class PendingDelivery(Model):

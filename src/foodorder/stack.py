@@ -229,13 +229,11 @@ class Stack:
         response.raise_for_status()
 
     def start_drivers(self, count: int) -> list[str]:
-        """Start `count` simulated drivers (driver-1 …); starting one twice is harmless."""
+        """Start `count` simulated drivers (driver-1 …), or put them back on duty after a restart."""
         drivers = [f"driver-{i}" for i in range(1, count + 1)]
         for driver in drivers:
-            response = httpx.post(
-                f"{self.settings.ingress_url}/driver-mobile-app/{driver}/startDriver/send",
-                headers={"idempotency-key": f"start-{driver}"},
-            )
+            # No idempotency key: every start must reach the phone, which makes a repeat harmless.
+            response = httpx.post(f"{self.settings.ingress_url}/driver-mobile-app/{driver}/startDriver/send")
             response.raise_for_status()
         return drivers
 

@@ -39,6 +39,24 @@ def required(tp: Any) -> PydanticSerde[Any]:
     return Required(tp)
 
 
+# A read handler's argument: nothing. Seed clients send `{}` with content-type JSON (axios' body).
+Nothing = dict[str, Any] | None
+
+
+class EmptyOrEmptyObject(Serde[None]):
+    """Input of a read handler: an empty body, or `{}` as the seed's web UI sends it every second."""
+
+    def deserialize(self, buf: bytes) -> None:
+        if buf.strip() not in (b"", b"{}"):
+            raise ValueError("this handler takes no input: send an empty body or {}")
+
+    def serialize(self, obj: None) -> bytes:
+        return b""
+
+
+NO_INPUT = EmptyOrEmptyObject()
+
+
 @dataclass(frozen=True)
 class StateKey(Generic[T]):
     """A named entry of a virtual object's or workflow's state, with its type."""
@@ -67,3 +85,13 @@ class StateKey(Generic[T]):
 async def now_ms(ctx: Context) -> int:
     """The current time in epoch milliseconds, recorded in the journal so that a replay sees the same."""
     return int(await ctx.time() * 1000)
+
+
+# A timer that fires later than this after it was due was held up by an outage (restate-server or
+# the services down) or a stall; whoever it judges could not be heard meanwhile.
+LATE_AFTER_MS = 5_000
+
+
+async def came_late(ctx: Context, due: int) -> bool:
+    """Whether a timer due at `due` (epoch ms) fired so late that the system was not listening."""
+    return await now_ms(ctx) - due > LATE_AFTER_MS

@@ -22,7 +22,10 @@ SCREENSHOTS = ARTIFACTS / "screenshots"
 
 @pytest.fixture(scope="session")
 def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(stack_settings(tmp_path_factory.mktemp("browser")), "browser") as stack:
+    # Drivers slow enough that a delivery takes seconds: the page sees the marker move several times
+    # (the gateway reads an order's changes at most once a second).
+    settings = stack_settings(tmp_path_factory.mktemp("browser")).model_copy(update={"driver_speed_mps": 15})
+    with running_stack(settings, "browser") as stack:
         yield stack
 
 

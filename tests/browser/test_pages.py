@@ -30,7 +30,7 @@ def checkout(page: Page) -> str:
 def test_an_order_placed_in_the_storefront_is_followed_on_the_map_until_delivered(page: Page) -> None:
     fill_cart(page, "Snack in the Box", {"Pepperoni pizza": 2, "Lemonade": 1})
     page.get_by_role("button", name="one less Pepperoni pizza").click()
-    expect(page.get_by_test_id("total")).to_have_text("$18.50")  # 1 x 15.00 + 1 x 3.50, priced by the server
+    expect(page.get_by_test_id("total")).to_have_text("$14.40")  # 1 x 10.90 + 1 x 3.50, priced by the server
     screenshot(page, "storefront")
 
     checkout(page)
@@ -57,7 +57,7 @@ def test_an_order_placed_in_the_storefront_is_followed_on_the_map_until_delivere
 
 
 def test_a_declined_payment_shows_the_order_rejected_with_its_reason_on_a_phone(phone: Page) -> None:
-    fill_cart(phone, "McState", {"Sushi box": 53})  # 53 x $19.00 is above the payment stub's limit
+    fill_cart(phone, "McState", {"Sushi box": 57})  # 57 x $17.60 is above the payment stub's limit
 
     checkout(phone)
 

@@ -174,7 +174,7 @@ def new_order(**overrides: Any) -> dict[str, Any]:
         "id": f"order-{time.time_ns()}-{next(_counter)}",
         "restaurantId": "bites_n_bytes",
         "products": [{"productId": "1000", "description": "Pepperoni pizza", "quantity": 2}],
-        "totalCost": 2900,
+        "totalCost": 2180,  # the menu's price of two pepperoni pizzas, in cents
         "deliveryDelay": 0,
     }
     order.update(overrides)
@@ -205,6 +205,17 @@ class Api:
                 return view
             time.sleep(0.05)
         pytest.fail(f"order {order_ref} did not reach {wanted}; last view {view}")
+
+    def wait_until_reached(self, order_ref: str, wanted: Status, timeout_s: float = 90) -> None:
+        """Poll until the order's history holds `wanted` (it may have moved on since)."""
+        deadline = time.monotonic() + timeout_s
+        statuses: list[str] = []
+        while wanted not in statuses:
+            assert time.monotonic() < deadline, f"order {order_ref} never reached {wanted}: {statuses}"
+            response = self.request("GET", f"/api/v1/orders/{order_ref}")
+            assert response.status_code == 200, response.text
+            statuses = [h["status"] for h in response.json()["history"]]
+            time.sleep(0.05)
 
     def events(
         self, order_ref: str, last_event_id: int | None = None, limit: int | None = None

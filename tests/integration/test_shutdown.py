@@ -48,7 +48,7 @@ def test_sigterm_under_load_then_a_restart_completes_every_order(tmp_path: Path)
         orders = [api_order(deliveryDelay=delay) for delay in (0, 0, 0, 40_000, 40_000, 80_000)]
         for order in orders:
             assert api.request("POST", "/api/v1/orders", json=order).status_code == 202
-        api.wait_for(orders[0]["id"], Status.IN_PREPARATION)
+        api.wait_until_reached(orders[0]["id"], Status.IN_PREPARATION)
         api.http.close()
 
         up.send_signal(signal.SIGTERM)
@@ -56,6 +56,7 @@ def test_sigterm_under_load_then_a_restart_completes_every_order(tmp_path: Path)
         assert listening(settings) == []
     finally:
         up.kill()
+        up.wait()
 
     up = start_up(settings, "shutdown-2")
     try:

@@ -5,6 +5,7 @@ the drivers do. In every test the payment ledger nets to zero for an order that 
 and to exactly its price for one that was.
 """
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from foodorder.models import Status
 from foodorder.stack import Stack
 from tests.integration.conftest import Api, Client, api_order, running_stack, stack_settings
 
-PRICE = 2 * 1450 + 950  # api_order(): two pepperoni pizzas and chicken wings at Bites n Bytes
+PRICE = 2 * 1090 + 340  # api_order(): two pepperoni pizzas and chicken wings
 REFUSED_PRODUCT = "1101"  # the stalling kitchen cannot make garlic knots
 
 
@@ -294,11 +295,14 @@ def test_a_silent_driver_is_replaced_and_taken_off_the_pool(dispatch: Party) -> 
 
     dispatch.wait_for_history(ref, ("WAITING_FOR_DRIVER", "driver stand-in"))
 
-    assert dispatch.history(ref)[-3:] == [
-        ("WAITING_FOR_DRIVER", "driver silent-driver"),
-        ("SCHEDULING_DELIVERY", "driver silent-driver was silent for 160 s; finding another"),
-        ("WAITING_FOR_DRIVER", "driver stand-in"),
-    ]
+    (first, replaced, second) = dispatch.history(ref)[-3:]
+    assert first == ("WAITING_FOR_DRIVER", "driver silent-driver")
+    assert replaced[0] == "SCHEDULING_DELIVERY"
+    # 160 s of silence at the tests' time scale: 8 s of wall time
+    assert re.fullmatch(
+        r"driver silent-driver was silent for (8|9|1\d) s; finding another", replaced[1] or ""
+    )
+    assert second == ("WAITING_FOR_DRIVER", "driver stand-in")
     assert dispatch.driver("silent-driver", "assignment") == {"delivery": None}
     dispatch.driver("stand-in", "pickup")
     dispatch.driver("stand-in", "delivered")

@@ -4,12 +4,12 @@ import pytest
 from pydantic import ValidationError
 
 from foodorder.models import Order, Status, StatusChange
-from foodorder.ordering.workflow import invalid_order_reason
+from foodorder.ordering.workflow import order_terms
 from foodorder.state import PydanticSerde
 
 SEED_ORDER = (
     b'{"id":"o1","restaurantId":"mcstate","products":[{"productId":"1002","description":"Cheese burger",'
-    b'"quantity":1}],"totalCost":1050,"deliveryDelay":3000}'
+    b'"quantity":1}],"totalCost":850,"deliveryDelay":3000}'
 )
 
 
@@ -38,6 +38,10 @@ def test_invalid_orders_name_the_field(change: dict[str, object], field: str) ->
     assert field in str(error.value)
 
 
+def invalid_order_reason(order: Order) -> str | None:
+    return order_terms(order).rejection
+
+
 def test_the_catalog_check_names_the_field() -> None:
     order = Order.model_validate_json(SEED_ORDER)
     assert invalid_order_reason(order) is None
@@ -48,16 +52,18 @@ def test_the_catalog_check_names_the_field() -> None:
     )
 
 
-def test_the_seed_web_ui_catalog_is_served_by_every_seed_restaurant() -> None:
+def test_the_seed_web_ui_catalog_is_served_by_every_seed_restaurant_at_its_prices() -> None:
+    seed_ui_prices = {"1000": 10.90, "1001": 17.60, "1002": 8.50, "1003": 3.40}  # dollars
     for restaurant in ("bites_n_bytes", "snack_in_the_box", "mcstate"):
-        for product in ("1000", "1001", "1002", "1003"):
+        for product, dollars in seed_ui_prices.items():
             order = Order(
                 id="o",
                 restaurant_id=restaurant,
-                products=[{"productId": product, "quantity": 1}],
-                total_cost=1,
+                products=[{"productId": int(product), "quantity": 2}],
+                total_cost=2 * dollars,
             )
             assert invalid_order_reason(order) is None
+            assert order_terms(order).price == round(200 * dollars)
 
 
 def test_state_serde_keeps_lists_of_models_as_plain_json() -> None:

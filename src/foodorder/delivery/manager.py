@@ -9,7 +9,6 @@ from datetime import timedelta
 from restate import ObjectContext, TerminalError, VirtualObject
 
 from foodorder import geo
-from foodorder.catalog import load_catalog
 from foodorder.config import get_settings
 from foodorder.delivery import matcher, twin
 from foodorder.models import (
@@ -18,12 +17,12 @@ from foodorder.models import (
     DriverPosition,
     DriverSelected,
     Location,
-    Order,
     PendingDelivery,
     Reassignment,
+    SilenceCheck,
 )
 from foodorder.ordering import status, workflow
-from foodorder.state import StateKey, now_ms, required
+from foodorder.state import StateKey, came_late, now_ms, required
 
 delivery_manager = VirtualObject("delivery-manager", ingress_private=True)
 
@@ -48,28 +47,18 @@ def delivery_request(ctx: ObjectContext, info: DeliveryInformation) -> DeliveryR
     )
 
 
-def check_silence_later(ctx: ObjectContext, attempt: int) -> None:
-    delay = timedelta(seconds=get_settings().scaled(get_settings().driver_silence_timeout_s))
-    ctx.object_send(check_driver, key=ctx.key(), arg=attempt, send_delay=delay)
+def check_silence_at(ctx: ObjectContext, info: DeliveryInformation, due: int, now: int) -> None:
+    """Look at the driver of the current attempt again at `due` (epoch ms)."""
+    check = SilenceCheck(attempt=info.attempt, due=due)
+    ctx.object_send(check_driver, key=ctx.key(), arg=check, send_delay=timedelta(milliseconds=due - now))
 
 
-@delivery_manager.handler(input_serde=required(Order))
-async def start(ctx: ObjectContext, order: Order) -> None:
+@delivery_manager.handler(input_serde=required(DeliveryInformation))
+async def start(ctx: ObjectContext, delivery: DeliveryInformation) -> None:
     """Called by the order workflow once the food is ready: ask the region's matcher for a driver."""
     if await DELIVERY_INFO.get(ctx) is not None:
         return  # a repeated start
-    shop = load_catalog().restaurant(order.restaurant_id)
-    if shop is None:
-        raise TerminalError(f"restaurantId: unknown restaurant {order.restaurant_id!r}", 400)
-    DELIVERY_INFO.set(
-        ctx,
-        DeliveryInformation(
-            order_id=order.id,
-            restaurant_id=order.restaurant_id,
-            restaurant_location=shop.location,
-            customer_location=order.delivery_location or geo.random_location(ctx.random()),
-        ),
-    )
+    DELIVERY_INFO.set(ctx, delivery)
     request_driver(ctx)
 
 
@@ -86,36 +75,42 @@ async def driver_found(ctx: ObjectContext, driver_id: str) -> None:
     except TerminalError:
         request_driver(ctx)  # the driver stopped waiting for work meanwhile: find another
         return
+    now = await now_ms(ctx)
     info.driver_id = driver_id
-    info.last_seen = await now_ms(ctx)
+    info.last_seen = now
     DELIVERY_INFO.set(ctx, info)
-    check_silence_later(ctx, info.attempt)
+    check_silence_at(ctx, info, now + info.silence_timeout_ms, now)
     selected = DriverSelected(driver_id=driver_id, attempt=info.attempt)
     ctx.workflow_send(workflow.selected_driver, key=info.order_id, arg=selected)
 
 
-@delivery_manager.handler(name="checkDriver")
-async def check_driver(ctx: ObjectContext, attempt: int) -> None:
-    """Replace the driver of `attempt` if they were silent too long before pickup."""
+@delivery_manager.handler(name="checkDriver", input_serde=required(SilenceCheck))
+async def check_driver(ctx: ObjectContext, check: SilenceCheck) -> None:
+    """Replace the driver of the check's attempt if they were silent too long before pickup.
+
+    A check that comes late was due while the system was down or stalled: the driver could not be
+    heard then, so their silence is counted again from now.
+    """
     info = await DELIVERY_INFO.get(ctx)
-    if info is None or info.attempt != attempt or info.driver_id is None or info.order_picked_up:
+    if info is None or info.attempt != check.attempt or info.driver_id is None or info.order_picked_up:
         return
-    timeout_ms = int(get_settings().scaled(get_settings().driver_silence_timeout_s) * 1000)
+    now = await now_ms(ctx)
+    if await came_late(ctx, check.due):
+        info.last_seen = max(info.last_seen, now)
+        DELIVERY_INFO.set(ctx, info)
     heard: int | None = await ctx.object_call(twin.last_seen, key=info.driver_id, arg=None)
-    silent_ms = await now_ms(ctx) - max(info.last_seen, heard or 0)
-    if silent_ms < timeout_ms:
-        delay = timedelta(milliseconds=timeout_ms - silent_ms)
-        ctx.object_send(check_driver, key=ctx.key(), arg=attempt, send_delay=delay)
+    last_heard = max(info.last_seen, heard or 0)
+    if now - last_heard < info.silence_timeout_ms:
+        check_silence_at(ctx, info, last_heard + info.silence_timeout_ms, now)
         return
     silent = info.driver_id
     ctx.object_send(twin.take_off_duty, key=silent, arg=ctx.key())
     info.driver_id = None
     info.attempt += 1
     DELIVERY_INFO.set(ctx, info)
-    reason = f"driver {silent} was silent for {get_settings().driver_silence_timeout_s:g} s; finding another"
-    ctx.workflow_send(
-        workflow.driver_was_replaced, key=info.order_id, arg=Reassignment(attempt=attempt, reason=reason)
-    )
+    reason = f"driver {silent} was silent for {(now - last_heard) / 1000:.0f} s; finding another"
+    replaced = Reassignment(attempt=check.attempt, reason=reason)
+    ctx.workflow_send(workflow.driver_was_replaced, key=info.order_id, arg=replaced)
     request_driver(ctx)
 
 
@@ -162,12 +157,16 @@ async def notify_delivery_delivered(ctx: ObjectContext, driver_id: str | None = 
     await ctx.workflow_call(workflow.signal_delivery_finished, key=info.order_id, arg=None)
 
 
-def driver_position(driver_id: str, delivery: DeliveryRequest, location: Location) -> DriverPosition:
-    """Where the driver is and the ETA that follows: via the restaurant until pickup, then straight."""
+def driver_position(
+    driver_id: str, delivery: DeliveryRequest, location: Location, now: int
+) -> DriverPosition:
+    """Where the driver is and when the order arrives: via the restaurant until pickup, then straight."""
     settings = get_settings()
     route = [location] if delivery.order_picked_up else [location, delivery.restaurant_location]
     eta = geo.eta_ms([*route, delivery.customer_location], settings.driver_speed_mps * settings.time_scale)
-    return DriverPosition(driver_id=driver_id, delivery_id=delivery.delivery_id, location=location, eta=eta)
+    return DriverPosition(
+        driver_id=driver_id, delivery_id=delivery.delivery_id, location=location, arrival=now + int(eta)
+    )
 
 
 @delivery_manager.handler(name="handleDriverLocationUpdate", input_serde=required(Location))
@@ -178,5 +177,5 @@ async def handle_driver_location_update(ctx: ObjectContext, location: Location) 
         return  # a late event for a finished delivery, or one between two drivers
     info.last_seen = await now_ms(ctx)
     DELIVERY_INFO.set(ctx, info)
-    position = driver_position(info.driver_id, delivery_request(ctx, info), location)
+    position = driver_position(info.driver_id, delivery_request(ctx, info), location, info.last_seen)
     ctx.object_send(status.track_driver, key=info.order_id, arg=position)

@@ -5,7 +5,7 @@ from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualOb
 from foodorder.delivery import manager, matcher
 from foodorder.models import DeliveryRequest, DriverStatus, Location
 from foodorder.ordering import status
-from foodorder.state import StateKey, now_ms, required
+from foodorder.state import NO_INPUT, Nothing, StateKey, now_ms, required
 
 driver_digital_twin = VirtualObject("driver-digital-twin")
 
@@ -34,10 +34,11 @@ async def assigned_delivery(ctx: ObjectContext) -> DeliveryRequest:
 
 @driver_digital_twin.handler(name="setDriverAvailable")
 async def set_driver_available(ctx: ObjectContext, region: str) -> None:
-    """Called by the driver's phone at the start of a shift or after a delivery."""
+    """Called by the driver's phone at the start of a shift or after a delivery (again: harmless)."""
     if not isinstance(region, str) or not region:
         raise TerminalError(f"region: expected a non-empty string, got {region!r}", 400)
-    await expect_status(ctx, DriverStatus.IDLE)
+    if await DRIVER_STATUS.get(ctx) != DriverStatus.WAITING_FOR_WORK:
+        await expect_status(ctx, DriverStatus.IDLE)
     DRIVER_STATUS.set(ctx, DriverStatus.WAITING_FOR_WORK)
     REGION.set(ctx, region)
     ctx.object_send(matcher.set_driver_available, key=region, arg=ctx.key())
@@ -53,8 +54,8 @@ async def set_driver_unavailable(ctx: ObjectContext) -> None:
         ctx.object_send(matcher.remove_driver, key=region, arg=ctx.key())
 
 
-@driver_digital_twin.handler(name="getAssignedDelivery")
-async def get_assigned_delivery(ctx: ObjectContext) -> DeliveryRequest | None:
+@driver_digital_twin.handler(name="getAssignedDelivery", input_serde=NO_INPUT)
+async def get_assigned_delivery(ctx: ObjectContext, _: Nothing = None) -> DeliveryRequest | None:
     """Polled by the driver's phone: the delivery to do, if any."""
     return await ASSIGNED_DELIVERY.get(ctx)
 
@@ -69,7 +70,7 @@ async def assign_delivery_job(ctx: ObjectContext, request: DeliveryRequest) -> N
     ASSIGNED_DELIVERY.set(ctx, request)
     location = await DRIVER_LOCATION.get(ctx)
     if location is not None:
-        track(ctx, request, location)
+        track(ctx, request, location, await now_ms(ctx))
     if (phone_app := await PHONE_APP.get(ctx)) is not None:
         ctx.generic_send(phone_app, "pollForWork", b"", key=ctx.key())
 
@@ -82,10 +83,10 @@ async def register_phone_app(ctx: ObjectContext, service: str) -> None:
     PHONE_APP.set(ctx, service)
 
 
-def track(ctx: ObjectContext, delivery: DeliveryRequest, location: Location) -> None:
+def track(ctx: ObjectContext, delivery: DeliveryRequest, location: Location, now: int) -> None:
     """Tell the order where its driver is and when it arrives: one invocation per point."""
     if delivery.order_id is not None:
-        position = manager.driver_position(ctx.key(), delivery, location)
+        position = manager.driver_position(ctx.key(), delivery, location, now)
         ctx.object_send(status.track_driver, key=delivery.order_id, arg=position)
 
 
@@ -146,10 +147,11 @@ async def notify_delivery_delivered(ctx: ObjectContext, delivery_id: str | None 
 async def handle_driver_location_update_event(ctx: ObjectContext, location: Location) -> None:
     """A location event from the driver's phone; the order the driver is on gets the new position and ETA."""
     DRIVER_LOCATION.set(ctx, location)
-    LAST_SEEN.set(ctx, await now_ms(ctx))
+    now = await now_ms(ctx)
+    LAST_SEEN.set(ctx, now)
     delivery = await ASSIGNED_DELIVERY.get(ctx)
     if delivery is not None:
-        track(ctx, delivery, location)
+        track(ctx, delivery, location, now)
 
 
 @driver_digital_twin.handler(name="lastSeen", kind="shared", ingress_private=True)

@@ -135,6 +135,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/prepare", responses={409: {"description": "the kitchen refuses the order"}})
     async def prepare(request: PrepareRequest) -> JSONResponse:
         """Start preparing, or refuse (once per order); the ready report survives a restart of the POS."""
+        for product, status_code in settings.pos_failing_products.items():
+            if product in request.product_ids:
+                return JSONResponse({"detail": f"failing orders with product {product}"}, status_code)
         if preparation(request.order_id) is None:
             at = now_ms()
             reason = refusal(request)

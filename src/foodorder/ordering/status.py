@@ -1,22 +1,28 @@
-"""order-status (key = order id): what a customer's screen reads, and the log of changes it can follow."""
+"""order-status (key = order id): what a customer's screen reads, and the log of changes it can follow.
+
+It is the one record of an order's progress: its status history (which the workflow's `getStatus`
+and `getHistory` answer from) and where its delivery stands. The log stays small: every status
+change is kept, but of the ETA and driver updates only the latest, which replaces the one before.
+Events are numbered in one sequence, so a client that saw event n asks for what came after n; a
+reader that has seen everything waits (`waitForEvents`) and is told of the next change by the
+handler that makes it, instead of polling.
+"""
 
 from datetime import timedelta
+from typing import Literal
 
 import restate
-from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
+from restate import Context, ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
 from foodorder.models import DriverPosition, Model, OrderEvent, OrderStatus, Status, StatusChange, Tracking
-from foodorder.ordering import workflow
-from foodorder.state import PydanticSerde, StateKey, now_ms, required
+from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, now_ms, required
 
 order_status = VirtualObject("order-status")
 
-ETA: StateKey[float] = StateKey("eta", float)
-ARRIVAL: StateKey[int] = StateKey("arrival", int)
-DRIVER: StateKey[DriverPosition] = StateKey("driver", DriverPosition)
+HISTORY: StateKey[list[OrderEvent]] = StateKey("history", list[OrderEvent])
+TRACKING: StateKey[OrderEvent] = StateKey("tracking", OrderEvent)
 LAST_EVENT: StateKey[int] = StateKey("last-event", int)
 WATCHERS: StateKey[list[str]] = StateKey("watchers", list[str])
-MAX_EVENTS_PER_READ = 500
 # A waitForEvents answers empty after this long; the gateway asks again.
 WATCH_S = 50
 # Awakeables of waits that timed out stay until the next change resolves them: keep the newest few.
@@ -24,79 +30,110 @@ MAX_WATCHERS = 64
 EVENT: PydanticSerde[OrderEvent] = PydanticSerde(OrderEvent)
 
 
-def event_key(seq: int) -> StateKey[OrderEvent]:
-    """Each event under its own key, so that appending never rewrites the log."""
-    return StateKey(f"event-{seq:08d}", OrderEvent)
-
-
-async def append_event(ctx: ObjectContext, event: OrderEvent) -> None:
-    """Number `event` and add it to the order's log."""
+async def next_seq(ctx: ObjectContext) -> int:
+    """The number of the next event of the order."""
     seq = (await LAST_EVENT.get(ctx) or 0) + 1
-    numbered = event.model_copy(update={"seq": seq})
-    event_key(seq).set(ctx, numbered)
     LAST_EVENT.set(ctx, seq)
+    return seq
+
+
+async def notify_watchers(ctx: ObjectContext, event: OrderEvent) -> None:
+    """Tell every reader waiting for the order's next change (`waitForEvents`) about `event`."""
     if watchers := await WATCHERS.get(ctx):
         for awakeable in watchers:
-            ctx.resolve_awakeable(awakeable, numbered, serde=EVENT)
+            ctx.resolve_awakeable(awakeable, event, serde=EVENT)
         WATCHERS.clear(ctx)
 
 
-@order_status.handler(kind="shared")
-async def get(ctx: ObjectSharedContext) -> OrderStatus:
-    """The status and ETA (milliseconds) of the order; shared, so it never waits behind an ETA write."""
-    status: Status | None = await ctx.workflow_call(workflow.get_status, key=ctx.key(), arg=None)
-    if status is not None and Status(status).terminal:
+async def current_status(ctx: ObjectContext | ObjectSharedContext) -> Status | None:
+    """The order's latest status (None before the workflow recorded one)."""
+    history = await HISTORY.get(ctx) or []
+    return history[-1].status if history else None
+
+
+async def track(ctx: ObjectContext, at: int, arrival: int, driver: DriverPosition | None) -> None:
+    """Replace the order's latest ETA, and its driver's position (kept when only the ETA changes)."""
+    if driver is None and (previous := await TRACKING.get(ctx)) is not None:
+        driver = previous.driver
+    event_type: Literal["eta", "driver"] = "eta" if driver is None else "driver"
+    event = OrderEvent(seq=await next_seq(ctx), at=at, type=event_type, arrival=arrival, driver=driver)
+    TRACKING.set(ctx, event)
+    await notify_watchers(ctx, event)
+
+
+@order_status.handler(kind="shared", input_serde=NO_INPUT)
+async def get(ctx: ObjectSharedContext, _: Nothing = None) -> OrderStatus:
+    """The status and the ETA in milliseconds from now (the seed's shape); never waits behind a write."""
+    status = await current_status(ctx)
+    if status is not None and status.terminal:
         return OrderStatus(status=status, eta=0 if status == Status.DELIVERED else None)
-    return OrderStatus(status=status, eta=await ETA.get(ctx))
+    tracking = await TRACKING.get(ctx)
+    if tracking is None or tracking.arrival is None:
+        return OrderStatus(status=status)
+    return OrderStatus(status=status, eta=max(0, tracking.arrival - await now_ms(ctx)))
 
 
 @order_status.handler(name="setETA", ingress_private=True)
 async def set_eta(ctx: ObjectContext, eta: float) -> None:
-    """Record the latest ETA of the delivery, in milliseconds from now."""
+    """Record the delivery's ETA, given in milliseconds from now (the seed's handler)."""
     if isinstance(eta, bool) or not isinstance(eta, int | float) or eta < 0:
         raise TerminalError(f"eta: expected a number of milliseconds >= 0, got {eta!r}", 400)
-    ETA.set(ctx, eta)
     at = await now_ms(ctx)
-    ARRIVAL.set(ctx, at + int(eta))
-    await append_event(ctx, OrderEvent(seq=0, at=at, type="eta", arrival=at + int(eta)))
+    await track(ctx, at, at + int(eta), None)
 
 
 @order_status.handler(name="trackDriver", input_serde=required(DriverPosition), ingress_private=True)
 async def track_driver(ctx: ObjectContext, position: DriverPosition) -> None:
-    """Record where the order's driver is and the ETA that follows."""
-    ETA.set(ctx, position.eta)
-    DRIVER.set(ctx, position)
-    at = await now_ms(ctx)
-    ARRIVAL.set(ctx, at + int(position.eta))
-    await append_event(
-        ctx, OrderEvent(seq=0, at=at, type="driver", arrival=at + int(position.eta), driver=position)
-    )
+    """Record where the order's driver is and when the order arrives at that pace."""
+    await track(ctx, await now_ms(ctx), position.arrival, position)
 
 
 @order_status.handler(name="recordStatus", input_serde=required(StatusChange), ingress_private=True)
 async def record_status(ctx: ObjectContext, change: StatusChange) -> None:
     """Called by the order workflow on every status change."""
-    await append_event(
-        ctx, OrderEvent(seq=0, at=change.at, type="status", status=change.status, reason=change.reason)
-    )
+    seq = await next_seq(ctx)
+    event = OrderEvent(seq=seq, at=change.at, type="status", status=change.status, reason=change.reason)
+    HISTORY.set(ctx, [*(await HISTORY.get(ctx) or []), event])
+    await notify_watchers(ctx, event)
 
 
-async def events_after(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
-    """The order's changes with a sequence number above `after` (a number >= 0), oldest first."""
+@order_status.handler(ingress_private=True)
+async def expire(ctx: ObjectContext) -> None:
+    """Forget the order (sent by the workflow when it ends, delayed by the retention period)."""
+    ctx.clear_all()
+
+
+def expire_later(ctx: Context, order_id: str, retention: timedelta) -> None:
+    """Have the order's record forgotten once `retention` has passed."""
+    ctx.object_send(expire, key=order_id, arg=None, send_delay=retention)
+
+
+@order_status.handler(
+    name="getHistory", kind="shared", input_serde=NO_INPUT, output_serde=PydanticSerde(list[StatusChange])
+)
+async def get_history(ctx: ObjectSharedContext, _: Nothing = None) -> list[StatusChange]:
+    """Every status the order went through, with its time and reason."""
+    return [
+        StatusChange(status=e.status, at=e.at, reason=e.reason)
+        for e in await HISTORY.get(ctx) or []
+        if e.status is not None
+    ]
+
+
+async def events_after(ctx: ObjectContext | ObjectSharedContext, after: int) -> list[OrderEvent]:
+    """The order's changes numbered above `after` (a number >= 0), oldest first."""
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise TerminalError(f"after: expected an event number >= 0, got {after!r}", 400)
-    last = await LAST_EVENT.get(ctx) or 0
-    events = []
-    for seq in range(after + 1, min(last, after + MAX_EVENTS_PER_READ) + 1):
-        event = await event_key(seq).get(ctx)
-        if event is not None:
-            events.append(event)
-    return events
+    events = [e for e in await HISTORY.get(ctx) or [] if e.seq > after]
+    tracking = await TRACKING.get(ctx)
+    if tracking is not None and tracking.seq > after:
+        events.append(tracking)
+    return sorted(events, key=lambda e: e.seq)
 
 
 @order_status.handler(name="getEvents", kind="shared", output_serde=PydanticSerde(list[OrderEvent]))
 async def get_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
-    """The order's changes with a sequence number above `after`, oldest first."""
+    """The order's changes numbered above `after`, oldest first (only the latest ETA and driver position)."""
     return await events_after(ctx, after)
 
 
@@ -109,13 +146,12 @@ class Watch(Model):
 
 @order_status.handler(name="waitForEvents", kind="shared", output_serde=PydanticSerde(list[OrderEvent]))
 async def wait_for_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
-    """The changes after `after`, waiting up to WATCH_S for the next; a final order answers its last event."""
+    """The changes after `after`, waiting up to WATCH_S for the next; a final order answers its end."""
     if events := await events_after(ctx, after):
         return events
-    last = await LAST_EVENT.get(ctx)
-    final = await event_key(last).get(ctx) if last else None
-    if final is not None and final.status is not None and final.status.terminal:
-        return [final]
+    history = await HISTORY.get(ctx) or []
+    if history and history[-1].status is not None and history[-1].status.terminal:
+        return [history[-1]]
     # Told of the next change by the writer (no polling): its cost grows with changes, not with time.
     name, changed = ctx.awakeable(serde=EVENT)
     ctx.object_send(add_watcher, key=ctx.key(), arg=Watch(awakeable=name, after=after))
@@ -126,20 +162,15 @@ async def wait_for_events(ctx: ObjectSharedContext, after: int) -> list[OrderEve
 @order_status.handler(name="addWatcher", input_serde=required(Watch), ingress_private=True)
 async def add_watcher(ctx: ObjectContext, watch: Watch) -> None:
     """Resolve the awakeable with the next event: at once if it came already, else when it comes."""
-    last = await LAST_EVENT.get(ctx) or 0
-    if last > watch.after:
-        event = await event_key(watch.after + 1).get(ctx) or await event_key(last).get(ctx)
-        if event is not None:
-            ctx.resolve_awakeable(watch.awakeable, event, serde=EVENT)
-            return
+    if events := await events_after(ctx, watch.after):
+        ctx.resolve_awakeable(watch.awakeable, events[0], serde=EVENT)
+        return
     watchers = await WATCHERS.get(ctx) or []
     WATCHERS.set(ctx, [*watchers[-(MAX_WATCHERS - 1) :], watch.awakeable])
 
 
-@order_status.handler(name="getTracking", kind="shared")
-async def get_tracking(ctx: ObjectSharedContext) -> Tracking:
+@order_status.handler(name="getTracking", kind="shared", input_serde=NO_INPUT)
+async def get_tracking(ctx: ObjectSharedContext, _: Nothing = None) -> Tracking:
     """The estimated arrival and the driver's last known position."""
-    return Tracking(
-        arrival=await ARRIVAL.get(ctx),
-        driver=await DRIVER.get(ctx),
-    )
+    tracking = await TRACKING.get(ctx)
+    return Tracking() if tracking is None else Tracking(arrival=tracking.arrival, driver=tracking.driver)

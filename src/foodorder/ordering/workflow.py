@@ -1,30 +1,43 @@
 """order-workflow: one durable workflow per order, from payment to delivery (the seed's numbered flow).
 
 Every wait for the outside world races a cancellation and, where the outside world can stall, a
-timer. Every way out before DELIVERED gives the customer's money back (void, or refund once
-captured); the money is captured at pickup, after which the order can no longer be cancelled.
+timer that only counts time the system was up to hear it. Every call to the outside world is a
+durable step with a retry policy of its own. Every way out before DELIVERED undoes exactly what was
+done (the restaurant's ticket, the driver, the customer's hold or charge); the money is captured at
+pickup, after which the order can no longer be cancelled.
 """
 
+import random
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 import restate
 from restate import RestateDurableFuture, TerminalError, Workflow, WorkflowContext, WorkflowSharedContext
 from restate.context import DurablePromise
 
-from foodorder.catalog import load_catalog
+from foodorder import geo
+from foodorder.catalog import Restaurant, load_catalog
 from foodorder.clients import payment, restaurant
+from foodorder.clients.payment import PaymentOperation
 from foodorder.config import get_settings
 from foodorder.delivery import manager
-from foodorder.models import DriverSelected, Order, Reassignment, Status, StatusChange
+from foodorder.models import (
+    DeliveryInformation,
+    DriverSelected,
+    Order,
+    OrderTerms,
+    Reassignment,
+    Status,
+    StatusChange,
+)
 from foodorder.ordering import status as order_status
-from foodorder.state import PydanticSerde, StateKey, now_ms, required
+from foodorder.ordering.steps import Interrupted, RetryPolicy, StepFailed, durable_step
+from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, came_late, now_ms, required
 
 order_workflow = Workflow("order-workflow")
 
 ORDER: StateKey[Order] = StateKey("order", Order)
-STATUS: StateKey[Status] = StateKey("status", Status)
-HISTORY: StateKey[list[StatusChange]] = StateKey("history", list[StatusChange])
+TERMS: StateKey[OrderTerms] = StateKey("terms", OrderTerms)
 # Durable promises the outside world resolves through the shared handlers below.
 PREPARATION_FINISHED = "preparation_finished"
 DRIVER_SELECTED = "driver_selected"
@@ -33,138 +46,198 @@ DELIVERY_FINISHED = "delivery_finished"
 CANCEL_REQUESTED = "cancel_requested"  # resolved with the reason by `cancel`
 CANCEL_OUTCOME = "cancel_outcome"  # resolved by `run`: CANCELLED, or the status that made it too late
 ENDED = "ended"  # resolved by `run` with the final status, once everything is undone
+CANCEL_ANSWER_WITHIN = timedelta(seconds=10)
 
-PaymentOperation = Literal["capture", "void", "refund"]
+# How patiently each call to the outside world is retried before its stage is given up and undone
+# (backoffs double from 2 s; seconds are scaled like every simulated duration).
+AUTHORIZE = RetryPolicy(attempts=8, first_backoff_s=2, max_backoff_s=60)  # about 3 minutes
+PREPARE = RetryPolicy(attempts=10, first_backoff_s=2, max_backoff_s=120)  # about 8 minutes
+# The food is on its way: the capture is tried for about 45 minutes before it is left to operations.
+CAPTURE = RetryPolicy(attempts=16, first_backoff_s=2, max_backoff_s=300)
+# Undoing is tried longest (about 4.5 hours): the customer's money and the kitchen's work depend on it.
+UNDO = RetryPolicy(attempts=36, first_backoff_s=2, max_backoff_s=600)
 
 
-async def set_status(ctx: WorkflowContext, status: Status, reason: str | None = None) -> None:
-    """Record the new status and append it, with its time, to the order's history."""
-    change = StatusChange(status=status, at=await now_ms(ctx), reason=reason)
-    history = await HISTORY.get(ctx) or []
-    HISTORY.set(ctx, [*history, change])
-    STATUS.set(ctx, status)
-    ctx.object_send(order_status.record_status, key=ctx.key(), arg=change)
-
-
-def invalid_order_reason(order: Order) -> str | None:
-    """Why the catalog cannot serve this order, naming the field; None when it can."""
+def order_terms(order: Order) -> OrderTerms:
+    """What the catalog and the settings say of this order now (run once, in a journaled step)."""
+    settings = get_settings()
     shop = load_catalog().restaurant(order.restaurant_id)
+    return OrderTerms(
+        rejection=menu_rejection(order, shop),
+        price=menu_price(order, shop),
+        restaurant_location=shop.location if shop else None,
+        customer_location=order.delivery_location or geo.random_location(random.Random()),
+        time_scale=settings.time_scale,
+        restaurant_timeout_s=settings.restaurant_timeout_s,
+        driver_search_timeout_s=settings.driver_search_timeout_s,
+        driver_silence_timeout_s=settings.driver_silence_timeout_s,
+    )
+
+
+def menu_price(order: Order, shop: Restaurant | None) -> int:
+    """The order's total at the menu's prices, in cents (0 when the menu cannot serve it)."""
+    items = [(shop.item(p.product_id) if shop else None, p.quantity) for p in order.products]
+    return sum(item.price * quantity for item, quantity in items if item is not None)
+
+
+def menu_rejection(order: Order, shop: Restaurant | None) -> str | None:
+    """Why the menu cannot serve this order at its total, naming the field; None when it can."""
     if shop is None:
         return f"restaurantId: unknown restaurant {order.restaurant_id!r}"
     for i, product in enumerate(order.products):
         if shop.item(product.product_id) is None:
             return f"products[{i}].productId: {order.restaurant_id!r} has no product {product.product_id!r}"
+    price = menu_price(order, shop)
+    # The API sends the total in cents; the seed's web UI sends it in dollars (28.5).
+    if order.total_cost != price and round(order.total_cost * 100) != price:
+        total = f"{price} cents (${price / 100:.2f})"
+        return f"totalCost: the menu prices this order at {total}, not {order.total_cost:g}"
     return None
 
 
-class Payment:
-    """The order's authorization at the payment provider; each call carries a token from the context."""
+class OrderRun:
+    """One run of an order: its terms, and what has been done that an ending without delivery undoes."""
 
-    def __init__(self, ctx: WorkflowContext, order: Order) -> None:
-        self.ctx, self.order = ctx, order
+    def __init__(self, ctx: WorkflowContext, order: Order, terms: OrderTerms) -> None:
+        self.ctx, self.order, self.terms = ctx, order, terms
         self.authorization_id: str | None = None
         self.captured = False
+        self.at_restaurant = False
+        self.delivery_id: str | None = None
 
-    async def authorize(self) -> bool:
-        """Hold the order's price; False when the provider declines."""
-        self.authorization_id = await self.ctx.run_typed(
-            "authorize payment",
-            payment.authorize,
-            order_id=self.order.id,
-            idempotency_key=str(self.ctx.uuid()),
-            amount=self.order.total_cost,
+    async def step(
+        self, name: str, policy: RetryPolicy, action: Any, cancellable: bool = True, **kwargs: Any
+    ) -> Any:
+        """A call to the outside world as a durable step; a cancellation cuts its retries short."""
+        interrupt = (lambda: cancellation(self.ctx)) if cancellable else None
+        return await durable_step(
+            self.ctx, name, policy, self.terms.time_scale, action, interrupt=interrupt, **kwargs
         )
-        return self.authorization_id is not None
 
-    async def settle(self, operation: PaymentOperation) -> None:
-        """Capture, void or refund the authorization, once."""
+    async def set_status(self, status: Status, reason: str | None = None) -> None:
+        """Record the new status, with its time, in the order's history (kept by order-status)."""
+        change = StatusChange(status=status, at=await now_ms(self.ctx), reason=reason)
+        self.ctx.object_send(order_status.record_status, key=self.ctx.key(), arg=change)
+
+    async def wait(self, timeout_s: float, name: str, **events: RestateDurableFuture[Any]) -> tuple[str, Any]:
+        """The first of `events` to happen, or ("timeout", None) once `timeout_s` (simulated) passed.
+
+        A timer that fires late was due while the system was down or stalled, when the other party
+        could not be heard: it gets the whole period again instead of being judged on the outage.
+        """
+        seconds = self.terms.scaled(timeout_s)
+        while True:
+            due = await now_ms(self.ctx) + int(seconds * 1000)
+            timer = self.ctx.sleep(timedelta(seconds=seconds), name=name)
+            which, value = await restate.select(**events, timeout=timer)
+            if which != "timeout" or not await came_late(self.ctx, due):
+                return which, value
+
+    async def settle(self, operation: PaymentOperation, policy: RetryPolicy) -> None:
+        """Capture, void or refund the authorization (a key per authorization and operation)."""
         assert self.authorization_id is not None
-        await self.ctx.run_typed(
+        await self.step(
             f"{operation} payment",
+            policy,
             payment.settle,
+            cancellable=False,
             operation=operation,
             authorization_id=self.authorization_id,
-            idempotency_key=str(self.ctx.uuid()),
         )
         self.captured = operation == "capture"
 
-    async def release(self) -> None:
-        """Give the customer their money back: void the hold, or refund what was captured."""
-        if self.authorization_id is not None:
-            await self.settle("refund" if self.captured else "void")
 
-
-@order_workflow.main(input_serde=required(Order))
+@order_workflow.main(
+    input_serde=required(Order), workflow_retention=timedelta(days=get_settings().retention_days)
+)
 async def run(ctx: WorkflowContext, order: Order) -> None:
     """Process one order: pay, wait until it is due, have it prepared, then delivered."""
     if order.id != ctx.key():
         raise TerminalError(f"id: {order.id!r} differs from the workflow key {ctx.key()!r}", 400)
     ORDER.set(ctx, order)
-    reason = invalid_order_reason(order)
-    if reason is not None:
-        await end(ctx, Status.REJECTED, reason)
-        raise TerminalError(reason, 400)
-    money = Payment(ctx, order)
+    terms = await ctx.run_typed("fix the order's terms", order_terms, order=order)
+    TERMS.set(ctx, terms)
+    this = OrderRun(ctx, order, terms)
+    if terms.rejection is not None:
+        await end(this, Status.REJECTED, terms.rejection)
+        raise TerminalError(terms.rejection, 400)
     try:
-        await process(ctx, order, money)
-    except TerminalError as error:
-        # A step failed for good (say the POS answered 4xx): the order still ends, money released.
-        await give_up(ctx, money, Status.CANCELLED, f"the order could not be completed: {error}")
+        await process(this)
+    except Interrupted as cancelled:
+        await give_up(this, Status.CANCELLED, str(cancelled))
+    except (StepFailed, TerminalError) as error:
+        await give_up(this, Status.CANCELLED, f"the order could not be completed: {error}")
 
 
-async def process(ctx: WorkflowContext, order: Order, money: Payment) -> Status:
+async def process(this: OrderRun) -> Status:
     """The order's life; returns its final status."""
-    settings = get_settings()
+    ctx, order, terms = this.ctx, this.order, this.terms
 
     # 1. The order exists; the customer's money is held.
-    await set_status(ctx, Status.CREATED)
-    if not await money.authorize():
-        return await end(ctx, Status.REJECTED, "payment declined")
+    await this.set_status(Status.CREATED)
+    this.authorization_id = await this.step(
+        "authorize payment", AUTHORIZE, payment.authorize, order_id=order.id, amount=terms.price
+    )
+    if this.authorization_id is None:
+        return await end(this, Status.REJECTED, "payment declined")
     if (reason := await ctx.promise(CANCEL_REQUESTED, type_hint=str).peek()) is not None:
-        return await give_up(ctx, money, Status.CANCELLED, reason)
+        return await give_up(this, Status.CANCELLED, reason)
 
     # 2. Wait, durably, until the order is due; a cancellation cuts the wait short.
-    await set_status(ctx, Status.SCHEDULED)
-    delay = timedelta(seconds=settings.scaled(order.delivery_delay / 1000))
+    await this.set_status(Status.SCHEDULED)
+    delay = timedelta(seconds=terms.scaled(order.delivery_delay / 1000))
     which, value = await restate.select(due=ctx.sleep(delay, name="delivery delay"), cancel=cancellation(ctx))
     if which == "cancel":
-        return await give_up(ctx, money, Status.CANCELLED, value)
+        return await give_up(this, Status.CANCELLED, value)
 
     # 3. The restaurant takes (or refuses) the order, and must report it ready in time.
-    refused = await ctx.run_typed(
+    this.at_restaurant = True  # from here a cancellation tells the POS, even if it never answered
+    refused = await this.step(
         "prepare at restaurant",
+        PREPARE,
         restaurant.prepare,
         order_id=order.id,
         restaurant_id=order.restaurant_id,
         product_ids=[p.product_id for p in order.products],
     )
     if refused is not None:
-        return await give_up(ctx, money, Status.REJECTED, f"the restaurant refused: {refused}")
-    await set_status(ctx, Status.IN_PREPARATION)
-    which, value = await restate.select(
+        this.at_restaurant = False
+        return await give_up(this, Status.REJECTED, f"the restaurant refused: {refused}")
+    await this.set_status(Status.IN_PREPARATION)
+    which, value = await this.wait(
+        terms.restaurant_timeout_s,
+        "restaurant timeout",
         ready=ctx.promise(PREPARATION_FINISHED, type_hint=bool).value(),
         cancel=cancellation(ctx),
-        timeout=timer(ctx, settings.restaurant_timeout_s, "restaurant timeout"),
     )
     if which != "ready":
         reason = value if which == "cancel" else "the restaurant did not report the order ready in time"
-        return await give_up(ctx, money, Status.CANCELLED, reason, at_restaurant=True)
+        return await give_up(this, Status.CANCELLED, reason)
 
     # 4. The delivery manager finds a driver, and another one if the driver goes silent before pickup.
-    await set_status(ctx, Status.SCHEDULING_DELIVERY)
-    delivery_id = str(ctx.uuid())
-    ctx.object_send(manager.start, key=delivery_id, arg=order)
+    await this.set_status(Status.SCHEDULING_DELIVERY)
+    this.delivery_id = str(ctx.uuid())
+    assert terms.restaurant_location is not None  # an order the catalog cannot serve was rejected
+    delivery = DeliveryInformation(
+        order_id=order.id,
+        restaurant_id=order.restaurant_id,
+        restaurant_location=terms.restaurant_location,
+        customer_location=terms.customer_location,
+        silence_timeout_ms=int(terms.scaled(terms.driver_silence_timeout_s) * 1000),
+    )
+    ctx.object_send(manager.start, key=this.delivery_id, arg=delivery)
     attempt = 0
     while True:
-        which, value = await restate.select(
+        which, value = await this.wait(
+            terms.driver_search_timeout_s,
+            "driver search timeout",
             driver=ctx.promise(driver_selected(attempt), type_hint=str).value(),
             cancel=cancellation(ctx),
-            timeout=timer(ctx, settings.driver_search_timeout_s, "driver search timeout"),
         )
         if which != "driver":
             reason = value if which == "cancel" else "no driver was found in time"
-            return await give_up(ctx, money, Status.CANCELLED, reason, delivery_id=delivery_id)
-        await set_status(ctx, Status.WAITING_FOR_DRIVER, f"driver {value}")
+            return await give_up(this, Status.CANCELLED, reason)
+        await this.set_status(Status.WAITING_FOR_DRIVER, f"driver {value}")
         which, value = await restate.select(
             pickup=ctx.promise(DRIVER_AT_RESTAURANT, type_hint=bool).value(),
             replaced=ctx.promise(driver_replaced(attempt), type_hint=str).value(),
@@ -173,55 +246,62 @@ async def process(ctx: WorkflowContext, order: Order, money: Payment) -> Status:
         if which == "pickup":
             break
         if which == "cancel":
-            return await give_up(ctx, money, Status.CANCELLED, value, delivery_id=delivery_id)
+            return await give_up(this, Status.CANCELLED, value)
         attempt += 1
-        await set_status(ctx, Status.SCHEDULING_DELIVERY, value)
+        await this.set_status(Status.SCHEDULING_DELIVERY, value)
 
-    # 5. Picked up: from now on the order cannot be cancelled, and the money is taken.
+    # 5. Picked up: from now on the order cannot be cancelled, and the money is taken. The food is
+    # on its way: a capture that fails for good does not stop it; it is recorded for operations.
     await resolve(ctx, CANCEL_OUTCOME, Status.IN_DELIVERY)
-    await money.settle("capture")
-    await set_status(ctx, Status.IN_DELIVERY)
+    try:
+        await this.settle("capture", CAPTURE)
+        await this.set_status(Status.IN_DELIVERY)
+    except StepFailed as error:
+        await this.set_status(Status.IN_DELIVERY, f"payment not captured, left to operations: {error}")
     await ctx.promise(DELIVERY_FINISHED, type_hint=bool).value()
-    return await end(ctx, Status.DELIVERED)
+    return await end(this, Status.DELIVERED)
 
 
-async def give_up(
-    ctx: WorkflowContext,
-    money: Payment,
-    status: Status,
-    reason: str,
-    at_restaurant: bool = False,
-    delivery_id: str | None = None,
-) -> Status:
-    """End the order without delivering it: undo what was started; the customer pays nothing.
+async def give_up(this: OrderRun, status: Status, reason: str) -> Status:
+    """End the order without delivering it: undo exactly what was done; the customer pays nothing.
 
-    The decision is published first, so that a pickup racing with it is refused instead of
-    waiting for an undo that waits for it.
+    The decision is published first, so that a pickup racing with it is refused instead of waiting
+    for an undo that waits for it. An undo that fails for good is named in the order's history.
     """
-    await resolve(ctx, CANCEL_OUTCOME, status)
-    if at_restaurant:
-        await ctx.run_typed("cancel at restaurant", restaurant.cancel, order_id=ctx.key())
-    if delivery_id is not None:
-        await ctx.object_call(manager.cancel, key=delivery_id, arg=None)
-    await money.release()
-    return await end(ctx, status, reason)
+    await resolve(this.ctx, CANCEL_OUTCOME, status)
+    unresolved = []
+    if this.at_restaurant:
+        try:
+            await this.step(
+                "cancel at restaurant", UNDO, restaurant.cancel, cancellable=False, order_id=this.ctx.key()
+            )
+        except StepFailed as error:
+            unresolved.append(str(error))
+    if this.delivery_id is not None:
+        await this.ctx.object_call(manager.cancel, key=this.delivery_id, arg=None)
+    if this.authorization_id is not None:
+        try:
+            await this.settle("refund" if this.captured else "void", UNDO)
+        except StepFailed as error:
+            unresolved.append(str(error))
+    if unresolved:
+        reason = f"{reason}; left to operations: {'; '.join(unresolved)}"
+    return await end(this, status, reason)
 
 
-async def end(ctx: WorkflowContext, status: Status, reason: str | None = None) -> Status:
-    """Record the final status and tell whoever asked to cancel how the order ended."""
-    await set_status(ctx, status, reason)
-    await resolve(ctx, CANCEL_OUTCOME, status)
-    await resolve(ctx, ENDED, status)
+async def end(this: OrderRun, status: Status, reason: str | None = None) -> Status:
+    """Record the final status, tell whoever asked to cancel how the order ended, plan forgetting it."""
+    await this.set_status(status, reason)
+    await resolve(this.ctx, CANCEL_OUTCOME, status)
+    await resolve(this.ctx, ENDED, status)
+    retention = timedelta(days=get_settings().retention_days)
+    order_status.expire_later(this.ctx, this.ctx.key(), retention)
     return status
 
 
 def cancellation(ctx: WorkflowContext) -> RestateDurableFuture[str]:
     """Completes, with its reason, once someone asked to cancel the order."""
     return ctx.promise(CANCEL_REQUESTED, type_hint=str).value()
-
-
-def timer(ctx: WorkflowContext, seconds: float, name: str) -> RestateDurableFuture[None]:
-    return ctx.sleep(timedelta(seconds=get_settings().scaled(seconds)), name=name)
 
 
 def driver_selected(attempt: int) -> str:
@@ -287,24 +367,37 @@ async def cancel(ctx: WorkflowSharedContext, reason: str | None = None) -> Statu
     await resolve(ctx, CANCEL_REQUESTED, reason or "cancelled on request")
     outcome = Status(await ctx.promise(CANCEL_OUTCOME, type_hint=str).value())
     if outcome != Status.CANCELLED:
-        current = await STATUS.get(ctx) or outcome
+        current = await recorded_status(ctx) or outcome
         raise TerminalError(f"the order can no longer be cancelled: it is {current}", 409)
-    return Status(await ctx.promise(ENDED, type_hint=str).value())
+    # Answer once the undo is done, or, while an undo step still retries, once it is decided.
+    await restate.select(
+        ended=ctx.promise(ENDED, type_hint=str).value(), later=ctx.sleep(CANCEL_ANSWER_WITHIN, name="answer")
+    )
+    return Status.CANCELLED
 
 
-@order_workflow.handler(name="getStatus")
-async def get_status(ctx: WorkflowSharedContext) -> Status | None:
-    """The order's current status (null before the workflow ran)."""
-    return await STATUS.get(ctx)
+async def recorded_status(ctx: WorkflowSharedContext) -> Status | None:
+    """The order's latest status as order-status records it."""
+    current = await ctx.object_call(order_status.get, key=ctx.key(), arg={})
+    return current.status
 
 
-@order_workflow.handler(name="getHistory", output_serde=PydanticSerde(list[StatusChange]))
-async def get_history(ctx: WorkflowSharedContext) -> list[StatusChange]:
-    """Every status the order went through, with its time and reason."""
-    return await HISTORY.get(ctx) or []
+@order_workflow.handler(name="getStatus", input_serde=NO_INPUT)
+async def get_status(ctx: WorkflowSharedContext, _: Nothing = None) -> Status | None:
+    """The order's current status (null before the workflow ran), as order-status records it."""
+    return await recorded_status(ctx)
 
 
-@order_workflow.handler(name="getOrder")
-async def get_order(ctx: WorkflowSharedContext) -> Order | None:
+@order_workflow.handler(
+    name="getHistory", input_serde=NO_INPUT, output_serde=PydanticSerde(list[StatusChange])
+)
+async def get_history(ctx: WorkflowSharedContext, _: Nothing = None) -> list[StatusChange]:
+    """Every status the order went through, with its time and reason (kept by order-status)."""
+    history: list[StatusChange] = await ctx.object_call(order_status.get_history, key=ctx.key(), arg={})
+    return history
+
+
+@order_workflow.handler(name="getOrder", input_serde=NO_INPUT)
+async def get_order(ctx: WorkflowSharedContext, _: Nothing = None) -> Order | None:
     """The order as it was submitted (null before the workflow ran)."""
     return await ORDER.get(ctx)

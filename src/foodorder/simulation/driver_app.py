@@ -8,13 +8,13 @@ from restate import ObjectContext, TerminalError, VirtualObject
 from foodorder import geo
 from foodorder.config import get_settings
 from foodorder.delivery import twin
-from foodorder.models import DeliveryState, Location
+from foodorder.models import DeliveryRequest, Location
 from foodorder.simulation.locations import location_publisher
 from foodorder.state import StateKey
 
 driver_mobile_app = VirtualObject("driver-mobile-app")
 
-ASSIGNED_DELIVERY: StateKey[DeliveryState] = StateKey("assigned-delivery", DeliveryState)
+ASSIGNED_DELIVERY: StateKey[DeliveryRequest] = StateKey("assigned-delivery", DeliveryRequest)
 CURRENT_LOCATION: StateKey[Location] = StateKey("current-location", Location)
 STEPS_SINCE_REPORT: StateKey[int] = StateKey("steps-since-report", int)
 
@@ -36,15 +36,22 @@ async def publish_location(ctx: ObjectContext, location: Location) -> None:
 
 @driver_mobile_app.handler(name="startDriver")
 async def start_driver(ctx: ObjectContext) -> None:
-    """Start the driver's shift at a random spot in the region; a second start is a no-op."""
-    if await CURRENT_LOCATION.get(ctx) is not None:
-        return
-    location = geo.random_location(ctx.random())
-    CURRENT_LOCATION.set(ctx, location)
+    """Start the driver's shift (at a random spot in the region the first time), whatever happened before.
+
+    `foodorder up` calls it at every start: a driver taken off duty (say, found silent) is back on
+    duty; a driver on a delivery goes on with it.
+    """
+    location = await CURRENT_LOCATION.get(ctx)
+    if location is None:
+        location = geo.random_location(ctx.random())
+        CURRENT_LOCATION.set(ctx, location)
     await publish_location(ctx, location)
     # Work is pushed to this phone (the twin sends pollForWork), instead of polling every second.
     ctx.object_send(twin.register_phone_app, key=ctx.key(), arg=driver_mobile_app.name)
-    ctx.object_send(twin.set_driver_available, key=ctx.key(), arg=geo.DEMO_REGION)
+    if await ASSIGNED_DELIVERY.get(ctx) is None:
+        with suppress(TerminalError):  # the twin has a delivery for this phone: it pushes it
+            await ctx.object_call(twin.set_driver_available, key=ctx.key(), arg=geo.DEMO_REGION)
+        ctx.object_send(poll_for_work, key=ctx.key(), arg=None)
 
 
 @driver_mobile_app.handler(name="pollForWork", ingress_private=True)
@@ -52,10 +59,10 @@ async def poll_for_work(ctx: ObjectContext) -> None:
     """Ask the twin for a delivery and start driving if there is one (the twin calls this on new work)."""
     if await ASSIGNED_DELIVERY.get(ctx) is not None:
         return  # already on a delivery: the new one is picked up once this one ends
-    delivery = await ctx.object_call(twin.get_assigned_delivery, key=ctx.key(), arg=None)
+    delivery = await ctx.object_call(twin.get_assigned_delivery, key=ctx.key(), arg={})
     if delivery is None:
         return
-    ASSIGNED_DELIVERY.set(ctx, DeliveryState(current_delivery=delivery))
+    ASSIGNED_DELIVERY.set(ctx, delivery)
     ctx.object_send(move, key=ctx.key(), arg=None, send_delay=_after(get_settings().move_interval_s))
 
 
@@ -71,11 +78,7 @@ async def move(ctx: ObjectContext) -> None:
     state = await ASSIGNED_DELIVERY.get(ctx)
     if current is None or state is None:
         return  # a stray move after the delivery ended
-    target = (
-        state.current_delivery.customer_location
-        if state.order_picked_up
-        else state.current_delivery.restaurant_location
-    )
+    target = state.customer_location if state.order_picked_up else state.restaurant_location
     location, arrived = geo.step_towards(
         current, target, settings.driver_speed_mps * settings.move_interval_s
     )
@@ -86,7 +89,7 @@ async def move(ctx: ObjectContext) -> None:
         await publish_location(ctx, location)
     STEPS_SINCE_REPORT.set(ctx, steps)
 
-    delivery_id = state.current_delivery.delivery_id
+    delivery_id = state.delivery_id
     if arrived and state.order_picked_up:
         ASSIGNED_DELIVERY.clear(ctx)
         with suppress(TerminalError):  # the twin no longer expects this delivery: nothing to report

@@ -22,7 +22,7 @@ from foodorder.catalog import load_catalog
 from foodorder.config import Settings
 from foodorder.gateway.auth import OperatorDep
 from foodorder.gateway.web import render
-from foodorder.models import DriverStatus, Location, Model, Order, Status, StatusChange
+from foodorder.models import DriverStatus, Location, Model, Order, OrderEvent, Status
 
 router = APIRouter(tags=["operations"])
 SNAPSHOT_EVERY_S = 1.0
@@ -30,7 +30,8 @@ RECENT_PROBLEMS = 10
 STATE_QUERY = (
     "SELECT service_name, service_key, key, value_utf8 FROM state"
     " WHERE (service_name = 'driver-digital-twin' AND key IN ('driver-status', 'driver-location'))"
-    " OR (service_name = 'order-workflow' AND key IN ('history', 'order'))"
+    " OR (service_name = 'order-status' AND key = 'history')"
+    " OR (service_name = 'order-workflow' AND key = 'order')"
 )
 
 
@@ -74,7 +75,8 @@ async def snapshot(admin: httpx.AsyncClient, settings: Settings) -> Snapshot:
         if service == "driver-digital-twin" and "driver-status" in values:
             location = values.get("driver-location")
             drivers.append(DriverRow(id=key, status=values["driver-status"], location=location))
-        elif service == "order-workflow" and values.get("history"):
+        elif service == "order-status" and values.get("history"):
+            values |= state.get(("order-workflow", key), {})
             orders.append(order_row(key, values, now, settings.stale_after_s))
     ended = sorted(
         (o for o in orders if o.status in (Status.REJECTED, Status.CANCELLED)), key=lambda o: -o.since
@@ -90,14 +92,15 @@ async def snapshot(admin: httpx.AsyncClient, settings: Settings) -> Snapshot:
 
 
 def order_row(key: str, values: dict[str, Any], now: int, stale_after_s: float) -> OrderRow:
-    last = StatusChange.model_validate(values["history"][-1])
+    last = OrderEvent.model_validate(values["history"][-1])
+    status = last.status or Status.NEW
     order = Order.model_validate(values["order"]) if "order" in values else None
     shop = load_catalog().restaurant(order.restaurant_id) if order else None
     return OrderRow(
         id=key,
-        status=last.status,
+        status=status,
         since=last.at,
-        stale=not last.status.terminal and now - last.at > stale_after_s * 1000,
+        stale=not status.terminal and now - last.at > stale_after_s * 1000,
         reason=last.reason,
         restaurant_location=shop.location if shop else None,
         delivery_location=order.delivery_location if order else None,
