@@ -337,21 +337,19 @@ class Bench:
             for stamp in itertools.count(1):
                 await asyncio.gather(asyncio.sleep(1), *(report(driver, stamp) for driver in carried))
 
-        async def intake(label: str) -> Run:
+        gateway = psutil.Process(self.gateway_pid)
+
+        async def intake(label: str) -> tuple[Run, float]:
+            """Intake at 16 concurrent, and the gateway's CPU (cores) meanwhile."""
             seconds = self.plan.seconds * 2  # twice the intake phase's: a p99 of more samples
             done = self.phase(f"intake at 16 concurrent, {label}", seconds)
+            cpu = sum(gateway.cpu_times()[:2])
             run = await closed_loop(lambda n: self.submit(f"watchers-{label}-{n}", MAX_DELAY_MS), 16, seconds)
             done()
-            return run
+            return run, (sum(gateway.cpu_times()[:2]) - cpu) / run.elapsed_s
 
         reporter = asyncio.ensure_future(report_locations())
-        cpu, started = psutil.Process(self.gateway_pid).cpu_times(), time.monotonic()
-        without = await intake("no watchers")
-        self.results["gateway_cpu_without_watchers"] = round(
-            (sum(psutil.Process(self.gateway_pid).cpu_times()[:2]) - sum(cpu[:2]))
-            / (time.monotonic() - started),
-            2,
-        )
+        before_streams, cpu_without = await intake("no watchers")
         refs = moving + quiet
         # The streams' client runs in a process of its own, so that reading them does not slow the
         # load generator's own event loop (and with it the latencies it measures).
@@ -359,25 +357,30 @@ class Bench:
         opening = self.phase(f"opening {self.plan.watchers} event streams", 60)
         await watching.opened()
         opening()
-        gateway = psutil.Process(self.gateway_pid)
         before, counted = await self.watcher_invocations(), (watching.events.value, reports[0])
-        cpu, started = gateway.cpu_times(), time.monotonic()
-        with_watchers = await intake(f"{self.plan.watchers} watchers")
-        elapsed = time.monotonic() - started
-        gateway_cpu = (sum(gateway.cpu_times()[:2]) - sum(cpu[:2])) / elapsed
+        with_watchers, cpu_with = await intake(f"{self.plan.watchers} watchers")
         spent = sum((await self.watcher_invocations()).values()) - sum(before.values())
         streamed, changes = watching.events.value - counted[0], reports[0] - counted[1]
-        reporter.cancel()
         watching.stop()
+        # Without watchers once more: the machine's other load drifts, so compare with both sides.
+        after_streams, _ = await intake("no watchers again")
+        reporter.cancel()
+        without_p99 = (before_streams.p(99) + after_streams.p(99)) / 2
+        elapsed = with_watchers.elapsed_s
         self.results["watchers"] = self.plan.watchers
         self.results["watched_orders"] = len(refs)
-        self.results["intake_p99_ms_without_watchers"] = round(without.p(99), 1)
+        self.results["intake_p99_ms_without_watchers"] = round(without_p99, 1)
+        self.results["intake_p99_ms_without_watchers_before_after"] = [
+            round(before_streams.p(99), 1),
+            round(after_streams.p(99), 1),
+        ]
         self.results["intake_p99_ms_with_watchers"] = round(with_watchers.p(99), 1)
-        self.results["intake_p99_ratio_with_watchers"] = round(with_watchers.p(99) / without.p(99), 2)
+        self.results["intake_p99_ratio_with_watchers"] = round(with_watchers.p(99) / without_p99, 2)
         self.results["watcher_invocations_per_s"] = round(spent / elapsed, 1)
         self.results["watched_changes_per_s"] = round(changes / elapsed, 1)
         self.results["watcher_events_delivered_per_s"] = round(streamed / elapsed, 1)
-        self.results["gateway_cpu_with_watchers"] = round(gateway_cpu, 2)
+        self.results["gateway_cpu_without_watchers"] = round(cpu_without, 2)
+        self.results["gateway_cpu_with_watchers"] = round(cpu_with, 2)
         # What the same streams would cost polling getEvents every 0.25 s: each stream on its own
         # (the design before), or one reader per watched order.
         self.results["watchers_polling_invocations_per_s"] = self.plan.watchers * 4

@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     stream_keepalive_s: float = Field(
         10.0, gt=0, description="a quiet event stream sends a comment this often"
     )
+    stream_batch_s: float = Field(
+        1.0, ge=0, description="a watched order's changes within this long are read from Restate together"
+    )
     storefront_rate_limit: str = Field(
         "30/minute", description="storefront quotes, checkouts and cancels per client address"
     )

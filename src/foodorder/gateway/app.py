@@ -24,9 +24,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ingress = Ingress(settings.ingress_url, settings.http_timeout_s)
         # A connection for each watched order's wait, in a pool of its own beside the API's.
-        app.state.feeds = OrderFeeds(
-            Ingress(settings.ingress_url, settings.http_timeout_s, settings.streams_total)
-        )
+        waits = Ingress(settings.ingress_url, settings.http_timeout_s, settings.streams_total)
+        app.state.feeds = OrderFeeds(waits, settings.stream_batch_s)
         app.state.storefront_api = httpx.AsyncClient(
             base_url=settings.gateway_url,
             headers={"Authorization": f"Bearer {settings.storefront_key}"},

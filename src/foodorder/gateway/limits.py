@@ -1,7 +1,8 @@
 """Limits that keep the gateway usable in public: request rates per API key and per client address,
 and open event streams per address, per key and in total. Beyond a limit: 429 with Retry-After.
 
-Rates are counted by the `limits` library (sliding window counters in memory, per gateway process).
+Rates are counted by the `limits` library: moving windows (exact: every hit of the window is kept),
+in memory, per gateway process.
 """
 
 import contextlib
@@ -16,7 +17,7 @@ import limits
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import IPvAnyNetwork
 
 from foodorder.config import Settings
@@ -54,7 +55,7 @@ class Limiter:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.rates = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self.rates = MovingWindowRateLimiter(MemoryStorage())
         self.api = limits.parse_many(settings.api_rate_limit)
         self.storefront = limits.parse_many(settings.storefront_rate_limit)
         self.open_streams: Counter[str] = Counter()

@@ -1,16 +1,14 @@
 """Providers: submit orders, read them, follow them live."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Response, status
-from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from foodorder.catalog import load_catalog
 from foodorder.gateway.auth import ProviderDep
 from foodorder.gateway.deps import IngressDep, ProviderOrderDep, load_order, order_key
-from foodorder.gateway.events import StreamDep
+from foodorder.gateway.events import EventStream, StreamDep
 from foodorder.gateway.restate import Ingress
 from foodorder.gateway.schemas import (
     TOO_MANY,
@@ -168,11 +166,10 @@ async def cancel_order(
     return CancelAccepted(id=order_id, status=Status(final))
 
 
-@router.get("/{order_id}/events", response_class=EventSourceResponse, responses=NOT_FOUND)
-async def order_events(order: ProviderOrderDep, stream: StreamDep) -> AsyncIterator[ServerSentEvent]:
+@router.get("/{order_id}/events", response_class=EventStream, responses=NOT_FOUND)
+async def order_events(order: ProviderOrderDep, stream: StreamDep) -> EventStream:
     """Server-Sent Events for every status, ETA and driver change; ends after a final status.
 
     A stream also ends after FOODORDER_STREAM_MAX_S: the client resumes with Last-Event-ID.
     """
-    async for event in stream(order.id):
-        yield event
+    return stream(order.id)

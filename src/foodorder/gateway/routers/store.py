@@ -6,20 +6,18 @@ public API as the storefront provider. An order's page is reachable by its ungue
 
 import random
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import Field
 
 from foodorder import geo
 from foodorder.catalog import load_catalog
 from foodorder.config import Settings
 from foodorder.gateway.deps import IngressDep, load_order, order_key
-from foodorder.gateway.events import StreamDep
+from foodorder.gateway.events import EventStream, StreamDep
 from foodorder.gateway.limits import StorefrontRate
 from foodorder.gateway.routers.orders import priced_items, priced_order
 from foodorder.gateway.schemas import (
@@ -147,13 +145,12 @@ async def order_page(order_id: PathId, request: Request) -> HTMLResponse:
 
 @router.get(
     "/store/orders/{order_id}/events",
-    response_class=EventSourceResponse,
+    response_class=EventStream,
     responses=TOO_MANY | problems({404: "no such order"}),
 )
-async def order_events(key: StorefrontOrderKey, stream: StreamDep) -> AsyncIterator[ServerSentEvent]:
+async def order_events(key: StorefrontOrderKey, stream: StreamDep) -> EventStream:
     """The order's events for its page (the same stream as the API's)."""
-    async for event in stream(key):
-        yield event
+    return stream(key)
 
 
 @router.post(
