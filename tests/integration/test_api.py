@@ -89,7 +89,7 @@ def test_the_catalog_lists_restaurants_and_menus(api: Api) -> None:
     restaurants = api.request("GET", "/api/v1/restaurants", key=None).json()
     assert {r["id"] for r in restaurants} >= {"bites_n_bytes", "snack_in_the_box", "mcstate"}
     menu = api.request("GET", "/api/v1/restaurants/mcstate/menu", key=None).json()
-    assert {"id": "1002", "name": "Cheese burger", "price": 1050, "category": "burgers"} in menu
+    assert {"id": "1002", "name": "Cheese burger", "price": 850, "category": "burgers"} in menu
     assert api.request("GET", "/api/v1/restaurants/nowhere/menu", key=None).status_code == 404
 
 
