@@ -3,6 +3,7 @@
 `foodorder up`, the test fixtures, and later the chaos and bench runs all use this one place.
 """
 
+import asyncio
 import ctypes
 import functools
 import json
@@ -20,8 +21,10 @@ from typing import IO
 
 import httpx
 
-from foodorder import identity
+from foodorder import identity, subscription
+from foodorder.clients import kafka
 from foodorder.config import Settings
+from foodorder.external import broker
 
 PR_SET_PDEATHSIG = 1
 
@@ -40,7 +43,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def on_free_ports(settings: Settings) -> Settings:
     """The same settings with every port moved to one nobody listens on (beside a running `make up`)."""
-    ports = ("ingress", "admin", "node", "services", "pos", "payment", "gateway")
+    ports = ("ingress", "admin", "node", "services", "pos", "payment", "gateway", "kafka")
     return settings.model_copy(update={f"{name}_port": free_port() for name in ports})
 
 
@@ -113,6 +116,7 @@ class Stack:
     log_dir: Path | None = None
     extra_restate_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
+    broker_run: str | None = None  # names the embedded broker's current start (its consumer group)
 
     def _log(self, name: str) -> IO[bytes] | None:
         if self.log_dir is None:
@@ -175,6 +179,10 @@ class Stack:
         """Kill the process `name` at once (SIGKILL, no goodbye), start it again, wait until it answers."""
         process = self.processes[name]
         process.stop(signal.SIGKILL)
+        if name == "broker":
+            self.start_broker()
+            self.subscribe_locations()
+            return
         process.start()
         if name == "restate-server":
             self._wait_restate()
@@ -190,7 +198,10 @@ class Stack:
         """Start every process, wait until each answers, and register the services with Restate."""
         s = self.settings
         every_port = (s.ingress_port, s.admin_port, s.node_port, s.services_port, s.payment_port, s.pos_port)
-        if taken := [port for port in (*every_port, s.gateway_port) if _listening(s.host, port)]:
+        broker_port = [s.kafka_port] if s.embedded_broker else []
+        if taken := [
+            port for port in (*every_port, s.gateway_port, *broker_port) if _listening(s.host, port)
+        ]:
             raise RuntimeError(f"ports {taken} on {s.host} are in use: is another foodorder running?")
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         identity.ensure_private_key(self.settings.identity_key_file)
@@ -198,11 +209,13 @@ class Stack:
             update={"request_identity_keys": [identity.public_key(self.settings.identity_key_file)]}
         )
         self.start_restate()
+        self.start_broker()
         for command in self.python_ports():
             self.start_python(command)
         for name, port in self.python_ports().items():
             wait_until(functools.partial(_listening, self.settings.host, port), name)
         self.register()
+        self.subscribe_locations()
 
     def register(self) -> None:
         """Register (again) the services endpoint, so Restate picks up code changes."""
@@ -212,6 +225,30 @@ class Stack:
             timeout=30,
         )
         response.raise_for_status()
+
+    def start_broker(self) -> None:
+        """Start the embedded Kafka broker if locations go through it, and create driver-updates there.
+
+        Restate's subscription to the broker's previous run is deleted first: it must never read this
+        run, whose offsets start again at 0 (see subscription.py).
+        """
+        s = self.settings
+        subscription.unsubscribe(s.admin_url)
+        if s.location_transport != "kafka":
+            return
+        if s.embedded_broker:
+            self.broker_run = str(time.time_ns())
+            if "broker" in self.processes:
+                self.processes["broker"].start()
+            else:
+                self._add("broker", broker.argv(s), {})
+            wait_until(functools.partial(_listening, s.host, s.kafka_port), "kafka broker")
+        asyncio.run(kafka.create_topic(s.kafka_servers))
+
+    def subscribe_locations(self) -> None:
+        """Have Restate deliver driver-updates to the twins (after the services are registered)."""
+        if self.settings.location_transport == "kafka":
+            subscription.subscribe(self.settings, self.broker_run)
 
     def start_drivers(self, count: int) -> list[str]:
         """Start `count` simulated drivers (driver-1 …), or put them back on duty after a restart."""
