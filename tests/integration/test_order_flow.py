@@ -35,7 +35,7 @@ def test_order_is_delivered_through_every_status_with_a_live_eta(client: Client)
     assert seen[-1]["eta"] == 0
 
     assert client.payments(order["id"]) == ["authorize", "capture"]
-    assert client.net_paid(order["id"]) == 2900
+    assert client.net_paid(order["id"]) == 2 * PEPPERONI
     assert len(client.preparations(order["id"])) == 1
 
 

@@ -52,14 +52,15 @@ def test_the_catalog_check_names_the_field() -> None:
     )
 
 
-def test_the_seed_web_ui_catalog_is_served_by_every_seed_restaurant() -> None:
+def test_the_seed_web_ui_catalog_is_served_by_every_seed_restaurant_at_its_prices() -> None:
+    seed_ui_prices = {"1000": 10.90, "1001": 17.60, "1002": 8.50, "1003": 3.40}  # dollars
     for restaurant in ("bites_n_bytes", "snack_in_the_box", "mcstate"):
-        for product in ("1000", "1001", "1002", "1003"):
+        for product, dollars in seed_ui_prices.items():
             order = Order(
                 id="o",
                 restaurant_id=restaurant,
                 products=[{"productId": product, "quantity": 1}],
-                total_cost=1,
+                total_cost=dollars,
             )
             assert invalid_order_reason(order) is None
 
