@@ -1,4 +1,4 @@
-"""Start and stop the whole system: restate-server, the services endpoint and the external stubs.
+"""Start and stop the whole system: restate-server, the Kafka broker, the services endpoint and the stubs.
 
 `foodorder up`, the test fixtures, and later the chaos and bench runs all use this one place.
 """
