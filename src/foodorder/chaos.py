@@ -2,7 +2,8 @@
 
 It starts a stack of its own on free ports, has the payment provider and the POS disturb a share of
 their answers, submits orders through the public API while it kills (SIGKILL) the services endpoint
-every few seconds and restate-server, the POS and the payment provider once each, restarting each.
+every few seconds and restate-server, the POS, the payment provider and the Kafka broker (which
+carries the drivers' locations) once each, restarting each.
 Then every order must end in a final status with its money right: one capture and the price for a
 delivered order, nothing for any other, no order prepared twice.
 """
@@ -104,9 +105,11 @@ def collect_faults(stack: Stack, report: Report) -> None:
 def crash(stack: Stack, plan: Plan, report: Report, submitting: threading.Thread) -> None:
     """Kill the services endpoint every few seconds, and each other process once, restarting each.
 
+    The broker forgets the locations it held: phones that keep driving report again within seconds.
+
     This runs on the main thread: a child gets SIGTERM when the thread that started it ends.
     """
-    once = ["restate-server", "pos", "payment"]
+    once = ["restate-server", "pos", "payment", *(["broker"] if "broker" in stack.processes else [])]
     while submitting.is_alive() or once:
         time.sleep(plan.kill_every_s)
         for name in ["services", once.pop(0)] if once else ["services"]:

@@ -60,6 +60,14 @@ def run_gateway(settings: Settings) -> None:
     serve(create_app(settings), settings.public_host, settings.gateway_port, settings.client_timeout_s)
 
 
+def location_path(settings: Settings) -> str:
+    """Where drivers' locations go, in words."""
+    if settings.location_transport == "ingress":
+        return "sent on the Restate ingress (FOODORDER_LOCATION_TRANSPORT=ingress)"
+    where = "the embedded broker" if settings.embedded_broker else "an external cluster"
+    return f"Kafka topic driver-updates on {settings.kafka_servers} ({where})"
+
+
 def print_banner(settings: Settings, drivers: list[str]) -> None:
     """Tell the user where everything is and how to look inside."""
     s = settings
@@ -79,7 +87,8 @@ restaurant {DEV_RESTAURANT_KEY}, driver {DEV_DRIVER_KEY}; /ops password {DEV_OPS
   Restate UI / admin   {s.admin_url}
   services endpoint    {s.services_url}
   restaurant POS       {s.pos_url}
-  payment provider     {s.payment_url}   (ledger: {s.payment_url}/ledger){dev_keys}
+  payment provider     {s.payment_url}   (ledger: {s.payment_url}/ledger)
+  driver locations     {location_path(s)}{dev_keys}
 
 Place an order through the public API:
   curl -X POST {s.gateway_url}/api/v1/orders -H 'authorization: Bearer {DEV_PROVIDER_KEY}' \\

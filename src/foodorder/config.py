@@ -3,6 +3,7 @@
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import limits
 from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
@@ -151,6 +152,16 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a rate like '30/minute' or '10/second;500/hour': {error}") from None
         return value
 
+    # The seed's location path: phones publish to the Kafka topic driver-updates, which a Restate
+    # subscription delivers to the driver twins; `ingress` sends them to the twins directly instead.
+    location_transport: Literal["kafka", "ingress"] = Field(
+        "kafka", description="how drivers' location events reach their twins"
+    )
+    kafka_bootstrap: str | None = Field(
+        None, description="an external Kafka cluster (host:port,...); unset: the embedded broker"
+    )
+    kafka_port: int = Field(9092, description="the embedded broker's port (on `host`)")
+
     @model_validator(mode="after")
     def _no_dev_keys_outside_development(self) -> "Settings":
         keys = {
@@ -194,6 +205,16 @@ class Settings(BaseSettings):
     def identity_key_file(self) -> Path:
         """restate-server's private key for signing requests to the services endpoint."""
         return self.data_dir / "restate-identity.pem"
+
+    @property
+    def embedded_broker(self) -> bool:
+        """Whether `foodorder up` runs a Kafka broker of its own (Kafka transport, no external cluster)."""
+        return self.location_transport == "kafka" and self.kafka_bootstrap is None
+
+    @property
+    def kafka_servers(self) -> str:
+        """The bootstrap servers of the Kafka cluster that carries driver-updates."""
+        return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
 
     @property
     def ingress_url(self) -> str:

@@ -55,6 +55,16 @@ class Location(Model):
     long: float = Field(ge=-180, le=180)
 
 
+class LocationEvent(Location):
+    """A phone's location report (the value of a driver-updates record), stamped when it was taken.
+
+    A publish may be repeated (a retried step, a replayed topic), so the twin applies a report only if
+    it is newer than the last one it applied; a report without `at` (the seed's phones) always applies.
+    """
+
+    at: int | None = Field(None, ge=0, description="when the phone was there, epoch milliseconds")
+
+
 class Product(Model):
     """One line of an order."""
 

@@ -1,8 +1,9 @@
-"""Start and stop the whole system: restate-server, the services endpoint and the external stubs.
+"""Start and stop the whole system: restate-server, the Kafka broker, the services endpoint and the stubs.
 
 `foodorder up`, the test fixtures, and later the chaos and bench runs all use this one place.
 """
 
+import asyncio
 import ctypes
 import functools
 import json
@@ -21,8 +22,10 @@ from typing import IO
 
 import httpx
 
-from foodorder import identity, releases
+from foodorder import identity, releases, subscription
+from foodorder.clients import kafka
 from foodorder.config import Settings
+from foodorder.external import broker
 from foodorder.releases import Deployment
 
 PR_SET_PDEATHSIG = 1
@@ -45,7 +48,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def on_free_ports(settings: Settings) -> Settings:
     """The same settings with every port moved to one nobody listens on (beside a running `make up`)."""
-    ports = ("ingress", "admin", "node", "services", "pos", "payment", "gateway")
+    ports = ("ingress", "admin", "node", "services", "pos", "payment", "gateway", "kafka")
     return settings.model_copy(update={f"{name}_port": free_port() for name in ports})
 
 
@@ -133,6 +136,7 @@ class Stack:
     processes: dict[str, Process] = field(default_factory=dict)
     release: str = ""  # the release served on the services port, set by start_all
     release_processes: dict[str, str] = field(default_factory=dict)  # deployment id -> process name
+    broker_run: str | None = None  # names the embedded broker's current start (its consumer group)
 
     def _log(self, name: str) -> IO[bytes] | None:
         if self.log_dir is None:
@@ -199,6 +203,10 @@ class Stack:
         """Kill the process `name` at once (SIGKILL, no goodbye), start it again, wait until it answers."""
         process = self.processes[name]
         process.stop(signal.SIGKILL)
+        if name == "broker":
+            self.start_broker()
+            self.subscribe_locations()
+            return
         process.start()
         if name == "restate-server":
             self._wait_restate()
@@ -218,7 +226,8 @@ class Stack:
         """Start every process, wait until each answers, and register the services with Restate."""
         s = self.settings
         every_port = (s.ingress_port, s.admin_port, s.node_port, s.services_port, s.payment_port, s.pos_port)
-        taken = [port for port in every_port if _listening(s.host, port)]
+        broker_port = [s.kafka_port] if s.embedded_broker else []
+        taken = [port for port in (*every_port, *broker_port) if _listening(s.host, port)]
         if _listening(s.public_host, s.gateway_port):
             taken.append(s.gateway_port)
         if taken:
@@ -235,12 +244,14 @@ class Stack:
             }
         )
         self.start_restate()
+        self.start_broker()
         self.start_releases()
         for command in self.python_ports():
             if command not in ("services", "gateway"):
                 self.start_python(command)
         wait_until(functools.partial(_listening, self.settings.host, self.settings.services_port), "services")
         self.register()
+        self.subscribe_locations()
         # The public door opens last: once it answers, new orders run on this code.
         self.start_python("gateway")
         for name, port in self.python_ports().items():
@@ -314,6 +325,30 @@ class Stack:
         if name := self.release_processes.pop(deployment.id, None):
             self._stop([self.processes.pop(name)])
         releases.prune(self.settings.data_dir, self.release, admin.deployments())
+
+    def start_broker(self) -> None:
+        """Start the embedded Kafka broker if locations go through it, and create driver-updates there.
+
+        Restate's subscription to the broker's previous run is deleted first: it must never read this
+        run, whose offsets start again at 0 (see subscription.py).
+        """
+        s = self.settings
+        subscription.unsubscribe(s.admin_url)
+        if s.location_transport != "kafka":
+            return
+        if s.embedded_broker:
+            self.broker_run = str(time.time_ns())
+            if "broker" in self.processes:
+                self.processes["broker"].start()
+            else:
+                self._add("broker", broker.argv(s), {})
+            wait_until(functools.partial(_listening, s.host, s.kafka_port), "kafka broker")
+        asyncio.run(kafka.create_topic(s.kafka_servers))
+
+    def subscribe_locations(self) -> None:
+        """Have Restate deliver driver-updates to the twins (after the services are registered)."""
+        if self.settings.location_transport == "kafka":
+            subscription.subscribe(self.settings, self.broker_run)
 
     def start_drivers(self, count: int) -> list[str]:
         """Start `count` simulated drivers (driver-1 …), or put them back on duty after a restart."""

@@ -1,1 +1,1 @@
-"""Clients of the outside world (payment provider, restaurant POS, Restate ingress)."""
+"""Clients of the outside world (payment provider, restaurant POS, Restate ingress, Kafka)."""

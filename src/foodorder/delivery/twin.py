@@ -3,7 +3,7 @@
 from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
 from foodorder.delivery import manager, matcher
-from foodorder.models import DeliveryRequest, DriverStatus, Location
+from foodorder.models import DeliveryRequest, DriverStatus, Location, LocationEvent
 from foodorder.ordering import status
 from foodorder.state import NO_INPUT, Nothing, StateKey, now_ms, required
 
@@ -14,6 +14,7 @@ ASSIGNED_DELIVERY: StateKey[DeliveryRequest] = StateKey("assigned-delivery", Del
 DRIVER_LOCATION: StateKey[Location] = StateKey("driver-location", Location)
 REGION: StateKey[str] = StateKey("region", str)
 LAST_SEEN: StateKey[int] = StateKey("last-seen", int)
+LOCATION_AT: StateKey[int] = StateKey("location-at", int)  # when the phone took the applied location
 PHONE_APP: StateKey[str] = StateKey("phone-app", str)
 
 
@@ -143,9 +144,18 @@ async def notify_delivery_delivered(ctx: ObjectContext, delivery_id: str | None 
     DRIVER_STATUS.set(ctx, DriverStatus.IDLE)
 
 
-@driver_digital_twin.handler(name="handleDriverLocationUpdateEvent", input_serde=required(Location))
-async def handle_driver_location_update_event(ctx: ObjectContext, location: Location) -> None:
-    """A location event from the driver's phone; the order the driver is on gets the new position and ETA."""
+@driver_digital_twin.handler(name="handleDriverLocationUpdateEvent", input_serde=required(LocationEvent))
+async def handle_driver_location_update_event(ctx: ObjectContext, event: LocationEvent) -> None:
+    """A location event from the driver's phone; the order the driver is on gets the new position and ETA.
+
+    Delivered by the Kafka subscription on driver-updates (or a send on the ingress). A publish may
+    be repeated, so an event stamped no later than the last one applied changes nothing.
+    """
+    if event.at is not None:
+        if (applied := await LOCATION_AT.get(ctx)) is not None and event.at <= applied:
+            return
+        LOCATION_AT.set(ctx, event.at)
+    location = Location(lat=event.lat, long=event.long)
     DRIVER_LOCATION.set(ctx, location)
     now = await now_ms(ctx)
     LAST_SEEN.set(ctx, now)

@@ -1,1 +1,1 @@
-"""Stand-ins for the outside world: the payment provider and the restaurants' point of sale."""
+"""Stand-ins for the outside world: the payment provider, the restaurants' point of sale, a Kafka broker."""

@@ -7,6 +7,8 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from foodorder.clients.http import Transient
+from foodorder.clients.locations import publisher_for
 from foodorder.config import Settings
 from foodorder.gateway.auth import Keys
 from foodorder.gateway.events import OrderFeeds
@@ -26,6 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
         # A connection for each watched order's wait, in a pool of its own beside the API's.
         waits = Ingress(settings.ingress_url, settings.http_timeout_s, settings.streams_total)
         app.state.feeds = OrderFeeds(waits, settings.stream_batch_s)
+        app.state.locations = publisher_for(settings, app.state.ingress.http)
         app.state.storefront_api = httpx.AsyncClient(
             base_url=settings.gateway_url,
             headers={"Authorization": f"Bearer {settings.storefront_key}"},
@@ -37,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
         await app.state.storefront_api.aclose()
         await app.state.feeds.close()
         await app.state.ingress.close()
+        await app.state.locations.close()
 
     app = FastAPI(
         title="foodorder public API",
@@ -52,6 +56,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(httpx.HTTPError)
     async def engine_unreachable(request: Request, error: httpx.HTTPError) -> JSONResponse:
         return JSONResponse({"detail": f"order engine unreachable: {error}"}, status_code=503)
+
+    @app.exception_handler(Transient)
+    async def not_stored(request: Request, error: Transient) -> JSONResponse:
+        return JSONResponse({"detail": f"not stored, try again: {error}"}, status_code=503)
 
     for module in (health, catalog, orders, restaurants, drivers, store, ops):
         app.include_router(module.router)

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
+from foodorder.clients.locations import LocationPublisher
 from foodorder.gateway.auth import ProviderDep
 from foodorder.gateway.restate import Ingress
 from foodorder.gateway.schemas import PathId
@@ -16,6 +17,14 @@ def ingress(request: Request) -> Ingress:
 
 
 IngressDep = Annotated[Ingress, Depends(ingress)]
+
+
+def locations(request: Request) -> LocationPublisher:
+    publisher: LocationPublisher = request.app.state.locations
+    return publisher
+
+
+LocationsDep = Annotated[LocationPublisher, Depends(locations)]
 
 
 def order_key(provider_id: str, order_ref: str) -> str:

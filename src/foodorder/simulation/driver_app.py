@@ -6,11 +6,11 @@ from datetime import timedelta
 from restate import ObjectContext, TerminalError, VirtualObject
 
 from foodorder import geo
+from foodorder.clients.locations import location_publisher
 from foodorder.config import get_settings
 from foodorder.delivery import twin
-from foodorder.models import DeliveryRequest, Location
-from foodorder.simulation.locations import location_publisher
-from foodorder.state import StateKey
+from foodorder.models import DeliveryRequest, Location, LocationEvent
+from foodorder.state import StateKey, now_ms
 
 driver_mobile_app = VirtualObject("driver-mobile-app")
 
@@ -24,12 +24,13 @@ def _after(seconds: float) -> timedelta:
 
 
 async def publish_location(ctx: ObjectContext, location: Location) -> None:
-    """Report the phone's location to the driver's twin, once, whatever retries happen."""
+    """Report the phone's location to the driver's twin; stamped, so that a repeated report is ignored."""
+    event = LocationEvent(lat=location.lat, long=location.long, at=await now_ms(ctx))
     await ctx.run_typed(
         "publish location",
         location_publisher().publish,
         driver_id=ctx.key(),
-        location=location,
+        event=event,
         idempotency_key=str(ctx.uuid()),
     )
 

@@ -5,7 +5,7 @@ from pydantic import Field
 
 from foodorder import geo
 from foodorder.gateway.auth import DriverDep
-from foodorder.gateway.deps import IngressDep
+from foodorder.gateway.deps import IngressDep, LocationsDep
 from foodorder.gateway.schemas import (
     FORBIDDEN,
     TOO_MANY,
@@ -15,7 +15,7 @@ from foodorder.gateway.schemas import (
     Body,
     problems,
 )
-from foodorder.models import DeliveryRequest, Location, Model
+from foodorder.models import DeliveryRequest, Location, LocationEvent, Model
 
 router = APIRouter(
     prefix="/api/v1/drivers",
@@ -89,14 +89,12 @@ async def delivered(driver_id: DriverDep, ingress: IngressDep) -> None:
 
 
 @router.post("/{driver_id}/locations", status_code=status.HTTP_202_ACCEPTED, responses=UNREADABLE_BODY)
-async def locations(driver_id: DriverDep, batch: LocationBatch, ingress: IngressDep) -> BatchAccepted:
-    """A batch of points: only the newest matters to the ETA, so only it is forwarded to the twin."""
+async def locations(driver_id: DriverDep, batch: LocationBatch, publisher: LocationsDep) -> BatchAccepted:
+    """A batch of points: only the newest matters to the ETA, so only it is published (202 once stored)."""
     newest = max(batch.points, key=lambda p: p.at)
-    await ingress.send(
-        TWIN,
+    await publisher.publish(
         driver_id,
-        "handleDriverLocationUpdateEvent",
-        Location(lat=newest.lat, long=newest.long).model_dump(mode="json"),
+        LocationEvent(lat=newest.lat, long=newest.long, at=newest.at),
         idempotency_key=f"location-{driver_id}-{newest.at}",
     )
     return BatchAccepted(received=len(batch.points), forwarded_at=newest.at)
