@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -343,7 +344,9 @@ class Stack:
             else:
                 self._add("broker", broker.argv(s), {})
             wait_until(functools.partial(_listening, s.host, s.kafka_port), "kafka broker")
-        asyncio.run(kafka.create_topic(s.kafka_servers))
+        # In a thread of its own: the caller may be inside an event loop (Playwright's, in the tests).
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(lambda: asyncio.run(kafka.create_topic(s.kafka_servers))).result()
 
     def subscribe_locations(self) -> None:
         """Have Restate deliver driver-updates to the twins (after the services are registered)."""

@@ -376,6 +376,7 @@ def test_each_process_gets_only_the_secrets_it_uses(stack: Stack) -> None:
         "payment": set(),
         "pos": {"FOODORDER_POS_RESTAURANT_KEY"},
         "gateway": secrets - {"FOODORDER_POS_RESTAURANT_KEY"},
+        "broker": set(),
     }
 
 
