@@ -4,6 +4,7 @@
 """
 
 import asyncio
+import contextlib
 import ctypes
 import functools
 import json
@@ -50,7 +51,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 def on_free_ports(settings: Settings) -> Settings:
     """The same settings with every port moved to one nobody listens on (beside a running `make up`)."""
     ports = ("ingress", "admin", "node", "services", "pos", "payment", "gateway", "kafka")
-    return settings.model_copy(update={f"{name}_port": free_port() for name in ports})
+    # All held at once while they are picked: one after the other, the kernel may hand out a port twice.
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in ports]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        chosen = {f"{name}_port": int(s.getsockname()[1]) for name, s in zip(ports, sockets, strict=True)}
+    return settings.model_copy(update=chosen)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
