@@ -179,7 +179,7 @@ class Stack:
         """Kill the process `name` at once (SIGKILL, no goodbye), start it again, wait until it answers."""
         process = self.processes[name]
         process.stop(signal.SIGKILL)
-        if name == "broker":
+        if name == "broker":  # a broker that starts empty needs a new subscription (subscription.py)
             self.start_broker()
             self.subscribe_locations()
             return
