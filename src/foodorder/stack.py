@@ -3,7 +3,6 @@
 `foodorder up`, the test fixtures, and later the chaos and bench runs all use this one place.
 """
 
-import asyncio
 import ctypes
 import functools
 import json
@@ -243,7 +242,7 @@ class Stack:
             else:
                 self._add("broker", broker.argv(s), {})
             wait_until(functools.partial(_listening, s.host, s.kafka_port), "kafka broker")
-        asyncio.run(kafka.create_topic(s.kafka_servers))
+        kafka.create_topic_blocking(s.kafka_servers)
 
     def subscribe_locations(self) -> None:
         """Have Restate deliver driver-updates to the twins (after the services are registered)."""
