@@ -116,6 +116,7 @@ class Stack:
     extra_restate_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
     broker_run: str | None = None  # names the embedded broker's current start (its consumer group)
+    subscribed_run: str | None = None  # the broker_run Restate's subscription was made for
 
     def _log(self, name: str) -> IO[bytes] | None:
         if self.log_dir is None:
@@ -209,6 +210,10 @@ class Stack:
         )
         self.start_restate()
         self.start_broker()
+        # On a restart the twins are known already: subscribing now lets the consumer join while the
+        # services start, so that the phones are heard again as soon as the timers fire.
+        if httpx.get(f"{s.admin_url}/services/driver-digital-twin").is_success:
+            self.subscribe_locations()
         for command in self.python_ports():
             self.start_python(command)
         for name, port in self.python_ports().items():
@@ -245,9 +250,10 @@ class Stack:
         kafka.create_topic_blocking(s.kafka_servers)
 
     def subscribe_locations(self) -> None:
-        """Have Restate deliver driver-updates to the twins (after the services are registered)."""
-        if self.settings.location_transport == "kafka":
+        """Have Restate deliver driver-updates to the twins (once per start of the broker)."""
+        if self.settings.location_transport == "kafka" and self.subscribed_run != (self.broker_run or ""):
             subscription.subscribe(self.settings, self.broker_run)
+            self.subscribed_run = self.broker_run or ""
 
     def start_drivers(self, count: int) -> list[str]:
         """Start `count` simulated drivers (driver-1 …), or put them back on duty after a restart."""
