@@ -3,7 +3,6 @@
 `foodorder up`, the test fixtures, and later the chaos and bench runs all use this one place.
 """
 
-import asyncio
 import contextlib
 import ctypes
 import functools
@@ -16,7 +15,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -145,6 +143,7 @@ class Stack:
     release: str = ""  # the release served on the services port, set by start_all
     release_processes: dict[str, str] = field(default_factory=dict)  # deployment id -> process name
     broker_run: str | None = None  # names the embedded broker's current start (its consumer group)
+    subscribed_run: str | None = None  # the broker_run Restate's subscription was made for
 
     def _log(self, name: str) -> IO[bytes] | None:
         if self.log_dir is None:
@@ -211,7 +210,7 @@ class Stack:
         """Kill the process `name` at once (SIGKILL, no goodbye), start it again, wait until it answers."""
         process = self.processes[name]
         process.stop(signal.SIGKILL)
-        if name == "broker":
+        if name == "broker":  # a broker that starts empty needs a new subscription (subscription.py)
             self.start_broker()
             self.subscribe_locations()
             return
@@ -253,6 +252,10 @@ class Stack:
         )
         self.start_restate()
         self.start_broker()
+        # On a restart the twins are known already: subscribing now lets the consumer join while the
+        # services start, so that the phones are heard again as soon as the timers fire.
+        if httpx.get(f"{s.admin_url}/services/driver-digital-twin").is_success:
+            self.subscribe_locations()
         self.start_releases()
         for command in self.python_ports():
             if command not in ("services", "gateway"):
@@ -351,14 +354,13 @@ class Stack:
             else:
                 self._add("broker", broker.argv(s), {})
             wait_until(functools.partial(_listening, s.host, s.kafka_port), "kafka broker")
-        # In a thread of its own: the caller may be inside an event loop (Playwright's, in the tests).
-        with ThreadPoolExecutor(1) as thread:
-            thread.submit(lambda: asyncio.run(kafka.create_topic(s.kafka_servers))).result()
+        kafka.create_topic_blocking(s.kafka_servers)
 
     def subscribe_locations(self) -> None:
-        """Have Restate deliver driver-updates to the twins (after the services are registered)."""
-        if self.settings.location_transport == "kafka":
+        """Have Restate deliver driver-updates to the twins (once per start of the broker)."""
+        if self.settings.location_transport == "kafka" and self.subscribed_run != (self.broker_run or ""):
             subscription.subscribe(self.settings, self.broker_run)
+            self.subscribed_run = self.broker_run or ""
 
     def start_drivers(self, count: int) -> list[str]:
         """Start `count` simulated drivers (driver-1 …), or put them back on duty after a restart."""

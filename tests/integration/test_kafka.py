@@ -8,6 +8,8 @@ publishing to the topic as the seed's phones do ({lat, long}, no stamp) or throu
 import asyncio
 import functools
 import json
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,8 +24,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from foodorder import geo
 from foodorder.catalog import load_catalog
 from foodorder.clients.kafka import PARTITIONS, TOPIC
+from foodorder.config import Settings
+from foodorder.external import broker
 from foodorder.models import Location, Status
-from foodorder.stack import Stack
+from foodorder.stack import Stack, wait_until
 from tests.integration.conftest import Client, new_order, running_stack, stack_settings
 from tests.integration.test_unhappy_paths import Party
 
@@ -232,13 +236,44 @@ def test_the_embedded_broker_listens_on_loopback_only(phones: Phones) -> None:
     assert listening == {"127.0.0.1"}
 
 
-def test_the_ingress_fallback_delivers_without_a_broker(tmp_path: Path) -> None:
-    settings = stack_settings(tmp_path).model_copy(update={"location_transport": "ingress", "drivers": 1})
-    with running_stack(settings, "ingress-transport") as stack, Client(settings) as client:
-        order_id = f"ingress-{time.time_ns()}"
+def deliver_with_a_live_eta(settings: Settings, name: str) -> tuple[set[str], list[dict[str, Any]]]:
+    """Deliver an order with one simulated driver, its ETA shown on the way; the stack's processes
+    and Restate's Kafka subscriptions."""
+    with running_stack(settings, name) as stack, Client(settings) as client:
+        order_id = f"{name}-{time.time_ns()}"
         client.submit(new_order(id=order_id))
         seen = client.wait_for(order_id, Status.DELIVERED, timeout_s=120)
-
         assert any(answer["eta"] for answer in seen if answer["status"] == Status.IN_DELIVERY)
-        assert "broker" not in stack.processes
-        assert client.http.get(f"{settings.admin_url}/subscriptions").json()["subscriptions"] == []
+        subscriptions = client.http.get(f"{settings.admin_url}/subscriptions").json()["subscriptions"]
+        return set(stack.processes), subscriptions
+
+
+def test_the_ingress_fallback_delivers_without_a_broker(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path).model_copy(update={"location_transport": "ingress", "drivers": 1})
+
+    processes, subscriptions = deliver_with_a_live_eta(settings, "ingress-transport")
+
+    assert "broker" not in processes
+    assert subscriptions == []
+
+
+def accepts_connections(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def test_an_external_cluster_carries_the_locations_and_no_broker_is_started(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path).model_copy(update={"drivers": 1})
+    settings = settings.model_copy(update={"kafka_bootstrap": settings.kafka_servers})
+    # A Kafka-compatible cluster the stack does not run: a Tansu of the test's own.
+    cluster = subprocess.Popen(broker.argv(settings), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_until(functools.partial(accepts_connections, settings.kafka_port), "the external cluster")
+
+        processes, subscriptions = deliver_with_a_live_eta(settings, "external-cluster")
+
+        assert "broker" not in processes
+        assert [s["options"]["group.id"] for s in subscriptions] == ["foodorder-driver-updates"]
+    finally:
+        cluster.kill()
+        cluster.wait()

@@ -1,6 +1,7 @@
 """The Kafka topic of drivers' locations (the seed's `driver-updates`): creating it and publishing to it."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -67,3 +68,9 @@ async def create_topic(servers: str) -> None:
                 raise RuntimeError(f"kafka ({servers}) refused to create {topic}: {message} (error {code})")
     finally:
         await admin.close()
+
+
+def create_topic_blocking(servers: str) -> None:
+    """create_topic for synchronous code, in a thread of its own (the caller's may run an event loop)."""
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(lambda: asyncio.run(create_topic(servers))).result()

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from restate.exceptions import TerminalError
 
 from foodorder.clients.http import Transient
 from foodorder.clients.locations import publisher_for
@@ -60,6 +61,12 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(Transient)
     async def not_stored(request: Request, error: Transient) -> JSONResponse:
         return JSONResponse({"detail": f"not stored, try again: {error}"}, status_code=503)
+
+    # A location sent on the ingress (FOODORDER_LOCATION_TRANSPORT=ingress) that the ingress refuses:
+    # its answer, as the gateway's own ingress calls pass it on.
+    @app.exception_handler(TerminalError)
+    async def refused(request: Request, error: TerminalError) -> JSONResponse:
+        return JSONResponse({"detail": error.message}, status_code=error.status_code)
 
     for module in (health, catalog, orders, restaurants, drivers, store, ops):
         app.include_router(module.router)
