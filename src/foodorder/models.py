@@ -122,6 +122,11 @@ class OrderEvent(Model):
     arrival: int | None = Field(None, description="estimated delivery time, epoch milliseconds")
     driver: DriverPosition | None = None
 
+    @property
+    def final(self) -> bool:
+        """Whether this is the order's final status (after it, nothing changes)."""
+        return self.status is not None and self.status.terminal
+
 
 class Tracking(Model):
     """Where the delivery stands: estimated arrival (epoch ms) and the driver's last position."""

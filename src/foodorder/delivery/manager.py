@@ -95,7 +95,7 @@ async def check_driver(ctx: ObjectContext, check: SilenceCheck) -> None:
     if info is None or info.attempt != check.attempt or info.driver_id is None or info.order_picked_up:
         return
     now = await now_ms(ctx)
-    if await came_late(ctx, check.due):
+    if came_late(now, check.due):
         info.last_seen = max(info.last_seen, now)
         DELIVERY_INFO.set(ctx, info)
     heard: int | None = await ctx.object_call(twin.last_seen, key=info.driver_id, arg=None)

@@ -42,10 +42,6 @@ class Frame:
 Watcher = asyncio.Queue[Frame | None]
 
 
-def final(event: OrderEvent) -> bool:
-    return event.status is not None and event.status.terminal
-
-
 class OrderFeed:
     """One reader of an order's events, the events a new watcher needs, and the queues of its watchers.
 
@@ -72,7 +68,7 @@ class OrderFeed:
 
     async def _read(self) -> None:
         try:
-            while not (self.frames and final(self.frames[-1].event)):
+            while not (self.frames and self.frames[-1].event.final):
                 last = self.frames[-1].event.seq if self.frames else 0
                 batch: list[Any] = await self.feeds.ingress.call(
                     "order-status", self.key, "waitForEvents", last, timeout_s=WAIT_TIMEOUT_S
@@ -145,10 +141,10 @@ async def order_event_stream(
                 continue
             if frame is None:
                 return  # Restate did not answer: the client resumes with Last-Event-ID
-            if frame.event.seq > after or final(frame.event):
+            if frame.event.seq > after or frame.event.final:
                 after = max(after, frame.event.seq)
                 yield frame.bytes
-                if final(frame.event):
+                if frame.event.final:
                     return
 
 

@@ -150,7 +150,7 @@ async def wait_for_events(ctx: ObjectSharedContext, after: int) -> list[OrderEve
     if events := await events_after(ctx, after):
         return events
     history = await HISTORY.get(ctx) or []
-    if history and history[-1].status is not None and history[-1].status.terminal:
+    if history and history[-1].final:
         return [history[-1]]
     # Told of the next change by the writer (no polling): its cost grows with changes, not with time.
     name, changed = ctx.awakeable(serde=EVENT)

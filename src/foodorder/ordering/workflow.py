@@ -130,7 +130,7 @@ class OrderRun:
             due = await now_ms(self.ctx) + int(seconds * 1000)
             timer = self.ctx.sleep(timedelta(seconds=seconds), name=name)
             which, value = await restate.select(**events, timeout=timer)
-            if which != "timeout" or not await came_late(self.ctx, due):
+            if which != "timeout" or not came_late(await now_ms(self.ctx), due):
                 return which, value
 
     async def settle(self, operation: PaymentOperation, policy: RetryPolicy) -> None:
