@@ -240,6 +240,11 @@ def deliver_with_a_live_eta(settings: Settings, name: str) -> tuple[set[str], li
     """Deliver an order with one simulated driver, its ETA shown on the way; the stack's processes
     and Restate's Kafka subscriptions."""
     with running_stack(settings, name) as stack, Client(settings) as client:
+        # The phone's first location reaching its twin shows the consumer has joined (an external
+        # cluster's group takes seconds): from then on the driver's moves show as ETAs.
+        client.eventually(
+            lambda: client.state("driver-digital-twin", "driver-1", "driver-location") is not None, True, 60
+        )
         order_id = f"{name}-{time.time_ns()}"
         client.submit(new_order(id=order_id))
         seen = client.wait_for(order_id, Status.DELIVERED, timeout_s=120)
