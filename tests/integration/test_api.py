@@ -1,8 +1,10 @@
 """The public API: orders from submission to DELIVERED, live events, idempotency and isolation."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
-from foodorder.models import Status
+from foodorder.models import MAX_DELAY_MS, Status
 from tests.integration.conftest import OTHER_PROVIDER_KEY, Api, api_order
 from tests.integration.test_order_flow import DELIVERED_SEQUENCE
 
@@ -67,6 +69,22 @@ def test_submitting_the_same_order_again_is_idempotent_and_a_different_one_confl
     assert again.status_code == 200 and again.json()["id"] == order["id"]
     assert changed.status_code == 409
     assert "different" in changed.json()["detail"]
+
+
+def test_an_order_is_found_right_after_its_202(api: Api) -> None:
+    """The 202 comes before the workflow stored the order: reads in that window still find it."""
+    orders = [api_order(deliveryDelay=MAX_DELAY_MS) for _ in range(20)]
+
+    def submit_then_read(order: dict[str, Any]) -> tuple[int, int, str, int]:
+        accepted = api.request("POST", "/api/v1/orders", json=order)
+        view = api.request("GET", f"/api/v1/orders/{order['id']}")
+        again = api.request("POST", "/api/v1/orders", json=order)
+        return accepted.status_code, view.status_code, view.json().get("id"), again.status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(submit_then_read, orders))
+
+    assert answers == [(202, 200, order["id"], 200) for order in orders]
 
 
 def test_a_provider_sees_only_its_own_orders(api: Api) -> None:

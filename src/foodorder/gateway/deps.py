@@ -1,5 +1,6 @@
 """Shared dependencies of the routers: the ingress client and the orders a caller may see."""
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -32,10 +33,30 @@ def order_key(provider_id: str, order_ref: str) -> str:
     return f"{provider_id}:{order_ref}"
 
 
+# How long a read waits for an accepted workflow to store its order (it does so as its first step).
+STORE_WAIT_S = 5.0
+
+
 async def load_order(ingress: Ingress, key: str) -> Order | None:
-    """The order stored by its workflow, or None if there is no such order."""
+    """The order stored by its workflow, or None if there is no such order.
+
+    A read that comes in the moments between the submission's 202 and the workflow's first step
+    finds no order yet: only then, and only if the workflow was started, it waits for the order.
+    """
     raw: Any = await ingress.call("order-workflow", key, "getOrder")
+    if raw is None and await ingress.workflow_started("order-workflow", key):
+        return await stored_order(ingress, key)
     return None if raw is None else Order.model_validate(raw)
+
+
+async def stored_order(ingress: Ingress, key: str) -> Order:
+    """The order of a workflow that was started: polled until its first step stored it."""
+    deadline = asyncio.get_running_loop().time() + STORE_WAIT_S
+    while (raw := await ingress.call("order-workflow", key, "getOrder")) is None:
+        if asyncio.get_running_loop().time() > deadline:
+            raise HTTPException(503, f"order {key!r} was accepted but is not stored yet: retry")
+        await asyncio.sleep(0.02)
+    return Order.model_validate(raw)
 
 
 async def provider_order(order_id: PathId, provider: ProviderDep, ingress: IngressDep) -> Order:

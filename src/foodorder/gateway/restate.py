@@ -7,6 +7,8 @@ import httpx
 from fastapi import HTTPException
 
 CONNECTIONS = 16
+# The ingress' answer for the output of a workflow that is still running.
+NOT_READY = 470
 
 
 class Ingress:
@@ -41,6 +43,15 @@ class Ingress:
             self.path(service, key, handler) + "/send", json=body, headers=headers
         )
         return self._result(response)
+
+    async def workflow_started(self, workflow: str, key: str) -> bool:
+        """Whether the workflow `key` was started (running or done): a lookup, not an invocation."""
+        response = await self.http.get(f"/restate/workflow/{workflow}/{quote(key, safe='')}/output")
+        if response.status_code == 404:
+            return False
+        if response.status_code in (200, NOT_READY) or 400 <= response.status_code < 500:
+            return True
+        raise HTTPException(status_code=503, detail=f"order engine unavailable ({response.status_code})")
 
     @staticmethod
     def _result(response: httpx.Response) -> Any:

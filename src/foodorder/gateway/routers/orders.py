@@ -1,15 +1,13 @@
 """Providers: submit orders, read them, follow them live."""
 
-import asyncio
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Response, status
 
 from foodorder.catalog import load_catalog
 from foodorder.gateway.auth import ProviderDep
-from foodorder.gateway.deps import IngressDep, ProviderOrderDep, load_order, order_key
+from foodorder.gateway.deps import IngressDep, ProviderOrderDep, order_key, stored_order
 from foodorder.gateway.events import EventStream, StreamDep
-from foodorder.gateway.restate import Ingress
 from foodorder.gateway.schemas import (
     TOO_MANY,
     UNAUTHENTICATED,
@@ -71,15 +69,6 @@ def links(order_ref: str) -> Links:
     return Links(self=f"{router.prefix}/{order_ref}", events=f"{router.prefix}/{order_ref}/events")
 
 
-async def stored_order(ingress: Ingress, key: str) -> Order:
-    """The order a workflow was started with (it stores it as its first step)."""
-    for _ in range(250):
-        if (stored := await load_order(ingress, key)) is not None:
-            return stored
-        await asyncio.sleep(0.02)
-    raise HTTPException(503, f"order {key!r} was accepted but is not stored yet: retry")
-
-
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
@@ -94,12 +83,13 @@ async def submit_order(
 ) -> OrderAccepted:
     """Submit an order; the same id with the same content again returns the same order."""
     order = priced_order(order_key(provider.id, request.id), request)
-    # Restate starts a workflow once per key and says whether this request started it.
+    # Restate starts a workflow once per key and says whether this request started it: an accepted
+    # order costs this one invocation; a GET that comes before the workflow stored the order waits
+    # for it (see `provider_order`), and only a resubmission reads the stored order to compare.
     sent = await ingress.send("order-workflow", order.id, "run", order.model_dump(mode="json"))
-    stored = await stored_order(ingress, order.id)  # so that a GET right after the answer finds it
     if sent.get("status") == "Accepted":
         return OrderAccepted(id=request.id, status=Status.NEW, links=links(request.id))
-    if stored != order:
+    if await stored_order(ingress, order.id) != order:
         raise HTTPException(409, "an order with this id exists with a different content")
     response.status_code = status.HTTP_200_OK
     current = await ingress.call("order-workflow", order.id, "getStatus")
