@@ -111,6 +111,14 @@ class DriverPosition(Model):
     arrival: int = Field(description="estimated delivery time, epoch milliseconds")
 
 
+class DriverWatch(Model):
+    """Someone watches the order of `delivery_id`: its driver's twin passes on every location until then."""
+
+    driver_id: str
+    delivery_id: str
+    until: int = Field(description="epoch milliseconds")
+
+
 class OrderEvent(Model):
     """One change a customer can watch: a status, a new ETA or a driver position; `seq` counts from 1."""
 

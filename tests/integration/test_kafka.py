@@ -6,6 +6,7 @@ publishing to the topic as the seed's phones do ({lat, long}, no stamp) or throu
 """
 
 import asyncio
+import contextlib
 import functools
 import json
 import socket
@@ -17,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -24,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from foodorder import geo
 from foodorder.catalog import load_catalog
 from foodorder.clients.kafka import PARTITIONS, TOPIC
-from foodorder.config import Settings
+from foodorder.config import DEV_PROVIDER_KEY, Settings
 from foodorder.external import broker
 from foodorder.models import Location, Status
 from foodorder.stack import Stack, wait_until
@@ -35,23 +37,57 @@ RESTAURANT = "bites_n_bytes"
 
 
 class Phones:
-    """Drivers on orders of one stack, their phones publishing straight to driver-updates."""
+    """Drivers on orders of one stack, their phones publishing straight to driver-updates.
+
+    Each order is watched, as a customer's open order page watches it: only then does every location
+    reach the order's events (otherwise the twin passes on only a changed ETA).
+    """
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.party = Party(stack)
         self.client = Client(stack.settings)
         self.drivers = 0
+        self.stopping = threading.Event()
+        self.watchers: list[threading.Thread] = []
+        self.before: dict[str, int] = {}
 
     def on_an_order(self) -> tuple[str, str]:
-        """A new driver on duty, given a new order: (driver id, the order's reference)."""
+        """A new driver on duty, given a new order that a customer watches: (driver id, order reference)."""
         self.drivers += 1
         driver = f"kafka-driver-{self.drivers}"
         self.party.driver(driver, "availability")
         ref = self.party.order(restaurantId=RESTAURANT)
         self.party.api.wait_for(ref, Status.WAITING_FOR_DRIVER)
         assert self.party.driver(driver, "assignment")["delivery"]["orderId"] == f"dev-provider:{ref}"
+        self.watch(ref)
+        # A first location gives the order a driver to watch; the twin is told it is watched.
+        start = {**seed_record(north_of_the_restaurant(3_000)), "at": 1}
+        self.party.driver(driver, "locations", json={"points": [start]})
+        self.client.eventually(
+            lambda: self.client.state("driver-digital-twin", driver, "watched-until") is not None, True, 30
+        )
+        self.before[ref] = self.changes(ref)
         return driver, ref
+
+    def watch(self, ref: str) -> None:
+        """Keep the order's event stream open until the end, resuming it like a browser does."""
+
+        def follow() -> None:
+            headers = {"Authorization": f"Bearer {DEV_PROVIDER_KEY}"}
+            with httpx.Client(base_url=self.stack.settings.gateway_url, timeout=None) as http:
+                while not self.stopping.is_set():
+                    with (
+                        contextlib.suppress(httpx.HTTPError),
+                        http.stream("GET", f"/api/v1/orders/{ref}/events", headers=headers) as stream,
+                    ):
+                        for _ in stream.iter_lines():
+                            if self.stopping.is_set():
+                                return
+                    self.stopping.wait(0.2)
+
+        self.watchers.append(threading.Thread(target=follow, daemon=True))
+        self.watchers[-1].start()
 
     def view(self, ref: str) -> dict[str, Any]:
         """The order as its provider sees it (GET /api/v1/orders/{ref})."""
@@ -63,12 +99,17 @@ class Phones:
     def driver_shown(self, ref: str) -> Any:
         return self.view(ref)["driver"]
 
-    def applied(self, ref: str) -> int:
+    def changes(self, ref: str) -> int:
         """How many locations changed the order: its event log numbers one event per applied location."""
         events = self.client.call(f"order-status/dev-provider:{ref}/getEvents", 0).json()
         return int(events[-1]["seq"]) - sum(1 for e in events if e["type"] == "status")
 
+    def applied(self, ref: str) -> int:
+        """How many of the test's own locations changed the order (after the first, `on_an_order`'s)."""
+        return self.changes(ref) - self.before[ref]
+
     def close(self) -> None:
+        self.stopping.set()
         self.party.close()
         self.client.http.close()
 

@@ -153,7 +153,6 @@ async def notify_delivery_delivered(ctx: ObjectContext, driver_id: str | None = 
     if not info.order_picked_up:
         raise TerminalError(f"delivery {ctx.key()} was not picked up yet", 409)
     DELIVERY_INFO.clear(ctx)
-    ctx.object_send(status.set_eta, key=info.order_id, arg=0.0)
     await ctx.workflow_call(workflow.signal_delivery_finished, key=info.order_id, arg=None)
 
 

@@ -1,9 +1,21 @@
-"""driver-digital-twin (key = driver id): a driver's status, location and assigned delivery."""
+"""driver-digital-twin (key = driver id): a driver's status, location and assigned delivery.
+
+A location report costs this one invocation: the twin keeps the driver's position, and tells the
+order (order-status) only what matters to it, a new ETA, unless someone watches the order, when it
+passes on every report. Readers of the order's tracking ask the twin for the position (`getPosition`).
+"""
 
 from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
 from foodorder.delivery import manager, matcher
-from foodorder.models import DeliveryRequest, DriverStatus, Location, LocationEvent
+from foodorder.models import (
+    DeliveryRequest,
+    DriverPosition,
+    DriverStatus,
+    DriverWatch,
+    Location,
+    LocationEvent,
+)
 from foodorder.ordering import status
 from foodorder.state import NO_INPUT, Nothing, StateKey, now_ms, required
 
@@ -16,6 +28,11 @@ REGION: StateKey[str] = StateKey("region", str)
 LAST_SEEN: StateKey[int] = StateKey("last-seen", int)
 LOCATION_AT: StateKey[int] = StateKey("location-at", int)  # when the phone took the applied location
 PHONE_APP: StateKey[str] = StateKey("phone-app", str)
+POSITION: StateKey[DriverPosition] = StateKey("position", DriverPosition)  # on the current delivery
+TOLD: StateKey[DriverPosition] = StateKey("told", DriverPosition)  # what the order was told last
+WATCHED_UNTIL: StateKey[int] = StateKey("watched-until", int)  # epoch ms; see `watch`
+# The order is told of a new ETA once it moved by more than this share of the time left.
+ETA_CHANGE = 0.1
 
 
 async def expect_status(ctx: ObjectContext, expected: DriverStatus) -> None:
@@ -71,7 +88,7 @@ async def assign_delivery_job(ctx: ObjectContext, request: DeliveryRequest) -> N
     ASSIGNED_DELIVERY.set(ctx, request)
     location = await DRIVER_LOCATION.get(ctx)
     if location is not None:
-        track(ctx, request, location, await now_ms(ctx))
+        await track(ctx, request, location, await now_ms(ctx))
     if (phone_app := await PHONE_APP.get(ctx)) is not None:
         ctx.generic_send(phone_app, "pollForWork", b"", key=ctx.key())
 
@@ -84,11 +101,51 @@ async def register_phone_app(ctx: ObjectContext, service: str) -> None:
     PHONE_APP.set(ctx, service)
 
 
-def track(ctx: ObjectContext, delivery: DeliveryRequest, location: Location, now: int) -> None:
-    """Tell the order where its driver is and when it arrives: one invocation per point."""
-    if delivery.order_id is not None:
-        position = manager.driver_position(ctx.key(), delivery, location, now)
-        ctx.object_send(status.track_driver, key=delivery.order_id, arg=position)
+async def track(ctx: ObjectContext, delivery: DeliveryRequest, location: Location, now: int) -> None:
+    """Keep where the driver is on `delivery`; tell its order when that matters or someone watches."""
+    if delivery.order_id is None:
+        return
+    position = manager.driver_position(ctx.key(), delivery, location, now)
+    POSITION.set(ctx, position)
+    told = await TOLD.get(ctx)
+    if news(told, position, now) or now < (await WATCHED_UNTIL.get(ctx) or 0):
+        tell(ctx, delivery.order_id, position)
+
+
+def news(told: DriverPosition | None, position: DriverPosition, now: int) -> bool:
+    """Whether the order must hear of `position`: its first, or an ETA moved by more than ETA_CHANGE."""
+    if told is None or told.delivery_id != position.delivery_id:
+        return True
+    return abs(position.arrival - told.arrival) > ETA_CHANGE * max(0, told.arrival - now)
+
+
+def tell(ctx: ObjectContext, order_id: str, position: DriverPosition) -> None:
+    TOLD.set(ctx, position)
+    ctx.object_send(status.track_driver, key=order_id, arg=position)
+
+
+def forget_delivery(ctx: ObjectContext) -> None:
+    """The driver is no longer on a delivery: drop it and what was kept of it."""
+    for key in (ASSIGNED_DELIVERY, POSITION, TOLD, WATCHED_UNTIL):
+        key.clear(ctx)
+
+
+@driver_digital_twin.handler(input_serde=required(DriverWatch), ingress_private=True)
+async def watch(ctx: ObjectContext, watched: DriverWatch) -> None:
+    """Someone watches the order (order-status tells): pass every location on until `until`, from now."""
+    delivery = await ASSIGNED_DELIVERY.get(ctx)
+    if delivery is None or delivery.delivery_id != watched.delivery_id or delivery.order_id is None:
+        return
+    WATCHED_UNTIL.set(ctx, watched.until)
+    position = await POSITION.get(ctx)
+    if position is not None and position != await TOLD.get(ctx):
+        tell(ctx, delivery.order_id, position)
+
+
+@driver_digital_twin.handler(name="getPosition", kind="shared", ingress_private=True)
+async def get_position(ctx: ObjectSharedContext) -> DriverPosition | None:
+    """Where the driver is on the current delivery, and when it arrives at that pace (None when off)."""
+    return await POSITION.get(ctx)
 
 
 async def drop_delivery(ctx: ObjectContext, delivery_id: str) -> bool:
@@ -96,7 +153,7 @@ async def drop_delivery(ctx: ObjectContext, delivery_id: str) -> bool:
     delivery = await ASSIGNED_DELIVERY.get(ctx)
     if delivery is None or delivery.delivery_id != delivery_id:
         return False
-    ASSIGNED_DELIVERY.clear(ctx)
+    forget_delivery(ctx)
     return True
 
 
@@ -140,7 +197,7 @@ async def notify_delivery_delivered(ctx: ObjectContext, delivery_id: str | None 
     """Called by the driver's phone when the order reached the customer (409 before its pickup)."""
     delivery = await current_delivery(ctx, delivery_id)
     await ctx.object_call(manager.notify_delivery_delivered, key=delivery.delivery_id, arg=ctx.key())
-    ASSIGNED_DELIVERY.clear(ctx)
+    forget_delivery(ctx)
     DRIVER_STATUS.set(ctx, DriverStatus.IDLE)
 
 
@@ -161,7 +218,7 @@ async def handle_driver_location_update_event(ctx: ObjectContext, event: Locatio
     LAST_SEEN.set(ctx, now)
     delivery = await ASSIGNED_DELIVERY.get(ctx)
     if delivery is not None:
-        track(ctx, delivery, location, now)
+        await track(ctx, delivery, location, now)
 
 
 @driver_digital_twin.handler(name="lastSeen", kind="shared", ingress_private=True)

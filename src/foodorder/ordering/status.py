@@ -6,6 +6,10 @@ change is kept, but of the ETA and driver updates only the latest, which replace
 Events are numbered in one sequence, so a client that saw event n asks for what came after n; a
 reader that has seen everything waits (`waitForEvents`) and is told of the next change by the
 handler that makes it, instead of polling.
+
+The driver's position lives in the driver's twin, which tells this record of a new ETA, and of
+every location while someone waits for the order's changes (the waiting reader has the twin told so,
+`keep_driver_watched`); a read of the tracking asks the twin for the latest position.
 """
 
 from datetime import timedelta
@@ -14,7 +18,17 @@ from typing import Literal
 import restate
 from restate import Context, ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
-from foodorder.models import DriverPosition, Model, OrderEvent, OrderStatus, Status, StatusChange, Tracking
+from foodorder.delivery import twin
+from foodorder.models import (
+    DriverPosition,
+    DriverWatch,
+    Model,
+    OrderEvent,
+    OrderStatus,
+    Status,
+    StatusChange,
+    Tracking,
+)
 from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, now_ms, required
 
 order_status = VirtualObject("order-status")
@@ -23,6 +37,7 @@ HISTORY: StateKey[list[OrderEvent]] = StateKey("history", list[OrderEvent])
 TRACKING: StateKey[OrderEvent] = StateKey("tracking", OrderEvent)
 LAST_EVENT: StateKey[int] = StateKey("last-event", int)
 WATCHERS: StateKey[list[str]] = StateKey("watchers", list[str])
+DRIVER_WATCH: StateKey[DriverWatch] = StateKey("driver-watch", DriverWatch)  # what the twin was told last
 # A waitForEvents answers empty after this long; the gateway asks again.
 WATCH_S = 50
 # Awakeables of waits that timed out stay until the next change resolves them: keep the newest few.
@@ -167,10 +182,36 @@ async def add_watcher(ctx: ObjectContext, watch: Watch) -> None:
         return
     watchers = await WATCHERS.get(ctx) or []
     WATCHERS.set(ctx, [*watchers[-(MAX_WATCHERS - 1) :], watch.awakeable])
+    await keep_driver_watched(ctx)
+
+
+async def keep_driver_watched(ctx: ObjectContext) -> None:
+    """Have the order's driver pass every location on while readers wait (told again halfway through)."""
+    tracking = await TRACKING.get(ctx)
+    if tracking is None or tracking.driver is None or (await current_status(ctx) or Status.NEW).terminal:
+        return
+    driver, now = tracking.driver, await now_ms(ctx)
+    told = await DRIVER_WATCH.get(ctx)
+    same = told is not None and (told.driver_id, told.delivery_id) == (driver.driver_id, driver.delivery_id)
+    if same and told is not None and told.until - now > WATCH_S * 1000 / 2:
+        return
+    # Past the longest wait, so that readers waiting back to back keep the twin told.
+    watch = DriverWatch(
+        driver_id=driver.driver_id, delivery_id=driver.delivery_id, until=now + 2 * WATCH_S * 1000
+    )
+    DRIVER_WATCH.set(ctx, watch)
+    ctx.object_send(twin.watch, key=driver.driver_id, arg=watch)
 
 
 @order_status.handler(name="getTracking", kind="shared", input_serde=NO_INPUT)
 async def get_tracking(ctx: ObjectSharedContext, _: Nothing = None) -> Tracking:
-    """The estimated arrival and the driver's last known position."""
+    """The estimated arrival and the driver's latest position (asked of the driver's twin)."""
     tracking = await TRACKING.get(ctx)
-    return Tracking() if tracking is None else Tracking(arrival=tracking.arrival, driver=tracking.driver)
+    if tracking is None:
+        return Tracking()
+    driver = tracking.driver
+    if driver is not None and not (await current_status(ctx) or Status.NEW).terminal:
+        latest = await ctx.object_call(twin.get_position, key=driver.driver_id, arg=None)
+        if latest is not None and latest.delivery_id == driver.delivery_id:
+            return Tracking(arrival=latest.arrival, driver=latest)
+    return Tracking(arrival=tracking.arrival, driver=driver)

@@ -72,7 +72,7 @@ async def move(ctx: ObjectContext) -> None:
     """Drive one step towards the restaurant or the customer; report where it is now and then.
 
     Like a real phone, it reports its location every `location_report_interval_s` of driving (and
-    on arrival), not at every step: each report costs the engine two invocations.
+    on arrival), not at every step: each report costs the engine an invocation.
     """
     settings = get_settings()
     current = await CURRENT_LOCATION.get(ctx)
