@@ -5,15 +5,16 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ENGINE := node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
+WRK := /usr/bin/wrk
 
-.PHONY: up test test-replay check setup browser lock clean
+.PHONY: up test test-replay check setup browser wrk bench lock clean
 
 up: setup
 	exec $(BIN)/foodorder up
 
 # The browser tests run in a pytest process of their own: in one process with the schemathesis
 # run (which loads hypothesis' pytest plugin), Playwright's clicks in chromium time out.
-test: check browser
+test: check browser wrk
 	$(BIN)/pytest --ignore=tests/browser
 	$(BIN)/pytest tests/browser
 	$(MAKE) test-replay
@@ -39,6 +40,18 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji; \
 	  else echo "warning: $(CHROMIUM) is missing and cannot be installed here: the browser tests will fail"; fi; }
+
+# Debian's wrk, the native load generator that drives the bench's HTTP phases, installed with apt when
+# root can; otherwise the bench (and its test) fail and say what is missing.
+wrk:
+	@test -x $(WRK) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	  else echo "warning: $(WRK) is missing and cannot be installed here: the bench will fail"; fi; }
+
+# The quick bench on a stack of its own (bench/results/latest.json and latest.md).
+bench: setup wrk
+	$(BIN)/foodorder bench --quick
 
 # The Python package and its pinned dependencies (requirements.lock), into .venv/.
 $(INSTALLED): pyproject.toml requirements.lock
