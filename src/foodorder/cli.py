@@ -19,7 +19,7 @@ from foodorder.config import (
     get_settings,
 )
 from foodorder.releases import DRAIN_CHECK_INTERVAL_S, Admin
-from foodorder.serve import serve
+from foodorder.serve import serve, serve_granian
 from foodorder.stack import Stack
 
 console = Console(soft_wrap=True, highlight=False)
@@ -36,7 +36,15 @@ def run_services(settings: Settings) -> None:
     """The Restate services endpoint (HTTP/2, :9080)."""
     from foodorder.services import create_app
 
-    serve(create_app(settings), settings.host, settings.services_port)
+    if settings.services_server == "granian":
+        serve_granian(
+            "foodorder.services:app_from_environment",
+            settings.host,
+            settings.services_port,
+            settings.services_workers,
+        )
+    else:
+        serve(create_app(settings), settings.host, settings.services_port)
 
 
 def run_payment(settings: Settings) -> None:

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     admin_port: int = 9070
     node_port: int = 5122
     services_port: int = 9080
+    services_server: Literal["hypercorn", "granian"] = Field(
+        "hypercorn", description="the services endpoint's HTTP/2 server (see Performance in the README)"
+    )
+    services_workers: int = Field(1, ge=1, description="processes of the services endpoint (granian only)")
     pos_port: int = 5050
     payment_port: int = 5060
     gateway_port: int = 3000

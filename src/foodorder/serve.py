@@ -1,4 +1,4 @@
-"""Run an ASGI app under hypercorn until SIGINT or SIGTERM."""
+"""Run an ASGI app under hypercorn (or granian, for the services endpoint) until SIGINT or SIGTERM."""
 
 import asyncio
 import logging
@@ -104,3 +104,24 @@ def serve(app: Any, host: str, port: int, client_timeout_s: float | None = None)
         await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
 
     asyncio.run(main())
+
+
+def serve_granian(factory: str, host: str, port: int, workers: int) -> None:
+    """Serve the app that `factory` ("module:function") makes with granian over HTTP/2 cleartext.
+
+    granian handles SIGINT and SIGTERM itself; each worker process imports the app anew.
+    """
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+
+    server = Granian(
+        factory,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.http2,
+        workers=workers,
+        factory=True,
+        log_access=False,
+    )
+    server.serve()

@@ -1,10 +1,10 @@
-"""The one Restate deployment: every service of foodorder, served by hypercorn over HTTP/2."""
+"""The one Restate deployment: every service of foodorder, served over HTTP/2 (hypercorn or granian)."""
 
 from typing import Any
 
 import restate
 
-from foodorder.config import Settings
+from foodorder.config import Settings, get_settings
 from foodorder.delivery.manager import delivery_manager
 from foodorder.delivery.matcher import driver_delivery_matcher
 from foodorder.delivery.twin import driver_digital_twin
@@ -29,3 +29,8 @@ def create_app(settings: Settings) -> Any:
     if not settings.request_identity_keys and not settings.dev_mode:
         raise ValueError("FOODORDER_REQUEST_IDENTITY_KEYS is empty: the endpoint would accept unsigned calls")
     return restate.app(services=SERVICES, identity_keys=settings.request_identity_keys or None)
+
+
+def app_from_environment() -> Any:
+    """The endpoint's app with the settings of the environment (for servers that import it by name)."""
+    return create_app(get_settings())

@@ -13,7 +13,9 @@ function init(args)
   path, authorization, template = args[1], args[2], args[3]
   sent = 0
   wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
+  if template ~= "-" then
+    wrk.headers["Content-Type"] = "application/json"  -- a handler without input refuses any
+  end
   if authorization ~= "-" then
     wrk.headers["Authorization"] = authorization
   end
