@@ -93,6 +93,12 @@ SUSTAINED_STEPS = 3
 SUSTAINED_P99_FACTOR = 2.0
 DRIVERS_PER_ORDER_PER_S = 15
 UNLOADED_ORDERS = 2
+# The services endpoint's servers compared side by side (environment of `foodorder services`).
+SERVICES_SERVERS = {
+    "hypercorn": {"FOODORDER_SERVICES_SERVER": "hypercorn", "FOODORDER_SERVICES_WORKERS": "1"},
+    "granian": {"FOODORDER_SERVICES_SERVER": "granian", "FOODORDER_SERVICES_WORKERS": "1"},
+    "granian, 2 workers": {"FOODORDER_SERVICES_SERVER": "granian", "FOODORDER_SERVICES_WORKERS": "2"},
+}
 
 
 WRK_SCRIPT = Path(__file__).parent / "data" / "wrk.lua"
@@ -412,6 +418,45 @@ class Bench:
         body = {"id": f"{prefix}-{{id}}", **ORDER, "deliveryDelay": MAX_DELAY_MS}
         auth = f"Bearer {DEV_PROVIDER_KEY}"
         return await wrk(self.s.gateway_url, "/api/v1/orders", connections, seconds, auth, body)
+
+    # 2a. The services endpoint's HTTP/2 server ---------------------------------------------------
+
+    async def servers(self, stack: Stack) -> None:
+        """The ceiling and intake again with the services endpoint under each server, side by side."""
+        figures: dict[str, dict[str, Any]] = {}
+        self.results["services_servers"] = figures
+        for name, env in SERVICES_SERVERS.items():
+            stack.restart(
+                "services", env
+            )  # from the main thread: children die with the thread that forked them
+            await self.until_answering()
+            done = self.phase(f"services under {name}: ceiling, then intake", self.plan.seconds * 2)
+            noop = await wrk(self.s.ingress_url, "/engine-probe/noop", 32, self.plan.seconds)
+            intake = await self.submissions(f"servers-{name}", 16, self.plan.seconds)
+            done()
+            figures[name] = {
+                "noop_per_s": round(noop.per_s, 1),
+                "noop_p99_ms": round(noop.p99_ms, 1),
+                "intake_orders_per_s": round(intake.per_s, 1),
+                "intake_p99_ms": round(intake.p99_ms, 1),
+                "failed": noop.failed + intake.failed,
+                "load_average": [round(n, 2) for n in os.getloadavg()],
+            }
+        # Back to the configured server for the phases after this one.
+        configured = {
+            "FOODORDER_SERVICES_SERVER": self.s.services_server,
+            "FOODORDER_SERVICES_WORKERS": str(self.s.services_workers),
+        }
+        stack.restart("services", configured)
+        await self.until_answering()
+
+    async def until_answering(self, timeout_s: float = 60) -> None:
+        """Wait until restate-server reaches the services endpoint again."""
+        deadline = time.monotonic() + timeout_s
+        while not (await self.ingress.post("/engine-probe/noop")).is_success:
+            if time.monotonic() > deadline:
+                raise BenchError("the services endpoint did not answer again after its restart")
+            await asyncio.sleep(0.2)
 
     # 2b. Intake beside watchers ----------------------------------------------------------------
 
@@ -771,6 +816,7 @@ async def run_phases(stack: Stack, plan: Plan, progress: Progress) -> dict[str, 
     phases: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("engine", bench.engine),
         ("intake", bench.intake),
+        ("servers", lambda: bench.servers(stack)),
         ("watchers", bench.watchers),
         ("locations", lambda: bench.locations(stack)),
         ("end_to_end", lambda: bench.end_to_end(stack)),
@@ -887,7 +933,7 @@ def write(results: dict[str, Any]) -> None:
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["| measure | figure |", "|---|---|"]
     for key, value in results.items():
-        if key in ("intake", "machine", "e2e_levels"):
+        if key in ("intake", "machine", "e2e_levels", "services_servers"):
             continue
         lines.append(f"| {key} | {json.dumps(value) if isinstance(value, dict) else value} |")
     lines += ["", "| intake concurrency | orders/s | p50 ms | p99 ms | failed |", "|---|---|---|---|---|"]

@@ -220,6 +220,14 @@ class Stack:
         else:
             wait_until(functools.partial(_listening, self.bind_host(name), self.python_ports()[name]), name)
 
+    def restart(self, name: str, env: dict[str, str]) -> None:
+        """Stop one of our own processes gently, start it again with `env` added, wait until it answers."""
+        process = self.processes[name]
+        process.stop()
+        process.env.update(env)
+        process.start()
+        wait_until(functools.partial(_listening, self.bind_host(name), self.python_ports()[name]), name)
+
     def start_python(self, command: str) -> None:
         """Start one of our own processes (`foodorder <command>`)."""
         argv = [sys.executable, "-m", "foodorder.cli", command]
