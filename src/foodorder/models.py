@@ -183,6 +183,7 @@ class DeliveryRequest(Model):
     customer_location: Location
     order_id: str | None = None
     order_picked_up: bool = False
+    eta_tolerance_ms: int = Field(0, ge=0, description="the order hears of an ETA that moved by more")
 
 
 class DeliveryInformation(Model):
@@ -193,6 +194,7 @@ class DeliveryInformation(Model):
     restaurant_location: Location
     customer_location: Location
     silence_timeout_ms: int = Field(gt=0, description="an assigned driver silent this long is replaced")
+    eta_tolerance_ms: int = Field(0, ge=0, description="the order hears of an ETA that moved by more")
     order_picked_up: bool = False
     driver_id: str | None = None
     attempt: int = Field(0, description="how many drivers were replaced for silence so far")

@@ -14,6 +14,7 @@ from hypercorn.config import Config
 from hypercorn.protocol.h2 import H2Protocol
 from restate.server import install_shutdown_hook
 
+GRACEFUL_TIMEOUT_S = 3
 SHUTDOWN_MARGIN_S = 2.0  # beyond hypercorn's graceful timeout, for the app's own cleanup
 
 
@@ -77,7 +78,7 @@ def serve(app: Any, host: str, port: int, client_timeout_s: float | None = None)
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
-    config.graceful_timeout = 3
+    config.graceful_timeout = GRACEFUL_TIMEOUT_S
     # restate-server multiplexes every invocation over a few long-lived HTTP/2 connections;
     # hypercorn's default of closing a connection after 1000 requests breaks the ones in flight.
     config.keep_alive_max_requests = 2**62
@@ -109,7 +110,9 @@ def serve(app: Any, host: str, port: int, client_timeout_s: float | None = None)
 def serve_granian(factory: str, host: str, port: int, workers: int) -> None:
     """Serve the app that `factory` ("module:function") makes with granian over HTTP/2 cleartext.
 
-    granian handles SIGINT and SIGTERM itself; each worker process imports the app anew.
+    granian handles SIGINT and SIGTERM itself; each worker process imports the app anew. Workers still
+    serving restate-server's long-lived connections are killed after the same graceful timeout as
+    hypercorn's (granian would otherwise wait for those connections forever).
     """
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
@@ -123,5 +126,6 @@ def serve_granian(factory: str, host: str, port: int, workers: int) -> None:
         workers=workers,
         factory=True,
         log_access=False,
+        workers_kill_timeout=GRACEFUL_TIMEOUT_S,
     )
     server.serve()

@@ -1,5 +1,7 @@
 """The one Restate deployment: every service of foodorder, served over HTTP/2 (hypercorn or granian)."""
 
+import os
+import signal
 from typing import Any
 
 import restate
@@ -12,6 +14,7 @@ from foodorder.ordering.status import order_status
 from foodorder.ordering.workflow import order_workflow
 from foodorder.probe import engine_probe
 from foodorder.simulation.driver_app import driver_mobile_app
+from foodorder.stack import die_with
 
 SERVICES: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     order_workflow,
@@ -32,5 +35,9 @@ def create_app(settings: Settings) -> Any:
 
 
 def app_from_environment() -> Any:
-    """The endpoint's app with the settings of the environment (for servers that import it by name)."""
+    """The endpoint's app in a granian worker (environment settings); the worker dies with its server.
+
+    Killed, granian's main process would leave its workers serving, and the port taken.
+    """
+    die_with(os.getppid(), signal.SIGKILL)
     return create_app(get_settings())

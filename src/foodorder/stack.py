@@ -32,9 +32,9 @@ PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_S = 15.0
 
 
-def _die_with(parent: int) -> None:
-    """In a child, before exec: get SIGTERM when the parent dies, so no process is left behind."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def die_with(parent: int, sig: int = signal.SIGTERM) -> None:
+    """In a child (before exec, or a server's worker): get `sig` when the parent dies; none is left behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
     if os.getppid() != parent:  # the parent died before the line above could take effect
         os._exit(1)
 
@@ -102,7 +102,7 @@ class Process:
             stderr=subprocess.STDOUT if self.log else None,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=functools.partial(_die_with, os.getpid()),
+            preexec_fn=functools.partial(die_with, os.getpid()),
         )
 
     @property

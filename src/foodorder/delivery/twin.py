@@ -31,7 +31,8 @@ PHONE_APP: StateKey[str] = StateKey("phone-app", str)
 POSITION: StateKey[DriverPosition] = StateKey("position", DriverPosition)  # on the current delivery
 TOLD: StateKey[DriverPosition] = StateKey("told", DriverPosition)  # what the order was told last
 WATCHED_UNTIL: StateKey[int] = StateKey("watched-until", int)  # epoch ms; see `watch`
-# The order is told of a new ETA once it moved by more than this share of the time left.
+# The order is told of a new ETA once it moved by more than this share of the time left (and by
+# more than the delivery's tolerance: a report processed late moves the ETA by as much).
 ETA_CHANGE = 0.1
 
 
@@ -108,15 +109,16 @@ async def track(ctx: ObjectContext, delivery: DeliveryRequest, location: Locatio
     position = manager.driver_position(ctx.key(), delivery, location, now)
     POSITION.set(ctx, position)
     told = await TOLD.get(ctx)
-    if news(told, position, now) or now < (await WATCHED_UNTIL.get(ctx) or 0):
+    if news(told, position, now, delivery.eta_tolerance_ms) or now < (await WATCHED_UNTIL.get(ctx) or 0):
         tell(ctx, delivery.order_id, position)
 
 
-def news(told: DriverPosition | None, position: DriverPosition, now: int) -> bool:
-    """Whether the order must hear of `position`: its first, or an ETA moved by more than ETA_CHANGE."""
+def news(told: DriverPosition | None, position: DriverPosition, now: int, tolerance_ms: int) -> bool:
+    """Whether the order must hear of `position`: its first, or an ETA that moved noticeably."""
     if told is None or told.delivery_id != position.delivery_id:
         return True
-    return abs(position.arrival - told.arrival) > ETA_CHANGE * max(0, told.arrival - now)
+    moved = abs(position.arrival - told.arrival)
+    return moved > tolerance_ms and moved > ETA_CHANGE * max(0, told.arrival - now)
 
 
 def tell(ctx: ObjectContext, order_id: str, position: DriverPosition) -> None:
