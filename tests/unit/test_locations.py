@@ -27,3 +27,7 @@ def test_an_eta_that_moved_by_more_than_the_tolerance_and_a_tenth_of_the_time_le
     assert news(position(NOW + 600_000), position(NOW + 510_000), NOW, tolerance_ms=60_000)
     # Over the tolerance, but not a tenth of the 30 minutes left.
     assert not news(position(NOW + 1_800_000), position(NOW + 1_890_000), NOW, tolerance_ms=60_000)
+
+
+def test_any_position_is_news_once_the_arrival_the_order_was_told_has_passed() -> None:
+    assert news(position(NOW - 1), position(NOW + 1_000), NOW, tolerance_ms=60_000)
