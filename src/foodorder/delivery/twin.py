@@ -114,7 +114,7 @@ async def track(ctx: ObjectContext, delivery: DeliveryRequest, location: Locatio
 
 
 def news(told: DriverPosition | None, position: DriverPosition, now: int, tolerance_ms: int) -> bool:
-    """Whether the order must hear of `position`: its first, a late driver's, or an ETA that moved noticeably."""
+    """Whether the order must hear of `position`: its first, a late driver's, or a noticeably moved ETA."""
     # Past the arrival the order was told, it would show an ETA of 0 while the driver is still on the way.
     if told is None or told.delivery_id != position.delivery_id or now >= told.arrival:
         return True
