@@ -27,6 +27,7 @@ from foodorder.gateway.schemas import (
     PathId,
     problems,
 )
+from foodorder.gateway.stores import REFUSALS, refuse_unavailable
 from foodorder.models import Order, Product, Status, StatusChange, Tracking
 
 router = APIRouter(
@@ -85,7 +86,8 @@ async def stored_order(ingress: Ingress, key: str) -> Order:
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         200: {"model": OrderAccepted, "description": "this order was already submitted, with this content"},
-        **problems({409: "an order with this id and a different content exists"}),
+        **problems({409: "an order with this id and a different content exists; " + REFUSALS[409]}),
+        **problems({422: "a field does not fit (naming it); " + REFUSALS[422]}),
         **UNREADABLE_BODY,
     },
 )
@@ -94,6 +96,7 @@ async def submit_order(
 ) -> OrderAccepted:
     """Submit an order; the same id with the same content again returns the same order."""
     order = priced_order(order_key(provider.id, request.id), request)
+    await refuse_unavailable(ingress, order)
     # Restate starts a workflow once per key and says whether this request started it.
     sent = await ingress.send("order-workflow", order.id, "run", order.model_dump(mode="json"))
     stored = await stored_order(ingress, order.id)  # so that a GET right after the answer finds it
@@ -134,7 +137,12 @@ async def get_order(order_id: PathId, order: ProviderOrderDep, ingress: IngressD
         restaurant_id=order.restaurant_id,
         status=current,
         eta=at(tracking.arrival) if tracking.arrival and not current.terminal else None,
-        history=[HistoryEntry(status=h.status, at=at(h.at), reason=h.reason) for h in history],
+        history=[
+            HistoryEntry(
+                status=h.status, at=at(h.at), reason=h.reason, reason_code=h.reason_code, items=h.items
+            )
+            for h in history
+        ],
         driver=DriverView(id=tracking.driver.driver_id, location=tracking.driver.location)
         if tracking.driver and current in (Status.WAITING_FOR_DRIVER, Status.IN_DELIVERY)
         else None,
