@@ -95,7 +95,7 @@ def one(product: str) -> dict[str, Any]:
 
 
 def in_an_hour() -> str:
-    return (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    return (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0).isoformat()
 
 
 def assert_released(kitchen: Kitchen, ref: str) -> None:

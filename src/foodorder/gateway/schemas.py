@@ -129,7 +129,7 @@ class Problem(Model):
 class StatusRequest(Body):
     """A restaurant's new status: ONLINE, PAUSED (until a time, or until changed) or BUSY (extra minutes)."""
 
-    state: StoreStatus
+    state: StoreStatus = Field(strict=False)  # an enum's value, as JSON sends it
     until: AwareDatetime | None = Field(
         None, strict=False, description="PAUSED only: when it takes orders again (ISO 8601 with offset)"
     )
@@ -160,7 +160,7 @@ class AvailabilityRequest(Body):
 class DenyRequest(Body):
     """Why the restaurant denies the order."""
 
-    reason_code: RejectionReason
+    reason_code: RejectionReason = Field(strict=False)  # an enum's value, as JSON sends it
     reason: str | None = Field(None, max_length=200)
     items: list[str] = Field(default_factory=list, max_length=50, description="for ITEM_AVAILABILITY")
 

@@ -257,7 +257,7 @@ async def process(this: OrderRun) -> Status:
         await resolve(ctx, DECISION, Decision(accepted=True).model_dump(mode="json"))
     decision = await decided.value()
     if not decision.accepted:
-        return await reject(this, refused_by_restaurant(decision.refusal or other("no reason given")))
+        return await reject(this, decision.refusal or other("the order was denied"))
     await this.set_status(Status.IN_PREPARATION)
     # The first estimate: the kitchen's usual time (longer while it is busy), then the ride.
     assert terms.restaurant_location is not None  # an order the catalog cannot serve was rejected
@@ -414,6 +414,8 @@ async def decide(ctx: WorkflowSharedContext, decision: Decision) -> None:
     outcome = await ctx.promise(CANCEL_OUTCOME, type_hint=str).peek()
     if outcome in (Status.CANCELLED, Status.REJECTED):
         raise TerminalError(f"the order is {outcome}", 409)
+    if decision.refusal is not None:
+        decision = decision.model_copy(update={"refusal": refused_by_restaurant(decision.refusal)})
     await resolve(ctx, DECISION, decision.model_dump(mode="json"))
     decided = await ctx.promise(DECISION, type_hint=Decision).value()
     if decided.accepted != decision.accepted:
