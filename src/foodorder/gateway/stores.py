@@ -9,7 +9,7 @@ from foodorder.catalog import Restaurant
 from foodorder.gateway.deps import load_order
 from foodorder.gateway.restate import Ingress
 from foodorder.gateway.schemas import ItemAvailability, RestaurantView
-from foodorder.models import Order, Refusal, RejectionReason, StoreState
+from foodorder.models import Order, Refusal, RejectionReason, StoreState, StoreStatus
 
 # A sold-out item is wrong content (422); a paused or closed store is a state that passes (409).
 REFUSAL_STATUS = {RejectionReason.ITEM_AVAILABILITY: 422}
@@ -67,7 +67,7 @@ def restaurant_view(shop: Restaurant, state: StoreState) -> RestaurantView:
         name=shop.name,
         location=shop.location,
         state=status,
-        paused_until=moment(state.status.paused_until) if status == "PAUSED" else None,
+        paused_until=moment(state.status.paused_until) if status == StoreStatus.PAUSED else None,
         extra_prep_minutes=state.extra_prep_ms(now) // 60_000,
         open=state.hours.open_at(now),
         timezone=state.hours.timezone,

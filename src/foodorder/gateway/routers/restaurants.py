@@ -32,6 +32,7 @@ router = APIRouter(
 )
 NO_ORDER = problems({404: "no such order at this restaurant"})
 DECIDED = problems({409: "the order was decided otherwise already, or has ended"})
+NO_SHOP = problems({404: "no such restaurant"}) | UNREADABLE_BODY
 
 
 async def restaurant_order(restaurant_id: RestaurantDep, order_id: OrderId, ingress: IngressDep) -> Order:
@@ -83,7 +84,7 @@ async def set_store(ingress: Ingress, shop: Restaurant, handler: str, body: Any)
     return restaurant_view(shop, await read_store_state(ingress, shop.id))
 
 
-@router.put("/{restaurant_id}/status", responses=UNREADABLE_BODY)
+@router.put("/{restaurant_id}/status", responses=NO_SHOP)
 async def set_status(shop: ShopDep, request: StatusRequest, ingress: IngressDep) -> RestaurantView:
     """ONLINE; PAUSED until a time (or until set ONLINE); BUSY with extra minutes on every order's ETA."""
     until = int(request.until.timestamp() * 1000) if request.until else None
@@ -93,13 +94,13 @@ async def set_status(shop: ShopDep, request: StatusRequest, ingress: IngressDep)
     return await set_store(ingress, shop, "setStatus", update.model_dump(mode="json"))
 
 
-@router.put("/{restaurant_id}/hours", responses=UNREADABLE_BODY)
+@router.put("/{restaurant_id}/hours", responses=NO_SHOP)
 async def set_hours(shop: ShopDep, request: Hours, ingress: IngressDep) -> RestaurantView:
     """Replace the weekly opening hours, in the restaurant's time zone (none: always open)."""
     return await set_store(ingress, shop, "setHours", request.model_dump(mode="json"))
 
 
-@router.put("/{restaurant_id}/availability", responses=UNREADABLE_BODY)
+@router.put("/{restaurant_id}/availability", responses=NO_SHOP)
 async def set_availability(
     shop: ShopDep, request: AvailabilityRequest, ingress: IngressDep
 ) -> RestaurantView:
