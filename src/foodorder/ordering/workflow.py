@@ -258,12 +258,13 @@ async def process(this: OrderRun) -> Status:
     decision = await decided.value()
     if not decision.accepted:
         return await reject(this, decision.refusal or other("the order was denied"))
-    await this.set_status(Status.IN_PREPARATION)
-    # The first estimate: the kitchen's usual time (longer while it is busy), then the ride.
+    # The first estimate: the kitchen's usual time (longer while it is busy), then the ride. Sent
+    # before the status, which order-status then records after it: IN_PREPARATION comes with its ETA.
     assert terms.restaurant_location is not None  # an order the catalog cannot serve was rejected
     cooking_ms = terms.preparation_s * 1000 + store.extra_prep_ms(await now_ms(ctx))
     ride_ms = geo.eta_ms([terms.restaurant_location, terms.customer_location], terms.driver_speed_mps)
     ctx.object_send(order_status.set_eta, key=ctx.key(), arg=terms.scaled(cooking_ms + ride_ms))
+    await this.set_status(Status.IN_PREPARATION)
     which, value = await this.wait(
         terms.restaurant_timeout_s,
         "restaurant timeout",
