@@ -356,7 +356,7 @@ class StoreState(Model):
         """Why the restaurant cannot take an order of `product_ids` at `now_ms`; None when it can."""
         if self.state_at(now_ms) == StoreStatus.PAUSED:
             until = self.status.paused_until
-            when = f"until {iso(until)}" if until is not None else "until further notice"
+            when = f"until {utc(until)}" if until is not None else "until further notice"
             return Refusal(
                 reason_code=RejectionReason.RESTAURANT_PAUSED, reason=f"the restaurant is paused {when}"
             )
@@ -371,6 +371,6 @@ class StoreState(Model):
         return None
 
 
-def iso(epoch_ms: int) -> str:
-    """An epoch-ms time as ISO 8601 in UTC, to the second."""
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="seconds")
+def utc(epoch_ms: int) -> str:
+    """An epoch-ms time as people read it, in UTC to the minute ("2026-11-26 14:35 UTC")."""
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
