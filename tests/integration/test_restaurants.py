@@ -63,7 +63,8 @@ def kitchen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kitchen]:
             "preparation_s": 100_000,
             "pos_held_products": [HELD],
             "pos_refused_products": [REFUSED],
-            "accept_deadline_s": 100,  # 5 s of wall time at the tests' time scale
+            # 15 s of wall time at the tests' time scale: time enough to accept on a loaded machine
+            "accept_deadline_s": 300,
         }
     )
     with running_stack(settings, "kitchen") as stack:
@@ -108,9 +109,8 @@ def assert_released(kitchen: Kitchen, ref: str) -> None:
 
 def test_an_order_nobody_accepts_is_rejected_at_the_deadline_and_the_pos_told(kitchen: Kitchen) -> None:
     ref = kitchen.order(**one(HELD))
-    kitchen.wait_for_kitchen(ref, ["held"])
 
-    view = kitchen.api.wait_for(ref, Status.REJECTED, timeout_s=60)
+    view = kitchen.api.wait_for(ref, Status.REJECTED, timeout_s=90)
 
     assert view["history"][-1] | {"at": None} == {
         "status": "REJECTED",
@@ -266,7 +266,7 @@ def test_store_state_input_is_checked(shop: Kitchen) -> None:
 
 
 def test_the_workflow_judges_the_store_when_the_order_is_due(shop: Kitchen) -> None:
-    ref = shop.order(deliveryDelay=200_000, **one(WINGS))  # due 10 s of wall time from now
+    ref = shop.order(deliveryDelay=300_000, **one(WINGS))  # due 15 s of wall time from now
     shop.api.wait_for(ref, Status.SCHEDULED)
     assert shop.restaurant("PUT", "/status", json={"state": "PAUSED"}).status_code == 200
 
@@ -310,7 +310,8 @@ def test_a_cancel_reaches_the_pos_once_even_when_it_is_down_at_the_time(kitchen:
 
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "CANCELLED"
-    assert kitchen.payments(ref) == ["authorize", "void"]  # the money is not held for the kitchen
+    # The money is not held for the kitchen: voided while the POS is still down.
+    kitchen.client.eventually(lambda: kitchen.payments(ref), ["authorize", "void"], timeout_s=60)
     pos.start()
     wait_until(lambda: kitchen.client.http.get(f"{kitchen.stack.settings.pos_url}/healthz").is_success, "POS")
     kitchen.api.wait_for(ref, Status.CANCELLED, timeout_s=60)
