@@ -76,11 +76,20 @@ class Settings(BaseSettings):
     pos_refused_products: list[str] = Field(
         default_factory=list, description="the POS stub refuses every order with one of these products"
     )
+    pos_held_products: list[str] = Field(
+        default_factory=list,
+        description="the POS stub holds every order with one of these products for a person to accept",
+    )
     pos_failing_products: dict[str, int] = Field(
         default_factory=dict,
         description="the POS stub answers /prepare with this HTTP status for every order with this product",
     )
 
+    accept_deadline_s: float = Field(
+        600.0,
+        gt=0,
+        description="an order the restaurant has not accepted this long after it got it is rejected",
+    )
     restaurant_timeout_s: float = Field(
         1800.0, gt=0, description="an order not reported ready this long after it was sent is cancelled"
     )

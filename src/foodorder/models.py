@@ -1,7 +1,9 @@
 """Wire and state models shared by every service; JSON is camelCase like the seed."""
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -38,6 +40,26 @@ class Status(StrEnum):
     @property
     def terminal(self) -> bool:
         return self in (Status.DELIVERED, Status.REJECTED, Status.CANCELLED)
+
+
+class RejectionReason(StrEnum):
+    """Why an order was rejected (the marketplaces' denial reasons), beside the human `reason` text."""
+
+    ITEM_AVAILABILITY = "ITEM_AVAILABILITY"  # with the items that are sold out or unknown
+    RESTAURANT_PAUSED = "RESTAURANT_PAUSED"
+    RESTAURANT_BUSY = "RESTAURANT_BUSY"
+    KITCHEN_CLOSED = "KITCHEN_CLOSED"
+    POS_UNREACHABLE = "POS_UNREACHABLE"
+    ACCEPT_DEADLINE = "ACCEPT_DEADLINE"
+    OTHER = "OTHER"
+
+
+class Refusal(Model):
+    """Why an order is not taken: a reason code, the human reason, and the items it concerns."""
+
+    reason_code: RejectionReason
+    reason: str
+    items: list[str] = Field(default_factory=list, description="product ids, for ITEM_AVAILABILITY")
 
 
 class DriverStatus(StrEnum):
@@ -95,11 +117,13 @@ class Order(Model):
 
 
 class StatusChange(Model):
-    """One entry of an order's history."""
+    """One entry of an order's history; a rejection carries its reason code (and items)."""
 
     status: Status
     at: int = Field(description="epoch milliseconds")
     reason: str | None = None
+    reason_code: RejectionReason | None = None
+    items: list[str] | None = Field(None, description="product ids, for ITEM_AVAILABILITY")
 
 
 class DriverPosition(Model):
@@ -127,6 +151,8 @@ class OrderEvent(Model):
     type: Literal["status", "eta", "driver"]
     status: Status | None = None
     reason: str | None = None
+    reason_code: RejectionReason | None = None
+    items: list[str] | None = Field(None, description="product ids, for ITEM_AVAILABILITY")
     arrival: int | None = Field(None, description="estimated delivery time, epoch milliseconds")
     driver: DriverPosition | None = None
 
@@ -158,7 +184,7 @@ class OrderTerms(Model):
     workflow takes the same branches.
     """
 
-    rejection: str | None = Field(
+    rejection: Refusal | None = Field(
         None, description="why the catalog cannot serve the order, naming the field"
     )
     price: int = Field(0, ge=0, description="what the customer pays, in cents, from the menu")
@@ -168,10 +194,20 @@ class OrderTerms(Model):
     restaurant_timeout_s: float = Field(gt=0)
     driver_search_timeout_s: float = Field(gt=0)
     driver_silence_timeout_s: float = Field(gt=0)
+    accept_deadline_s: float = Field(gt=0)
+    preparation_s: float = Field(ge=0, description="the kitchen's usual time, for the first ETA")
+    driver_speed_mps: float = Field(gt=0)
 
     def scaled(self, seconds: float) -> float:
         """A simulated duration in wall-clock seconds under the order's time scale."""
         return seconds / self.time_scale
+
+
+class Decision(Model):
+    """The restaurant's answer to an order it holds: accepted, or refused with a reason."""
+
+    accepted: bool
+    refusal: Refusal | None = None
 
 
 class DeliveryRequest(Model):
@@ -226,3 +262,125 @@ class Reassignment(Model):
 
     attempt: int = Field(ge=0)
     reason: str
+
+
+class StoreStatus(StrEnum):
+    """What a restaurant says of itself: taking orders, paused (until a time), or busy (slower)."""
+
+    ONLINE = "ONLINE"
+    PAUSED = "PAUSED"
+    BUSY = "BUSY"
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+CLOCK = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class OpeningHours(Model):
+    """One day's opening, in the restaurant's time zone; a `closes` at or before `opens` is past midnight."""
+
+    day: Weekday
+    opens: str = Field(pattern=CLOCK, description="HH:MM")
+    closes: str = Field(pattern=CLOCK, description="HH:MM")
+
+    def covers(self, day: int, minute: int) -> bool:
+        """Whether this opening covers minute `minute` (from 00:00) of weekday `day` (0 = Monday)."""
+        opens, closes = clock_minutes(self.opens), clock_minutes(self.closes)
+        mine = WEEKDAYS.index(self.day)
+        if closes > opens:
+            return day == mine and opens <= minute < closes
+        # Past midnight: from `opens` on its own day to `closes` on the next.
+        return (day == mine and minute >= opens) or (day == (mine + 1) % 7 and minute < closes)
+
+
+def clock_minutes(clock: str) -> int:
+    """Minutes from midnight of an "HH:MM" time."""
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+class Snooze(Model):
+    """An item that cannot be ordered until `until` (epoch ms): sold out, "86'd"."""
+
+    product_id: str = Field(min_length=1, max_length=64)
+    until: int = Field(ge=0, description="epoch milliseconds")
+
+
+class StatusUpdate(Model):
+    """A restaurant's new status: PAUSED until a time (or until set ONLINE), BUSY with extra minutes."""
+
+    state: StoreStatus
+    paused_until: int | None = Field(None, ge=0, description="epoch ms; PAUSED only, none = until changed")
+    extra_prep_minutes: int = Field(0, ge=0, le=240, description="BUSY only: added to every order's ETA")
+
+
+class Hours(Model):
+    """A restaurant's weekly opening hours in its time zone; none at all means always open."""
+
+    timezone: str = Field("UTC", description="IANA time zone, e.g. America/Los_Angeles")
+    hours: list[OpeningHours] = Field(default_factory=list, max_length=50)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    def open_at(self, now_ms: int) -> bool:
+        """Whether the restaurant is open at `now_ms` (epoch ms)."""
+        if not self.hours:
+            return True
+        local = datetime.fromtimestamp(now_ms / 1000, ZoneInfo(self.timezone))
+        minute = local.hour * 60 + local.minute
+        return any(opening.covers(local.weekday(), minute) for opening in self.hours)
+
+
+class StoreState(Model):
+    """A restaurant's state as it set it through the API (kept by the `store-state` object)."""
+
+    status: StatusUpdate = Field(default_factory=lambda: StatusUpdate(state=StoreStatus.ONLINE))
+    hours: Hours = Field(default_factory=Hours)
+    snoozed: list[Snooze] = Field(default_factory=list)
+
+    def state_at(self, now_ms: int) -> StoreStatus:
+        """The status in effect at `now_ms`: a pause that has run out is ONLINE again."""
+        status = self.status
+        if status.state == StoreStatus.PAUSED and status.paused_until is not None:
+            return StoreStatus.PAUSED if now_ms < status.paused_until else StoreStatus.ONLINE
+        return status.state
+
+    def extra_prep_ms(self, now_ms: int) -> int:
+        """What a busy kitchen adds to an order's preparation, in milliseconds (simulated)."""
+        busy = self.state_at(now_ms) == StoreStatus.BUSY
+        return self.status.extra_prep_minutes * 60_000 if busy else 0
+
+    def snoozed_until(self, product_id: str, now_ms: int) -> int | None:
+        """Until when `product_id` is snoozed (epoch ms), or None if it can be ordered now."""
+        return next((s.until for s in self.snoozed if s.product_id == product_id and s.until > now_ms), None)
+
+    def refusal(self, product_ids: list[str], now_ms: int) -> Refusal | None:
+        """Why the restaurant cannot take an order of `product_ids` at `now_ms`; None when it can."""
+        if self.state_at(now_ms) == StoreStatus.PAUSED:
+            until = self.status.paused_until
+            when = f"until {utc(until)}" if until is not None else "until further notice"
+            return Refusal(
+                reason_code=RejectionReason.RESTAURANT_PAUSED, reason=f"the restaurant is paused {when}"
+            )
+        if not self.hours.open_at(now_ms):
+            return Refusal(reason_code=RejectionReason.KITCHEN_CLOSED, reason="the restaurant is closed now")
+        if snoozed := sorted({p for p in product_ids if self.snoozed_until(p, now_ms) is not None}):
+            return Refusal(
+                reason_code=RejectionReason.ITEM_AVAILABILITY,
+                reason=f"not available now: product {', '.join(snoozed)}",
+                items=snoozed,
+            )
+        return None
+
+
+def utc(epoch_ms: int) -> str:
+    """An epoch-ms time as people read it, in UTC to the minute ("2026-11-26 14:35 UTC")."""
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -11,6 +11,7 @@ from foodorder.delivery.manager import delivery_manager
 from foodorder.delivery.matcher import driver_delivery_matcher
 from foodorder.delivery.twin import driver_digital_twin
 from foodorder.ordering.status import order_status
+from foodorder.ordering.store_state import store_state
 from foodorder.ordering.workflow import order_workflow
 from foodorder.probe import engine_probe
 from foodorder.simulation.driver_app import driver_mobile_app
@@ -19,6 +20,7 @@ from foodorder.stack import die_with
 SERVICES: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     order_workflow,
     order_status,
+    store_state,
     delivery_manager,
     driver_delivery_matcher,
     driver_digital_twin,

@@ -2,10 +2,11 @@
 
 import re
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 
+from foodorder.config import DEV_RESTAURANT_KEY
 from tests.browser.conftest import screenshot
 from tests.integration.test_order_flow import DELIVERED_SEQUENCE
 
@@ -83,6 +84,29 @@ def test_the_cancel_button_cancels_an_order_scheduled_for_later(page: Page) -> N
     expect(page.get_by_test_id("reason")).to_have_text("Reason: cancelled by the customer")
     expect(page.get_by_test_id("cancel")).to_be_hidden()
     screenshot(page, "order-cancelled")
+
+
+def test_the_storefront_says_a_store_is_paused_and_an_item_sold_out(page: Page) -> None:
+    auth = {"Authorization": f"Bearer {DEV_RESTAURANT_KEY}"}
+    store = "/api/v1/restaurants/mcstate"
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    try:
+        paused = page.request.put(f"{store}/status", data={"state": "PAUSED", "until": until}, headers=auth)
+        assert paused.ok, paused.text()
+        snoozed = {"snoozed": [{"productId": "1301", "until": until}]}
+        assert page.request.put(f"{store}/availability", data=snoozed, headers=auth).ok
+
+        fill_cart(page, "McState", {"Durable fries": 1})
+
+        expect(page.get_by_test_id("store-state")).to_contain_text("McState takes no orders now, until")
+        expect(page.get_by_role("button", name="add Idempotent shake", exact=True)).to_be_disabled()
+        expect(page.locator("[data-product='1301']")).to_contain_text("sold out until")
+        page.get_by_role("button", name="Check out").click()
+        expect(page.get_by_role("alert")).to_contain_text("the restaurant is paused until")
+        screenshot(page, "storefront-paused")
+    finally:
+        page.request.put(f"{store}/status", data={"state": "ONLINE"}, headers=auth)
+        page.request.put(f"{store}/availability", data={"snoozed": []}, headers=auth)
 
 
 def test_the_operations_page_lists_every_driver_and_counts_orders(page: Page) -> None:

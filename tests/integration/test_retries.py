@@ -37,12 +37,17 @@ def failing_pos_real_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     )
 
 
-def ended(party: Party, ref: str) -> tuple[str, str | None]:
+def ended(party: Party, ref: str, wanted: Status = Status.CANCELLED) -> tuple[str, str | None]:
     """The order's final status and reason, once it has one; the money was released."""
-    party.api.wait_for(ref, Status.CANCELLED)
+    party.api.wait_for(ref, wanted)
     assert party.payments(ref) == ["authorize", "void"]
     assert party.net_paid(ref) == 0
     return party.history(ref)[-1]
+
+
+def reason_code(party: Party, ref: str) -> str:
+    code: str = party.api.request("GET", f"/api/v1/orders/{ref}").json()["history"][-1]["reasonCode"]
+    return code
 
 
 @pytest.mark.parametrize(("product", "status"), [(UNAVAILABLE, 503), (RATE_LIMITED, 429)])
@@ -51,12 +56,13 @@ def test_a_step_that_keeps_failing_is_retried_then_given_up_and_undone(
 ) -> None:
     ref = failing_pos.order(**one_of(product))
 
-    final, reason = ended(failing_pos, ref)
+    final, reason = ended(failing_pos, ref, Status.REJECTED)
 
-    assert final == "CANCELLED"
+    assert final == "REJECTED"
+    assert reason_code(failing_pos, ref) == "POS_UNREACHABLE"
     assert reason is not None
     assert reason.startswith(
-        "the order could not be completed: prepare at restaurant: gave up after 10 tries"
+        "the restaurant's POS did not take the order: prepare at restaurant: gave up after 10 tries"
     )
     assert f"restaurant POS answered {status}" in reason
     assert failing_pos.kitchen(ref) == []
@@ -65,12 +71,13 @@ def test_a_step_that_keeps_failing_is_retried_then_given_up_and_undone(
 def test_a_final_answer_is_not_retried(failing_pos: Party) -> None:
     ref = failing_pos.order(**one_of(BAD_REQUEST))
 
-    final, reason = ended(failing_pos, ref)
+    final, reason = ended(failing_pos, ref, Status.REJECTED)
 
-    assert final == "CANCELLED"
+    assert final == "REJECTED"
+    assert reason_code(failing_pos, ref) == "OTHER"
     assert reason is not None and "gave up" not in reason
     assert reason.startswith(
-        "the order could not be completed: prepare at restaurant: restaurant POS answered 400"
+        "the restaurant's POS did not take the order: prepare at restaurant: restaurant POS answered 400"
     )
 
 

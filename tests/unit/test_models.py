@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from foodorder.models import Order, Status, StatusChange
+from foodorder.models import Order, RejectionReason, Status, StatusChange
 from foodorder.ordering.workflow import order_terms
 from foodorder.state import PydanticSerde
 
@@ -39,7 +39,8 @@ def test_invalid_orders_name_the_field(change: dict[str, object], field: str) ->
 
 
 def invalid_order_reason(order: Order) -> str | None:
-    return order_terms(order).rejection
+    rejection = order_terms(order).rejection
+    return None if rejection is None else rejection.reason
 
 
 def test_the_catalog_check_names_the_field() -> None:
@@ -50,6 +51,9 @@ def test_the_catalog_check_names_the_field() -> None:
     assert invalid_order_reason(order.model_copy(update={"products": [bad_line]})) == (
         "products[0].productId: 'mcstate' has no product '1100'"
     )
+    rejection = order_terms(order.model_copy(update={"products": [bad_line]})).rejection
+    assert rejection is not None
+    assert (rejection.reason_code, rejection.items) == (RejectionReason.ITEM_AVAILABILITY, ["1100"])
 
 
 def test_the_seed_web_ui_catalog_is_served_by_every_seed_restaurant_at_its_prices() -> None:

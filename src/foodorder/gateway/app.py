@@ -17,6 +17,7 @@ from foodorder.gateway.limits import Limiter
 from foodorder.gateway.middleware import BodyGuard
 from foodorder.gateway.restate import Ingress
 from foodorder.gateway.routers import catalog, drivers, health, ops, orders, restaurants, store
+from foodorder.gateway.stores import StoreRefused, refusal_response
 from foodorder.gateway.web import static_files
 
 
@@ -67,6 +68,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(TerminalError)
     async def refused(request: Request, error: TerminalError) -> JSONResponse:
         return JSONResponse({"detail": error.message}, status_code=error.status_code)
+
+    @app.exception_handler(StoreRefused)
+    async def store_refused(request: Request, error: StoreRefused) -> JSONResponse:
+        return refusal_response(error.refusal)
 
     for module in (health, catalog, orders, restaurants, drivers, store, ops):
         app.include_router(module.router)

@@ -4,9 +4,18 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
-from foodorder.models import MAX_DELAY_MS, ORDER_ID, Location, Model, Status
+from foodorder.models import (
+    MAX_DELAY_MS,
+    ORDER_ID,
+    Location,
+    Model,
+    OpeningHours,
+    RejectionReason,
+    Status,
+    StoreStatus,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 PathId = Annotated[str, Path(pattern=ID_PATTERN, description="letters, digits, '.', '_' and '-'")]
@@ -82,6 +91,8 @@ class HistoryEntry(Model):
     status: Status
     at: datetime
     reason: str | None = None
+    reason_code: RejectionReason | None = Field(None, description="why a REJECTED order was rejected")
+    items: list[str] | None = Field(None, description="the product ids, for ITEM_AVAILABILITY")
 
 
 class DriverView(Model):
@@ -108,9 +119,74 @@ class OrderView(Model):
 
 
 class Problem(Model):
-    """An error: what went wrong, and where."""
+    """An error: what went wrong, and where (a refused order: the reason code and the items)."""
 
     detail: str | list[dict[str, object]]
+    reason_code: RejectionReason | None = None
+    items: list[str] | None = None
+
+
+class StatusRequest(Body):
+    """A restaurant's new status: ONLINE, PAUSED (until a time, or until changed) or BUSY (extra minutes)."""
+
+    state: StoreStatus = Field(strict=False)  # an enum's value, as JSON sends it
+    until: AwareDatetime | None = Field(
+        None, strict=False, description="PAUSED only: when it takes orders again (ISO 8601 with offset)"
+    )
+    extra_prep_minutes: int = Field(0, ge=0, le=240, description="BUSY only: added to every order's ETA")
+
+    @model_validator(mode="after")
+    def _fits_the_state(self) -> "StatusRequest":
+        if self.until is not None and self.state != StoreStatus.PAUSED:
+            raise ValueError("until: only a PAUSED restaurant pauses until a time")
+        if (self.state == StoreStatus.BUSY) != (self.extra_prep_minutes > 0):
+            raise ValueError("extraPrepMinutes: a BUSY restaurant takes 1 to 240 extra minutes, no other any")
+        return self
+
+
+class SnoozeRequest(Body):
+    """An item that cannot be ordered until a time."""
+
+    product_id: str = Field(min_length=1, max_length=64)
+    until: AwareDatetime = Field(strict=False, description="ISO 8601 with offset")
+
+
+class AvailabilityRequest(Body):
+    """Every item snoozed now; an item not listed can be ordered."""
+
+    snoozed: list[SnoozeRequest] = Field(max_length=200)
+
+
+class DenyRequest(Body):
+    """Why the restaurant denies the order."""
+
+    reason_code: RejectionReason = Field(strict=False)  # an enum's value, as JSON sends it
+    reason: str | None = Field(None, max_length=200)
+    items: list[str] = Field(default_factory=list, max_length=50, description="for ITEM_AVAILABILITY")
+
+
+class ItemAvailability(Model):
+    """Whether a menu item can be ordered now."""
+
+    product_id: str
+    name: str
+    available: bool
+    snoozed_until: datetime | None
+
+
+class RestaurantView(Model):
+    """A restaurant with its store state now: status, hours and what can be ordered."""
+
+    id: str
+    name: str
+    location: Location
+    state: StoreStatus = Field(description="in effect now (a pause that ran out is ONLINE)")
+    paused_until: datetime | None
+    extra_prep_minutes: int = Field(description="what BUSY adds to an order's ETA")
+    open: bool = Field(description="open now by its hours")
+    timezone: str
+    hours: list[OpeningHours] = Field(description="none: always open")
+    availability: list[ItemAvailability]
 
 
 def problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:

@@ -107,7 +107,15 @@ async def track_driver(ctx: ObjectContext, position: DriverPosition) -> None:
 async def record_status(ctx: ObjectContext, change: StatusChange) -> None:
     """Called by the order workflow on every status change."""
     seq = await next_seq(ctx)
-    event = OrderEvent(seq=seq, at=change.at, type="status", status=change.status, reason=change.reason)
+    event = OrderEvent(
+        seq=seq,
+        at=change.at,
+        type="status",
+        status=change.status,
+        reason=change.reason,
+        reason_code=change.reason_code,
+        items=change.items,
+    )
     HISTORY.set(ctx, [*(await HISTORY.get(ctx) or []), event])
     await notify_watchers(ctx, event)
 
@@ -129,7 +137,7 @@ def expire_later(ctx: Context, order_id: str, retention: timedelta) -> None:
 async def get_history(ctx: ObjectSharedContext, _: Nothing = None) -> list[StatusChange]:
     """Every status the order went through, with its time and reason."""
     return [
-        StatusChange(status=e.status, at=e.at, reason=e.reason)
+        StatusChange(status=e.status, at=e.at, reason=e.reason, reason_code=e.reason_code, items=e.items)
         for e in await HISTORY.get(ctx) or []
         if e.status is not None
     ]

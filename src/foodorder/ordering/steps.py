@@ -41,7 +41,11 @@ class RetryPolicy:
 
 
 class StepFailed(Exception):
-    """A step failed for good: a final answer, or every try of its policy failed."""
+    """A step failed for good: a final answer, or every try of its policy failed (`gave_up`)."""
+
+    def __init__(self, message: str, gave_up: bool = False) -> None:
+        super().__init__(message)
+        self.gave_up = gave_up
 
 
 class Interrupted(Exception):
@@ -86,7 +90,7 @@ async def durable_step(
         if outcome.retry is None:
             return outcome.value
         if tried == policy.attempts:
-            raise StepFailed(f"{name}: gave up after {tried} tries: {outcome.retry}")
+            raise StepFailed(f"{name}: gave up after {tried} tries: {outcome.retry}", gave_up=True)
         backoff = ctx.sleep(timedelta(seconds=policy.backoff_s(tried) / time_scale), name=f"{name} backoff")
         if interrupt is None:
             await backoff

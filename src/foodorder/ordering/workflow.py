@@ -22,15 +22,20 @@ from foodorder.clients.payment import PaymentOperation
 from foodorder.config import get_settings
 from foodorder.delivery import manager
 from foodorder.models import (
+    Decision,
     DeliveryInformation,
     DriverSelected,
     Order,
     OrderTerms,
     Reassignment,
+    Refusal,
+    RejectionReason,
     Status,
     StatusChange,
+    StoreState,
 )
 from foodorder.ordering import status as order_status
+from foodorder.ordering import store_state
 from foodorder.ordering.steps import Interrupted, RetryPolicy, StepFailed, durable_step
 from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, came_late, now_ms, required
 
@@ -40,6 +45,7 @@ ORDER: StateKey[Order] = StateKey("order", Order)
 TERMS: StateKey[OrderTerms] = StateKey("terms", OrderTerms)
 # Durable promises the outside world resolves through the shared handlers below.
 PREPARATION_FINISHED = "preparation_finished"
+DECISION = "restaurant_decision"  # resolved with the restaurant's Decision (by `decide`, or by `run`)
 DRIVER_SELECTED = "driver_selected"
 DRIVER_AT_RESTAURANT = "driver_at_restaurant"
 DELIVERY_FINISHED = "delivery_finished"
@@ -58,6 +64,8 @@ PREPARE = RetryPolicy(attempts=10, first_backoff_s=2, max_backoff_s=120)  # abou
 CAPTURE = RetryPolicy(attempts=16, first_backoff_s=2, max_backoff_s=300)
 # Undoing is tried longest (about 4.5 hours): the customer's money and the kitchen's work depend on it.
 UNDO = RetryPolicy(attempts=36, first_backoff_s=2, max_backoff_s=600)
+# A cancel must reach the kitchen: it is tried for about a day (the POS dedups it by its key).
+REACH_POS = RetryPolicy(attempts=150, first_backoff_s=2, max_backoff_s=600)
 
 
 def order_terms(order: Order) -> OrderTerms:
@@ -73,6 +81,9 @@ def order_terms(order: Order) -> OrderTerms:
         restaurant_timeout_s=settings.restaurant_timeout_s,
         driver_search_timeout_s=settings.driver_search_timeout_s,
         driver_silence_timeout_s=settings.driver_silence_timeout_s,
+        accept_deadline_s=settings.accept_deadline_s,
+        preparation_s=settings.preparation_s,
+        driver_speed_mps=settings.driver_speed_mps,
     )
 
 
@@ -82,19 +93,28 @@ def menu_price(order: Order, shop: Restaurant | None) -> int:
     return sum(item.price * quantity for item, quantity in items if item is not None)
 
 
-def menu_rejection(order: Order, shop: Restaurant | None) -> str | None:
+def menu_rejection(order: Order, shop: Restaurant | None) -> Refusal | None:
     """Why the menu cannot serve this order at its total, naming the field; None when it can."""
     if shop is None:
-        return f"restaurantId: unknown restaurant {order.restaurant_id!r}"
+        return other(f"restaurantId: unknown restaurant {order.restaurant_id!r}")
     for i, product in enumerate(order.products):
         if shop.item(product.product_id) is None:
-            return f"products[{i}].productId: {order.restaurant_id!r} has no product {product.product_id!r}"
+            return Refusal(
+                reason_code=RejectionReason.ITEM_AVAILABILITY,
+                reason=f"products[{i}].productId: {shop.id!r} has no product {product.product_id!r}",
+                items=[product.product_id],
+            )
     price = menu_price(order, shop)
     # The API sends the total in cents; the seed's web UI sends it in dollars (28.5).
     if order.total_cost != price and round(order.total_cost * 100) != price:
         total = f"{price} cents (${price / 100:.2f})"
-        return f"totalCost: the menu prices this order at {total}, not {order.total_cost:g}"
+        return other(f"totalCost: the menu prices this order at {total}, not {order.total_cost:g}")
     return None
+
+
+def other(reason: str) -> Refusal:
+    """A rejection none of the specific reason codes fits."""
+    return Refusal(reason_code=RejectionReason.OTHER, reason=reason)
 
 
 class OrderRun:
@@ -116,9 +136,14 @@ class OrderRun:
             self.ctx, name, policy, self.terms.time_scale, action, interrupt=interrupt, **kwargs
         )
 
-    async def set_status(self, status: Status, reason: str | None = None) -> None:
+    async def set_status(
+        self, status: Status, reason: str | None = None, refusal: Refusal | None = None
+    ) -> None:
         """Record the new status, with its time, in the order's history (kept by order-status)."""
         change = StatusChange(status=status, at=await now_ms(self.ctx), reason=reason)
+        if refusal is not None:
+            change.reason_code = refusal.reason_code
+            change.items = refusal.items or None
         self.ctx.object_send(order_status.record_status, key=self.ctx.key(), arg=change)
 
     async def wait(self, timeout_s: float, name: str, **events: RestateDurableFuture[Any]) -> tuple[str, Any]:
@@ -161,8 +186,8 @@ async def run(ctx: WorkflowContext, order: Order) -> None:
     TERMS.set(ctx, terms)
     this = OrderRun(ctx, order, terms)
     if terms.rejection is not None:
-        await end(this, Status.REJECTED, terms.rejection)
-        raise TerminalError(terms.rejection, 400)
+        await end(this, Status.REJECTED, terms.rejection.reason, terms.rejection)
+        raise TerminalError(terms.rejection.reason, 400)
     try:
         await process(this)
     except Interrupted as cancelled:
@@ -181,7 +206,7 @@ async def process(this: OrderRun) -> Status:
         "authorize payment", AUTHORIZE, payment.authorize, order_id=order.id, amount=terms.price
     )
     if this.authorization_id is None:
-        return await end(this, Status.REJECTED, "payment declined")
+        return await end(this, Status.REJECTED, "payment declined", other("payment declined"))
     if (reason := await ctx.promise(CANCEL_REQUESTED, type_hint=str).peek()) is not None:
         return await give_up(this, Status.CANCELLED, reason)
 
@@ -192,19 +217,55 @@ async def process(this: OrderRun) -> Status:
     if which == "cancel":
         return await give_up(this, Status.CANCELLED, value)
 
-    # 3. The restaurant takes (or refuses) the order, and must report it ready in time.
+    # 3. The restaurant takes the order if its store is open for it, and accepts it (its POS at once,
+    # or a person before the accept deadline); then it must report the order ready in time.
+    product_ids = [p.product_id for p in order.products]
+    store: StoreState = await ctx.object_call(store_state.get, key=order.restaurant_id, arg={})
+    if (refusal := store.refusal(product_ids, await now_ms(ctx))) is not None:
+        return await reject(this, refusal)
     this.at_restaurant = True  # from here a cancellation tells the POS, even if it never answered
-    refused = await this.step(
-        "prepare at restaurant",
-        PREPARE,
-        restaurant.prepare,
-        order_id=order.id,
-        restaurant_id=order.restaurant_id,
-        product_ids=[p.product_id for p in order.products],
-    )
-    if refused is not None:
+    try:
+        answer = restaurant.PosAnswer.model_validate(
+            await this.step(
+                "prepare at restaurant",
+                PREPARE,
+                restaurant.prepare,
+                order_id=order.id,
+                restaurant_id=order.restaurant_id,
+                product_ids=product_ids,
+            )
+        )
+    except StepFailed as error:
+        code = RejectionReason.POS_UNREACHABLE if error.gave_up else RejectionReason.OTHER
+        reason = f"the restaurant's POS did not take the order: {error}"
+        return await reject(this, Refusal(reason_code=code, reason=reason))
+    if answer.refusal is not None:
         this.at_restaurant = False
-        return await give_up(this, Status.REJECTED, f"the restaurant refused: {refused}")
+        return await reject(this, refused_by_restaurant(answer.refusal))
+    decided = ctx.promise(DECISION, type_hint=Decision)
+    if answer.held:
+        which, value = await this.wait(
+            terms.accept_deadline_s, "accept deadline", decision=decided.value(), cancel=cancellation(ctx)
+        )
+        if which == "cancel":
+            return await give_up(this, Status.CANCELLED, value)
+        if which == "timeout":  # unless a decision came in at the same moment, this one stands
+            deadline = Refusal(
+                reason_code=RejectionReason.ACCEPT_DEADLINE,
+                reason="the restaurant did not accept the order in time",
+            )
+            await resolve(ctx, DECISION, Decision(accepted=False, refusal=deadline).model_dump(mode="json"))
+    else:
+        await resolve(ctx, DECISION, Decision(accepted=True).model_dump(mode="json"))
+    decision = await decided.value()
+    if not decision.accepted:
+        return await reject(this, decision.refusal or other("the order was denied"))
+    # The first estimate: the kitchen's usual time (longer while it is busy), then the ride. Sent
+    # before the status, which order-status then records after it: IN_PREPARATION comes with its ETA.
+    assert terms.restaurant_location is not None  # an order the catalog cannot serve was rejected
+    cooking_ms = terms.preparation_s * 1000 + store.extra_prep_ms(await now_ms(ctx))
+    ride_ms = geo.eta_ms([terms.restaurant_location, terms.customer_location], terms.driver_speed_mps)
+    ctx.object_send(order_status.set_eta, key=ctx.key(), arg=terms.scaled(cooking_ms + ride_ms))
     await this.set_status(Status.IN_PREPARATION)
     which, value = await this.wait(
         terms.restaurant_timeout_s,
@@ -219,7 +280,6 @@ async def process(this: OrderRun) -> Status:
     # 4. The delivery manager finds a driver, and another one if the driver goes silent before pickup.
     await this.set_status(Status.SCHEDULING_DELIVERY)
     this.delivery_id = str(ctx.uuid())
-    assert terms.restaurant_location is not None  # an order the catalog cannot serve was rejected
     delivery = DeliveryInformation(
         order_id=order.id,
         restaurant_id=order.restaurant_id,
@@ -265,21 +325,25 @@ async def process(this: OrderRun) -> Status:
     return await end(this, Status.DELIVERED)
 
 
-async def give_up(this: OrderRun, status: Status, reason: str) -> Status:
+async def reject(this: OrderRun, refusal: Refusal) -> Status:
+    """End the order as REJECTED with the refusal's reason, code (and items), undoing what was done."""
+    return await give_up(this, Status.REJECTED, refusal.reason, refusal)
+
+
+def refused_by_restaurant(refusal: Refusal) -> Refusal:
+    """A refusal the restaurant gave (its POS, or a person), said so in the order's history."""
+    return refusal.model_copy(update={"reason": f"the restaurant refused: {refusal.reason}"})
+
+
+async def give_up(this: OrderRun, status: Status, reason: str, refusal: Refusal | None = None) -> Status:
     """End the order without delivering it: undo exactly what was done; the customer pays nothing.
 
     The decision is published first, so that a pickup racing with it is refused instead of waiting
-    for an undo that waits for it. An undo that fails for good is named in the order's history.
+    for an undo that waits for it. The customer's money is released first; the kitchen is told after,
+    for as long as its POS takes to answer. An undo that fails for good is named in the history.
     """
     await resolve(this.ctx, CANCEL_OUTCOME, status)
     unresolved = []
-    if this.at_restaurant:
-        try:
-            await this.step(
-                "cancel at restaurant", UNDO, restaurant.cancel, cancellable=False, order_id=this.ctx.key()
-            )
-        except StepFailed as error:
-            unresolved.append(str(error))
     if this.delivery_id is not None:
         await this.ctx.object_call(manager.cancel, key=this.delivery_id, arg=None)
     if this.authorization_id is not None:
@@ -287,14 +351,27 @@ async def give_up(this: OrderRun, status: Status, reason: str) -> Status:
             await this.settle("refund" if this.captured else "void", UNDO)
         except StepFailed as error:
             unresolved.append(str(error))
+    if this.at_restaurant:
+        try:
+            await this.step(
+                "cancel at restaurant",
+                REACH_POS,
+                restaurant.cancel,
+                cancellable=False,
+                order_id=this.ctx.key(),
+            )
+        except StepFailed as error:
+            unresolved.append(str(error))
     if unresolved:
         reason = f"{reason}; left to operations: {'; '.join(unresolved)}"
-    return await end(this, status, reason)
+    return await end(this, status, reason, refusal)
 
 
-async def end(this: OrderRun, status: Status, reason: str | None = None) -> Status:
+async def end(
+    this: OrderRun, status: Status, reason: str | None = None, refusal: Refusal | None = None
+) -> Status:
     """Record the final status, tell whoever asked to cancel how the order ended, plan forgetting it."""
-    await this.set_status(status, reason)
+    await this.set_status(status, reason, refusal)
     await resolve(this.ctx, CANCEL_OUTCOME, status)
     await resolve(this.ctx, ENDED, status)
     retention = timedelta(days=get_settings().retention_days)
@@ -331,6 +408,23 @@ async def resolve(ctx: WorkflowContext | WorkflowSharedContext, promise: str, va
 async def finished_preparation(ctx: WorkflowSharedContext) -> None:
     """Called by the restaurant when the order is ready for pickup."""
     await resolve(ctx, PREPARATION_FINISHED)
+
+
+@order_workflow.handler(name="decide", input_serde=required(Decision))
+async def decide(ctx: WorkflowSharedContext, decision: Decision) -> None:
+    """Called by the restaurant to accept or deny the order it holds; 409 once it was decided otherwise."""
+    if await ORDER.get(ctx) is None:
+        raise TerminalError(f"no order {ctx.key()!r}", 404)
+    outcome = await ctx.promise(CANCEL_OUTCOME, type_hint=str).peek()
+    if outcome in (Status.CANCELLED, Status.REJECTED):
+        raise TerminalError(f"the order is {outcome}", 409)
+    if decision.refusal is not None:
+        decision = decision.model_copy(update={"refusal": refused_by_restaurant(decision.refusal)})
+    await resolve(ctx, DECISION, decision.model_dump(mode="json"))
+    decided = await ctx.promise(DECISION, type_hint=Decision).value()
+    if decided.accepted != decision.accepted:
+        done = "accepted" if decided.accepted else "rejected"
+        raise TerminalError(f"the order was {done} already", 409)
 
 
 @order_workflow.handler(name="selectedDriver", input_serde=required(DriverSelected), ingress_private=True)

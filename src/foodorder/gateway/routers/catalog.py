@@ -3,7 +3,9 @@
 from fastapi import APIRouter, HTTPException
 
 from foodorder.catalog import MenuItem, Restaurant, load_catalog
-from foodorder.gateway.schemas import PathId, problems
+from foodorder.gateway.deps import IngressDep
+from foodorder.gateway.schemas import UNAVAILABLE, PathId, RestaurantView, problems
+from foodorder.gateway.stores import read_store_state, restaurant_view
 from foodorder.models import Location, Model
 
 router = APIRouter(prefix="/api/v1/restaurants", tags=["catalog (public)"])
@@ -23,10 +25,22 @@ async def list_restaurants() -> list[RestaurantSummary]:
     return [RestaurantSummary(id=r.id, name=r.name, location=r.location) for r in load_catalog().restaurants]
 
 
+def catalog_restaurant(restaurant_id: str) -> Restaurant:
+    """The catalog's restaurant `restaurant_id`; 404 if there is none."""
+    shop = load_catalog().restaurant(restaurant_id)
+    if shop is None:
+        raise HTTPException(404, f"no restaurant {restaurant_id!r}")
+    return shop
+
+
+@router.get("/{restaurant_id}", responses=problems({404: "no such restaurant"}) | UNAVAILABLE)
+async def restaurant(restaurant_id: PathId, ingress: IngressDep) -> RestaurantView:
+    """A restaurant and its store state now: status, opening hours, which items can be ordered."""
+    shop = catalog_restaurant(restaurant_id)
+    return restaurant_view(shop, await read_store_state(ingress, shop.id))
+
+
 @router.get("/{restaurant_id}/menu", responses=problems({404: "no such restaurant"}))
 async def menu(restaurant_id: PathId) -> list[MenuItem]:
     """A restaurant's menu; prices in cents."""
-    shop: Restaurant | None = load_catalog().restaurant(restaurant_id)
-    if shop is None:
-        raise HTTPException(404, f"no restaurant {restaurant_id!r}")
-    return shop.menu
+    return catalog_restaurant(restaurant_id).menu

@@ -25,6 +25,7 @@ from foodorder.gateway.schemas import (
     PathId,
     problems,
 )
+from foodorder.gateway.stores import REFUSALS, refuse_unavailable
 from foodorder.models import Order, Product, Status, StatusChange, Tracking
 
 router = APIRouter(
@@ -74,7 +75,8 @@ def links(order_ref: str) -> Links:
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         200: {"model": OrderAccepted, "description": "this order was already submitted, with this content"},
-        **problems({409: "an order with this id and a different content exists"}),
+        **problems({409: "an order with this id and a different content exists; " + REFUSALS[409]}),
+        **problems({422: "a field does not fit (naming it); " + REFUSALS[422]}),
         **UNREADABLE_BODY,
     },
 )
@@ -83,6 +85,7 @@ async def submit_order(
 ) -> OrderAccepted:
     """Submit an order; the same id with the same content again returns the same order."""
     order = priced_order(order_key(provider.id, request.id), request)
+    await refuse_unavailable(ingress, order)
     # Restate starts a workflow once per key and says whether this request started it: an accepted
     # order costs this one invocation; a GET that comes before the workflow stored the order waits
     # for it (see `provider_order`), and only a resubmission reads the stored order to compare.
@@ -124,7 +127,12 @@ async def get_order(order_id: PathId, order: ProviderOrderDep, ingress: IngressD
         restaurant_id=order.restaurant_id,
         status=current,
         eta=at(tracking.arrival) if tracking.arrival and not current.terminal else None,
-        history=[HistoryEntry(status=h.status, at=at(h.at), reason=h.reason) for h in history],
+        history=[
+            HistoryEntry(
+                status=h.status, at=at(h.at), reason=h.reason, reason_code=h.reason_code, items=h.items
+            )
+            for h in history
+        ],
         driver=DriverView(id=tracking.driver.driver_id, location=tracking.driver.location)
         if tracking.driver and current in (Status.WAITING_FOR_DRIVER, Status.IN_DELIVERY)
         else None,

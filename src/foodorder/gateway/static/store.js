@@ -45,6 +45,39 @@ function choose(restaurantId) {
     menu.appendChild(card);
   }
   refresh();
+  showStoreState(restaurantId);
+}
+
+function clock(iso) {
+  return new Date(iso).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" });
+}
+
+// The restaurant's store state now (GET /api/v1/restaurants/{id}): paused, closed or busy, and
+// the items it cannot sell now. Checkout would be refused anyway; this says so before.
+async function showStoreState(restaurantId) {
+  const notice = document.getElementById("store-state");
+  notice.hidden = true;
+  const response = await fetch(`/api/v1/restaurants/${encodeURIComponent(restaurantId)}`).catch(() => null);
+  if (!response || !response.ok || cart.restaurantId !== restaurantId) return;
+  const shop = await response.json();
+  let text = "";
+  if (shop.state === "PAUSED") {
+    text = `${shop.name} takes no orders now${shop.pausedUntil ? `, until ${clock(shop.pausedUntil)}` : ""}.`;
+  } else if (!shop.open) {
+    text = `${shop.name} is closed now.`;
+  } else if (shop.state === "BUSY") {
+    text = `${shop.name} is busy: your order takes about ${shop.extraPrepMinutes} minutes longer.`;
+  }
+  notice.textContent = text;
+  notice.hidden = !text;
+  for (const item of shop.availability) {
+    if (item.available) continue;
+    const card = document.querySelector(`#menu [data-product="${CSS.escape(item.productId)}"]`);
+    if (!card) continue;
+    card.classList.add("sold-out");
+    card.querySelector(".price").textContent = `sold out until ${clock(item.snoozedUntil)}`;
+    card.querySelector("button").disabled = true;
+  }
 }
 
 function change(productId, by) {
