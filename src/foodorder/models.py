@@ -1,5 +1,6 @@
 """Wire and state models shared by every service; JSON is camelCase like the seed."""
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -102,6 +103,12 @@ class StatusChange(Model):
     reason: str | None = None
 
 
+class StatusUpdate(StatusChange):
+    """A status change as the workflow records it: with the provider whose webhook is told of it."""
+
+    webhook: str | None = Field(None, description="provider id whose status webhook hears of it")
+
+
 class DriverPosition(Model):
     """Where the order's driver is, and when the order arrives at that pace."""
 
@@ -160,6 +167,9 @@ class OrderTerms(Model):
     restaurant_timeout_s: float = Field(gt=0)
     driver_search_timeout_s: float = Field(gt=0)
     driver_silence_timeout_s: float = Field(gt=0)
+    webhook: str | None = Field(
+        None, description="the provider whose status webhook is told of every status change"
+    )
 
     def scaled(self, seconds: float) -> float:
         """A simulated duration in wall-clock seconds under the order's time scale."""
@@ -216,3 +226,42 @@ class Reassignment(Model):
 
     attempt: int = Field(ge=0)
     reason: str
+
+
+WebhookType = Literal["order.status", "store.status", "menu.updated"]
+
+
+class WebhookEvent(Model):
+    """What a provider's status webhook receives (signed); `orderId` is the provider's own id.
+
+    `restaurantId` names the store of a store.status or menu.updated event (which has no order).
+    """
+
+    event_id: str = Field(description="the same on every try: the receiver's deduplication key")
+    type: WebhookType
+    order_id: str | None = None
+    restaurant_id: str | None = None
+    status: str
+    reason: str | None = None
+    eta: datetime | None = Field(None, description="estimated delivery time, while the order is on its way")
+    at: datetime = Field(description="when it happened")
+
+    @property
+    def final(self) -> bool:
+        """Whether this is an order's final status (its stream ends with it)."""
+        return self.type == "order.status" and self.status in {s.value for s in Status if s.terminal}
+
+
+DeliveryState = Literal["pending", "delivered", "failed"]
+
+
+class Delivery(Model):
+    """One event for a provider's webhook and how its delivery stands (the delivery log)."""
+
+    provider: str
+    event: WebhookEvent
+    queued_at: datetime = Field(description="when it was queued: the retry window starts then")
+    state: DeliveryState = "pending"
+    attempts: int = 0
+    last_error: str | None = None
+    updated_at: datetime | None = None

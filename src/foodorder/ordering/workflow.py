@@ -29,6 +29,7 @@ from foodorder.models import (
     Reassignment,
     Status,
     StatusChange,
+    StatusUpdate,
 )
 from foodorder.ordering import status as order_status
 from foodorder.ordering.steps import Interrupted, RetryPolicy, StepFailed, durable_step
@@ -71,7 +72,14 @@ def order_terms(order: Order) -> OrderTerms:
         restaurant_timeout_s=settings.restaurant_timeout_s,
         driver_search_timeout_s=settings.driver_search_timeout_s,
         driver_silence_timeout_s=settings.driver_silence_timeout_s,
+        webhook=webhook_provider(order.id),
     )
+
+
+def webhook_provider(key: str) -> str | None:
+    """The provider of an order placed through the API (key `<provider>:<ref>`) if it has a webhook."""
+    provider, separator, _ = key.partition(":")
+    return provider if separator and provider in get_settings().provider_webhooks else None
 
 
 def menu_price(order: Order, shop: Restaurant | None) -> int:
@@ -116,7 +124,9 @@ class OrderRun:
 
     async def set_status(self, status: Status, reason: str | None = None) -> None:
         """Record the new status, with its time, in the order's history (kept by order-status)."""
-        change = StatusChange(status=status, at=await now_ms(self.ctx), reason=reason)
+        change = StatusUpdate(
+            status=status, at=await now_ms(self.ctx), reason=reason, webhook=self.terms.webhook
+        )
         self.ctx.object_send(order_status.record_status, key=self.ctx.key(), arg=change)
 
     async def wait(self, timeout_s: float, name: str, **events: RestateDurableFuture[Any]) -> tuple[str, Any]:
