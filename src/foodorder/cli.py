@@ -154,7 +154,7 @@ def print_releases(settings: Settings) -> None:
 
 
 def with_dev_webhook(settings: Settings) -> Settings:
-    """In development without webhooks of your own, the dev provider's status webhook goes to the receiver stub."""
+    """Without webhooks of your own, in development: the dev provider's webhook is the receiver stub."""
     if (
         settings.provider_webhooks
         or not settings.dev_mode

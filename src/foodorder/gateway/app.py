@@ -16,7 +16,7 @@ from foodorder.gateway.events import OrderFeeds
 from foodorder.gateway.limits import Limiter
 from foodorder.gateway.middleware import BodyGuard
 from foodorder.gateway.restate import Ingress
-from foodorder.gateway.routers import catalog, drivers, health, ops, orders, restaurants, store
+from foodorder.gateway.routers import catalog, drivers, health, ops, orders, restaurants, store, webhooks
 from foodorder.gateway.web import static_files
 
 
@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def refused(request: Request, error: TerminalError) -> JSONResponse:
         return JSONResponse({"detail": error.message}, status_code=error.status_code)
 
-    for module in (health, catalog, orders, restaurants, drivers, store, ops):
+    for module in (health, catalog, orders, restaurants, drivers, store, ops, webhooks):
         app.include_router(module.router)
     app.mount("/static", static_files(), name="static")
     return app
