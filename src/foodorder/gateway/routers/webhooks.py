@@ -8,6 +8,7 @@ services' `webhook-outbox`) are listed, per provider, from the engine's state, a
 
 import json
 import time
+from collections import Counter
 from typing import Annotated
 
 import httpx
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 
 from foodorder import introspection
 from foodorder.config import Settings
-from foodorder.gateway.auth import ProviderDep
+from foodorder.gateway.auth import OperatorDep, ProviderDep
 from foodorder.gateway.deps import IngressDep, load_order, order_key
 from foodorder.gateway.limits import limiter
 from foodorder.gateway.routers.orders import links, priced_order
@@ -35,6 +36,7 @@ from foodorder.signing import SIGNATURE, TIMESTAMP, BadSignature, verify
 
 router = APIRouter(tags=["marketplace webhooks"], responses=TOO_MANY | UNAVAILABLE)
 OUTBOX = "webhook-outbox"
+RECENT_FAILURES = 20
 UNSIGNED = problems(
     {401: "unknown provider, or a signature missing, wrong or more than 5 minutes off: nothing stored"}
 )
@@ -114,17 +116,17 @@ class ReplayAccepted(Model):
     state: DeliveryState
 
 
-def deliveries_query(provider: str) -> str:
-    """SQL for the delivery logs of `provider`'s event streams (their keys start with its id)."""
+def deliveries_query(provider: str | None) -> str:
+    """SQL for the delivery logs of `provider`'s event streams (their keys start with its id), or all."""
+    sql = f"SELECT service_key, value_utf8 FROM state WHERE service_name = '{OUTBOX}' AND key = 'deliveries'"
+    if provider is None:
+        return sql
     prefix = f"{provider}:".replace("'", "''")
-    return (
-        f"SELECT service_key, value_utf8 FROM state WHERE service_name = '{OUTBOX}'"
-        f" AND key = 'deliveries' AND starts_with(service_key, '{prefix}')"
-    )
+    return f"{sql} AND starts_with(service_key, '{prefix}')"
 
 
-async def provider_deliveries(settings: Settings, provider: str) -> list[tuple[str, Delivery]]:
-    """Every logged delivery of `provider`, with the key of its stream, newest first."""
+async def provider_deliveries(settings: Settings, provider: str | None) -> list[tuple[str, Delivery]]:
+    """Every logged delivery of `provider` (None: of every provider) with its stream's key, newest first."""
     async with httpx.AsyncClient(base_url=settings.admin_url, timeout=settings.http_timeout_s) as admin:
         rows = await introspection.query(admin, deliveries_query(provider))
     found = [
@@ -165,3 +167,24 @@ async def replay(
         raise HTTPException(404, f"no event {event_id!r}")
     await ingress.send(OUTBOX, stream, "replay", event_id)
     return ReplayAccepted(event_id=event_id, state="pending")
+
+
+class WebhooksOverview(Model):
+    """What /ops shows of the status webhooks: deliveries per provider and state, the latest failures."""
+
+    counts: dict[str, dict[str, int]]
+    failed: list[Delivery]
+
+
+@router.get("/ops/webhooks", include_in_schema=False)
+async def ops_webhooks(request: Request, _: OperatorDep) -> WebhooksOverview:
+    """Every provider's status webhooks for the operations dashboard."""
+    found = [d for _, d in await provider_deliveries(_settings(request), None)]
+    counts: dict[str, Counter[str]] = {}
+    for delivery in found:
+        counts.setdefault(delivery.provider, Counter())[delivery.state] += 1
+    failed = [d for d in found if d.state == "failed"]
+    return WebhooksOverview(
+        counts={provider: dict(states) for provider, states in counts.items()},
+        failed=failed[:RECENT_FAILURES],
+    )
