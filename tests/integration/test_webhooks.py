@@ -209,6 +209,7 @@ def test_every_event_is_delivered_once_and_in_order_after_the_receiver_was_down(
     assert set(refs) <= pending, "the events wait for the receiver"
 
     receiver.start()
+    wait_until(lambda: httpx.get(f"{market.settings.receiver_url}/healthz").is_success, "receiver")
     for ref in refs:
         events = market.wait_received(ref, Status.DELIVERED)
         assert_one_event_per_status(events, market.statuses(ref), ref)

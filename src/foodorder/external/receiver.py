@@ -90,7 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         behaviour = wanted
         return behaviour
 
-    @app.get("/events")
+    @app.get("/events", response_model_exclude_none=True)
     async def events(provider: str | None = None, order_id: str | None = None) -> ReceivedEvents:
         """What arrived (optionally for one provider, or one order: its provider's id), oldest first."""
         received = []
