@@ -5,19 +5,24 @@ checks every signature and keeps each event once by its event id; the storefront
 stack, with a retry window of seconds, shows events marked failed, the delivery log and the replay.
 """
 
+import ast
 import json
+import re
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from foodorder.clients.webhooks import event_body
 from foodorder.config import DEV_PROVIDER_KEY, DEV_STOREFRONT_KEY, ProviderWebhook, Settings
-from foodorder.models import Status
-from foodorder.signing import SIGNATURE, TIMESTAMP, sign
+from foodorder.models import Status, WebhookEvent
+from foodorder.signing import SIGNATURE, TIMESTAMP, sign, signed_headers
 from foodorder.stack import Stack, wait_until
 from tests.integration.conftest import (
     OTHER_PROVIDER_KEY,
@@ -28,6 +33,7 @@ from tests.integration.conftest import (
     stack_settings,
 )
 
+README = Path(__file__).parents[2] / "README.md"
 SECRETS = {"dev-provider": "dev-provider-webhook-secret", "other-provider": "other-provider-webhook-secret"}
 PROVIDERS = {DEV_PROVIDER_KEY: "dev-provider", OTHER_PROVIDER_KEY: "other-provider"}
 
@@ -287,3 +293,49 @@ def test_events_the_provider_refuses_are_marked_failed_listed_and_can_be_replaye
         "POST", f"/api/v1/webhooks/deliveries/{final['eventId']}/replay", key=OTHER_PROVIDER_KEY
     )
     assert others.status_code == 404, others.text
+
+
+def readme_example(language: str, containing: str, market: Marketplace, order_ref: str) -> str:
+    """A code block of the README's "Integrating a marketplace", pointed at the test stack."""
+    section = README.read_text().split("### Integrating a marketplace")[1].split("\n### ")[0]
+    blocks = re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+    code: str = next(block for block in blocks if containing in block)
+    for written, actual in (
+        ("http://localhost:3000", market.settings.gateway_url),
+        ("dev-webhook-secret", SECRETS["dev-provider"]),
+        ("order-7", order_ref),
+        ("order-8", order_ref),
+    ):
+        code = code.replace(written, actual)
+    return code
+
+
+def test_the_readmes_python_example_sends_an_order_and_checks_a_status_event(
+    market: Marketplace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref = api_order()["id"]
+    example: dict[str, Any] = {}
+    exec(readme_example("python", "def send_order", market, ref), example)
+
+    assert ast.literal_eval(capsys.readouterr().out)["id"] == ref
+    market.api.wait_for(ref, Status.DELIVERED)
+    sent = WebhookEvent(
+        event_id="e-1", type="order.status", order_id=ref, status="DELIVERED", at=datetime.now(UTC)
+    )
+    body = event_body(sent)
+    headers = signed_headers(SECRETS["dev-provider"], int(time.time()), body)
+    assert example["status_event"](headers, body)["eventId"] == "e-1"
+    with pytest.raises(ValueError, match="bad signature"):
+        example["status_event"](headers, body.replace(b"DELIVERED", b"CANCELLED"))
+
+
+def test_the_readmes_curl_example_sends_an_order(market: Marketplace) -> None:
+    ref = api_order()["id"]
+    script = readme_example("sh", "openssl", market, ref)
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["id"] == ref
+    market.api.wait_for(ref, Status.DELIVERED)
