@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from foodorder import introspection
 from foodorder.clients.webhooks import event_body
 from foodorder.config import DEV_PROVIDER_KEY, DEV_STOREFRONT_KEY, ProviderWebhook, Settings
 from foodorder.models import Status, WebhookEvent
@@ -100,6 +101,14 @@ class Marketplace:
         found: list[dict[str, Any]] = response.json()["deliveries"]
         return found
 
+    def outbox_invocations(self, key: str) -> int:
+        """How many invocations of webhook-outbox the stream `key` took (done, running or scheduled)."""
+        sql = (
+            "SELECT count(*) AS n FROM sys_invocation"
+            f" WHERE target_service_name = 'webhook-outbox' AND target_service_key = '{key}'"
+        )
+        return int(introspection.query_blocking(self.settings.admin_url, sql)[0]["n"])
+
     def control(self, fail_with: int | None = None) -> None:
         """Tell the receiver to fail every event with `fail_with`, or (None) to take them again."""
         response = self.http.post(f"{self.settings.receiver_url}/control", json={"failWith": fail_with})
@@ -148,6 +157,8 @@ def test_a_signed_order_runs_and_every_status_reaches_the_providers_webhook(mark
     assert in_delivery["eta"] > in_delivery["at"], "the event on the way carries the ETA"
     assert "eta" not in events[-1]
     assert market.client.payments(f"dev-provider:{order['id']}") == ["authorize", "capture"]
+    # What it costs the engine: one invocation per status event, and the log's clearing (scheduled).
+    assert market.outbox_invocations(f"dev-provider:{order['id']}") == len(events) + 1
 
 
 def test_a_resent_order_is_a_no_op_and_a_changed_one_a_conflict(market: Marketplace) -> None:
@@ -234,6 +245,7 @@ def test_orders_of_a_provider_without_a_webhook_cost_no_webhook(market: Marketpl
 
     assert market.client.state("order-workflow", key, "terms")["webhook"] is None
     assert market.client.state("webhook-outbox", key, "deliveries") is None
+    assert market.outbox_invocations(key) == 0
     assert market.deliveries(key=DEV_STOREFRONT_KEY) == []
 
 
