@@ -13,7 +13,7 @@ from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from foodorder import introspection
 from foodorder.config import Settings
@@ -137,16 +137,20 @@ async def provider_deliveries(settings: Settings, provider: str | None) -> list[
     return sorted(found, key=lambda pair: pair[1].queued_at, reverse=True)
 
 
+class DeliveryFilter(Model):
+    """Which deliveries to list (an unknown parameter is refused)."""
+
+    status: DeliveryState | None = Field(None, description="only these; all when left out")
+    limit: int = Field(100, ge=1, le=1000)
+
+
 @router.get("/api/v1/webhooks/deliveries", responses=UNAUTHENTICATED)
 async def deliveries(
-    request: Request,
-    provider: ProviderDep,
-    state: Annotated[DeliveryState | None, Query(alias="status", description="only these")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    request: Request, provider: ProviderDep, wanted: Annotated[DeliveryFilter, Query()]
 ) -> DeliveryLog:
     """Your status webhooks (pending, delivered or failed), newest first."""
     found = await provider_deliveries(_settings(request), provider.id)
-    return DeliveryLog(deliveries=[d for _, d in found if state in (None, d.state)][:limit])
+    return DeliveryLog(deliveries=[d for _, d in found if wanted.status in (None, d.state)][: wanted.limit])
 
 
 @router.post(
