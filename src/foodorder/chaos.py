@@ -3,13 +3,16 @@
 It starts a stack of its own on free ports, has the payment provider and the POS disturb a share of
 their answers, submits orders through the public API while it kills (SIGKILL) the services endpoint
 every few seconds and restate-server, the POS, the payment provider and the Kafka broker (which
-carries the drivers' locations) once each, restarting each.
+carries the drivers' locations) and the webhook receiver once each, restarting each.
 Then every order must end in a final status with its money right: one capture and the price for a
-delivered order, nothing for any other, no order prepared twice.
+delivered order, nothing for any other, no order prepared twice; and the provider's webhook must have
+received the order's every status once, in order, ending in its final status.
 """
 
 import asyncio
 import contextlib
+import json
+import secrets
 import tempfile
 import threading
 import time
@@ -23,13 +26,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from foodorder import introspection
-from foodorder.config import DEV_PROVIDER_KEY, Settings
+from foodorder.config import DEV_PROVIDER_KEY, ProviderWebhook, Settings
 from foodorder.models import Status
 from foodorder.stack import Stack, on_free_ports
 
 ORDER = {"restaurantId": "bites_n_bytes", "products": [{"productId": "1000", "quantity": 1}]}
 PRICE = 1090
-STUBS = ("payment", "pos")
+STUBS = ("payment", "pos", "receiver")
+PROVIDER = "dev-provider"
 
 
 @dataclass
@@ -56,10 +60,17 @@ class Report:
     duplicated_charges: list[str] = field(default_factory=list)
     wrong_money: list[str] = field(default_factory=list)
     duplicated_preparations: list[str] = field(default_factory=list)
+    wrong_webhooks: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated_charges or self.wrong_money or self.duplicated_preparations)
+        return not (
+            self.lost
+            or self.duplicated_charges
+            or self.wrong_money
+            or self.duplicated_preparations
+            or self.wrong_webhooks
+        )
 
     def table(self) -> Table:
         out = Table(title="foodorder chaos: " + ("no loss, no duplicate" if self.ok else "FAILED"))
@@ -74,6 +85,7 @@ class Report:
             ("duplicated charges", str(len(self.duplicated_charges))),
             ("money not right", str(len(self.wrong_money))),
             ("duplicated preparations", str(len(self.duplicated_preparations))),
+            ("status webhooks not every status once, in order", str(len(self.wrong_webhooks))),
         ]
         for name, figure in rows:
             out.add_row(name, figure)
@@ -81,8 +93,11 @@ class Report:
 
 
 def chaos_settings(data_dir: Path, plan: Plan) -> Settings:
-    """Free ports, the stubs disturbing answers, short HTTP timeouts so that timeouts cost little."""
-    return on_free_ports(
+    """Free ports, the stubs disturbing answers, short HTTP timeouts so that timeouts cost little.
+
+    The provider's status webhook goes to the receiver stub, which is disturbed like the others.
+    """
+    settings = on_free_ports(
         Settings(
             data_dir=data_dir,
             drivers=plan.drivers,
@@ -92,6 +107,8 @@ def chaos_settings(data_dir: Path, plan: Plan) -> Settings:
             http_timeout_s=2,
         )
     )
+    webhook = ProviderWebhook(url=settings.receiver_endpoint(PROVIDER), secret=secrets.token_hex(16))
+    return settings.model_copy(update={"provider_webhooks": {PROVIDER: webhook}})
 
 
 def collect_faults(stack: Stack, report: Report) -> None:
@@ -109,7 +126,13 @@ def crash(stack: Stack, plan: Plan, report: Report, submitting: threading.Thread
 
     This runs on the main thread: a child gets SIGTERM when the thread that started it ends.
     """
-    once = ["restate-server", "pos", "payment", *(["broker"] if "broker" in stack.processes else [])]
+    once = [
+        "restate-server",
+        "pos",
+        "payment",
+        "receiver",
+        *(["broker"] if "broker" in stack.processes else []),
+    ]
     while submitting.is_alive() or once:
         time.sleep(plan.kill_every_s)
         for name in ["services", once.pop(0)] if once else ["services"]:
@@ -166,8 +189,39 @@ def settle(settings: Settings, keys: list[str], plan: Plan, progress: Progress) 
         time.sleep(1)
 
 
+def histories(settings: Settings) -> dict[str, list[str]]:
+    """Every order's statuses in the order they happened, by its workflow key."""
+    rows = introspection.query_blocking(settings.admin_url, introspection.ORDER_HISTORIES)
+    return {row["service_key"]: [e["status"] for e in json.loads(row["value_utf8"])] for row in rows}
+
+
+def received(settings: Settings) -> dict[str, list[str]]:
+    """The statuses the provider's webhook received for each order (each event once), by workflow key."""
+    events = httpx.get(f"{settings.receiver_url}/events", params={"provider": PROVIDER}, timeout=30).json()
+    by_order: dict[str, list[str]] = {}
+    for event in events["events"]:
+        if event["type"] == "order.status":
+            by_order.setdefault(f"{PROVIDER}:{event['orderId']}", []).append(event["status"])
+    return by_order
+
+
+def settle_webhooks(
+    settings: Settings, keys: list[str], plan: Plan, progress: Progress
+) -> dict[str, list[str]]:
+    """Wait until the webhook received every order's history (or the time is up); what it received."""
+    task = progress.add_task("waiting for the status webhooks", total=len(keys))
+    deadline = time.monotonic() + plan.settle_timeout_s
+    while True:
+        wanted, got = histories(settings), received(settings)
+        done = sum(1 for key in keys if got.get(key) == wanted.get(key))
+        progress.update(task, completed=done)
+        if done == len(keys) or time.monotonic() > deadline:
+            return got
+        time.sleep(1)
+
+
 def audit(settings: Settings, keys: list[str], seen: dict[str, Status], report: Report) -> None:
-    """Every order ended, and its money and preparations are right."""
+    """Every order ended, its money and preparations are right, its webhook heard every status in order."""
     ledger = httpx.get(f"{settings.payment_url}/ledger", timeout=30).json()["entries"]
     preparations = httpx.get(f"{settings.pos_url}/preparations", timeout=30).json()["preparations"]
     operations: dict[str, Counter[str]] = {key: Counter() for key in keys}
@@ -188,6 +242,10 @@ def audit(settings: Settings, keys: list[str], seen: dict[str, Status], report: 
             report.wrong_money.append(key)
         if prepared[key] > 1:
             report.duplicated_preparations.append(key)
+    wanted, got = histories(settings), received(settings)
+    for key in keys:
+        if not got.get(key) or got.get(key) != wanted.get(key) or Status(got[key][-1]) != seen.get(key):
+            report.wrong_webhooks.append(key)
 
 
 def run(plan: Plan, console: Console) -> Report:
@@ -212,6 +270,7 @@ def run(plan: Plan, console: Console) -> Report:
                 submitting.join()
                 keys = [f"dev-provider:{ref}" for ref in refs]
                 seen = settle(settings, keys, plan, progress)
+                settle_webhooks(settings, keys, plan, progress)
             collect_faults(stack, report)
             audit(settings, keys, seen, report)
         finally:
@@ -222,6 +281,7 @@ def run(plan: Plan, console: Console) -> Report:
         ("duplicated charges", report.duplicated_charges),
         ("money not right", report.wrong_money),
         ("duplicated preparations", report.duplicated_preparations),
+        ("status webhooks", report.wrong_webhooks),
     ):
         if keys:
             console.print(f"[red]{name}:[/] {', '.join(keys[:20])}")

@@ -15,6 +15,8 @@ from foodorder.config import (
     DEV_OPS_PASSWORD,
     DEV_PROVIDER_KEY,
     DEV_RESTAURANT_KEY,
+    DEV_WEBHOOK_SECRET,
+    ProviderWebhook,
     Settings,
     get_settings,
 )
@@ -22,6 +24,7 @@ from foodorder.releases import DRAIN_CHECK_INTERVAL_S, Admin
 from foodorder.serve import serve, serve_granian
 from foodorder.stack import Stack
 
+DEV_PROVIDER = "dev-provider"
 console = Console(soft_wrap=True, highlight=False)
 SAMPLE_API_ORDER = (
     '{"id":"order-1","restaurantId":"bites_n_bytes","products":[{"productId":"1000","quantity":2}]}'
@@ -61,6 +64,13 @@ def run_pos(settings: Settings) -> None:
     serve(create_app(settings), settings.host, settings.pos_port)
 
 
+def run_receiver(settings: Settings) -> None:
+    """The webhook receiver stub (:5070)."""
+    from foodorder.external.receiver import create_app
+
+    serve(create_app(settings), settings.host, settings.receiver_port)
+
+
 def run_gateway(settings: Settings) -> None:
     """The public API and web pages (:3000)."""
     from foodorder.gateway.app import create_app
@@ -95,7 +105,7 @@ restaurant {DEV_RESTAURANT_KEY}, driver {DEV_DRIVER_KEY}; /ops password {DEV_OPS
   Restate UI / admin   {s.admin_url}
   services endpoint    {s.services_url}
   restaurant POS       {s.pos_url}
-  payment provider     {s.payment_url}   (ledger: {s.payment_url}/ledger)
+  payment provider     {s.payment_url}   (ledger: {s.payment_url}/ledger){webhooks_banner(s)}
   driver locations     {location_path(s)}{dev_keys}
 
 Place an order through the public API:
@@ -113,6 +123,19 @@ Inspect state:
   npx restate sql "select target, status from sys_invocation where status != 'completed'"
 
 Process logs: {s.data_dir / "logs"}/<process>.log. Ctrl-C stops everything.""")
+
+
+def webhooks_banner(settings: Settings) -> str:
+    """Where the providers' status webhooks go, in lines of the banner."""
+    lines = [
+        f"\n  status webhooks      {provider} -> {w.url}"
+        for provider, w in settings.provider_webhooks.items()
+    ]
+    if settings.receiver_wanted:
+        lines.append(f"\n  webhook receiver     {settings.receiver_url}/events   (what it received)")
+    if DEV_WEBHOOK_SECRET in {w.secret for w in settings.provider_webhooks.values()}:
+        lines.append(f"\n  webhook secret       {DEV_WEBHOOK_SECRET} ({DEV_PROVIDER}, both directions)")
+    return "".join(lines)
 
 
 def retire_drained(stack: Stack) -> None:
@@ -138,8 +161,21 @@ def print_releases(settings: Settings) -> None:
             console.print(f"  {deployment.release}  {deployment.uri}  {deployment.id}  {state}")
 
 
+def with_dev_webhook(settings: Settings) -> Settings:
+    """Without webhooks of your own, in development: the dev provider's webhook is the receiver stub."""
+    if (
+        settings.provider_webhooks
+        or not settings.dev_mode
+        or DEV_PROVIDER not in settings.provider_keys.values()
+    ):
+        return settings
+    webhook = ProviderWebhook(url=settings.receiver_endpoint(DEV_PROVIDER), secret=DEV_WEBHOOK_SECRET)
+    return settings.model_copy(update={"provider_webhooks": {DEV_PROVIDER: webhook}})
+
+
 def up(settings: Settings) -> None:
     """Start the whole system in the foreground until Ctrl-C or SIGTERM."""
+    settings = with_dev_webhook(settings)
     stack = Stack(settings, log_dir=settings.data_dir / "logs")
     stopping = False
 
@@ -175,6 +211,7 @@ COMMANDS: dict[str, Callable[[Settings], None]] = {
     "services": run_services,
     "payment": run_payment,
     "pos": run_pos,
+    "receiver": run_receiver,
     "gateway": run_gateway,
 }
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import limits
-from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PROVIDER_KEY = "dev-provider-key"
@@ -14,7 +14,15 @@ DEV_RESTAURANT_KEY = "dev-restaurant-key"
 DEV_DRIVER_KEY = "dev-driver-key"
 DEV_STOREFRONT_KEY = "dev-storefront-key"
 DEV_OPS_PASSWORD = "dev-ops-password"
-DEV_KEYS = {DEV_PROVIDER_KEY, DEV_RESTAURANT_KEY, DEV_DRIVER_KEY, DEV_STOREFRONT_KEY, DEV_OPS_PASSWORD}
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+DEV_KEYS = {
+    DEV_PROVIDER_KEY,
+    DEV_RESTAURANT_KEY,
+    DEV_DRIVER_KEY,
+    DEV_STOREFRONT_KEY,
+    DEV_OPS_PASSWORD,
+    DEV_WEBHOOK_SECRET,
+}
 # Only these processes get a secret in their environment; the other processes get it blank.
 SECRETS: dict[str, set[str]] = {
     "provider_keys": {"gateway"},
@@ -23,10 +31,20 @@ SECRETS: dict[str, set[str]] = {
     "storefront_key": {"gateway"},
     "ops_password": {"gateway"},
     "pos_restaurant_key": {"pos"},
+    # The gateway checks inbound orders with them, the services sign status events, the receiver
+    # stub checks what it receives.
+    "provider_webhooks": {"gateway", "services", "receiver"},
 }
 OPS_USER = "ops"
 STOREFRONT = "storefront"
 ANY = "*"
+
+
+class ProviderWebhook(BaseModel):
+    """Where a provider hears of its orders' status changes, and the secret both directions sign with."""
+
+    url: AnyHttpUrl
+    secret: str = Field(min_length=16)
 
 
 class Settings(BaseSettings):
@@ -47,6 +65,7 @@ class Settings(BaseSettings):
     pos_port: int = 5050
     payment_port: int = 5060
     gateway_port: int = 3000
+    receiver_port: int = 5070
 
     data_dir: Path = Path(".foodorder")
     catalog_file: Path | None = Field(
@@ -124,6 +143,13 @@ class Settings(BaseSettings):
     ops_password: str = Field(
         DEV_OPS_PASSWORD, description="password of the user `ops` for the operations dashboard (HTTP Basic)"
     )
+    provider_webhooks: dict[str, ProviderWebhook] = Field(
+        default_factory=dict,
+        description="provider id -> {url, secret}: signed order webhooks in, signed status webhooks out",
+    )
+    webhook_retry_hours: float = Field(
+        24.0, gt=0, description="a status webhook not acknowledged this long after its event is marked failed"
+    )
     stale_after_s: float = Field(
         300.0, gt=0, description="/ops highlights an active order that has kept its status this long"
     )
@@ -184,6 +210,7 @@ class Settings(BaseSettings):
             self.pos_restaurant_key,
             self.storefront_key,
             self.ops_password,
+            *(webhook.secret for webhook in self.provider_webhooks.values()),
         }
         if not self.dev_mode and keys & DEV_KEYS:
             raise ValueError("dev API keys are configured but FOODORDER_DEV_MODE is false: set real keys")
@@ -204,7 +231,12 @@ class Settings(BaseSettings):
 
     def without_secrets(self, process: str) -> "Settings":
         """These settings with every secret `process` does not use blanked."""
-        blank: dict[str, object] = {"provider_keys": {}, "restaurant_keys": {}, "driver_keys": {}}
+        blank: dict[str, object] = {
+            "provider_keys": {},
+            "restaurant_keys": {},
+            "driver_keys": {},
+            "provider_webhooks": {},
+        }
         return self.model_copy(
             update={name: blank.get(name, "") for name, users in SECRETS.items() if process not in users}
         )
@@ -254,6 +286,19 @@ class Settings(BaseSettings):
     @property
     def payment_url(self) -> str:
         return f"http://{self.host}:{self.payment_port}"
+
+    @property
+    def receiver_url(self) -> str:
+        return f"http://{self.host}:{self.receiver_port}"
+
+    def receiver_endpoint(self, provider: str) -> str:
+        """The webhook receiver stub's URL for `provider`'s status events."""
+        return f"{self.receiver_url}/providers/{provider}/events"
+
+    @property
+    def receiver_wanted(self) -> bool:
+        """Whether a provider's webhook points at the receiver stub (then the stack runs it)."""
+        return any(str(w.url).startswith(self.receiver_url) for w in self.provider_webhooks.values())
 
     def scaled(self, seconds: float) -> float:
         """A simulated duration in wall-clock seconds under the configured time scale."""

@@ -126,6 +126,12 @@ class StatusChange(Model):
     items: list[str] | None = Field(None, description="product ids, for ITEM_AVAILABILITY")
 
 
+class StatusUpdate(StatusChange):
+    """A status change as the workflow records it: with the provider whose webhook is told of it."""
+
+    webhook: str | None = Field(None, description="provider id whose status webhook hears of it")
+
+
 class DriverPosition(Model):
     """Where the order's driver is, and when the order arrives at that pace."""
 
@@ -197,6 +203,9 @@ class OrderTerms(Model):
     accept_deadline_s: float = Field(gt=0)
     preparation_s: float = Field(ge=0, description="the kitchen's usual time, for the first ETA")
     driver_speed_mps: float = Field(gt=0)
+    webhook: str | None = Field(
+        None, description="the provider whose status webhook is told of every status change"
+    )
 
     def scaled(self, seconds: float) -> float:
         """A simulated duration in wall-clock seconds under the order's time scale."""
@@ -307,7 +316,7 @@ class Snooze(Model):
     until: int = Field(ge=0, description="epoch milliseconds")
 
 
-class StatusUpdate(Model):
+class StoreStatusUpdate(Model):
     """A restaurant's new status: PAUSED until a time (or until set ONLINE), BUSY with extra minutes."""
 
     state: StoreStatus
@@ -342,7 +351,7 @@ class Hours(Model):
 class StoreState(Model):
     """A restaurant's state as it set it through the API (kept by the `store-state` object)."""
 
-    status: StatusUpdate = Field(default_factory=lambda: StatusUpdate(state=StoreStatus.ONLINE))
+    status: StoreStatusUpdate = Field(default_factory=lambda: StoreStatusUpdate(state=StoreStatus.ONLINE))
     hours: Hours = Field(default_factory=Hours)
     snoozed: list[Snooze] = Field(default_factory=list)
 
@@ -384,3 +393,44 @@ class StoreState(Model):
 def utc(epoch_ms: int) -> str:
     """An epoch-ms time as people read it, in UTC to the minute ("2026-11-26 14:35 UTC")."""
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+WebhookType = Literal["order.status", "store.status", "menu.updated"]
+
+
+class WebhookEvent(Model):
+    """What a provider's status webhook receives (signed); `orderId` is the provider's own id.
+
+    `restaurantId` names the store of a store.status or menu.updated event (which has no order).
+    """
+
+    event_id: str = Field(description="the same on every try: the receiver's deduplication key")
+    type: WebhookType
+    order_id: str | None = None
+    restaurant_id: str | None = None
+    status: str
+    reason: str | None = None
+    reason_code: RejectionReason | None = Field(None, description="why an order was rejected, as a code")
+    items: list[str] | None = Field(None, description="the product ids unavailable, for ITEM_AVAILABILITY")
+    eta: datetime | None = Field(None, description="estimated delivery time, while the order is on its way")
+    at: datetime = Field(description="when it happened")
+
+    @property
+    def final(self) -> bool:
+        """Whether this is an order's final status (its stream ends with it)."""
+        return self.type == "order.status" and self.status in {s.value for s in Status if s.terminal}
+
+
+DeliveryState = Literal["pending", "delivered", "failed"]
+
+
+class Delivery(Model):
+    """One event for a provider's webhook and how its delivery stands (the delivery log)."""
+
+    provider: str
+    event: WebhookEvent
+    queued_at: datetime = Field(description="when it was queued: the retry window starts then")
+    state: DeliveryState = "pending"
+    attempts: int = 0
+    last_error: str | None = None
+    updated_at: datetime | None = None

@@ -16,6 +16,7 @@ from foodorder.ordering.workflow import order_workflow
 from foodorder.probe import engine_probe
 from foodorder.simulation.driver_app import driver_mobile_app
 from foodorder.stack import die_with
+from foodorder.webhooks import provider_webhooks, webhook_outbox
 
 SERVICES: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     order_workflow,
@@ -26,6 +27,8 @@ SERVICES: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     driver_digital_twin,
     driver_mobile_app,
     engine_probe,
+    webhook_outbox,
+    provider_webhooks,
 ]
 
 

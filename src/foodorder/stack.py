@@ -48,7 +48,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def on_free_ports(settings: Settings) -> Settings:
     """The same settings with every port moved to one nobody listens on (beside a running `make up`)."""
-    ports = ("ingress", "admin", "node", "services", "pos", "payment", "gateway", "kafka")
+    ports = ("ingress", "admin", "node", "services", "pos", "payment", "gateway", "kafka", "receiver")
     # All held at once while they are picked: one after the other, the kernel may hand out a port twice.
     with contextlib.ExitStack() as held:
         sockets = [held.enter_context(socket.socket()) for _ in ports]
@@ -199,10 +199,13 @@ class Stack:
     def python_ports(self) -> dict[str, int]:
         """Our own processes (`foodorder <command>`) and the port each one answers on."""
         s = self.settings
+        # The webhook receiver stub runs only where a provider's webhook points at it.
+        receiver = {"receiver": s.receiver_port} if s.receiver_wanted else {}
         return {
             "services": s.services_port,
             "payment": s.payment_port,
             "pos": s.pos_port,
+            **receiver,
             "gateway": s.gateway_port,
         }
 
@@ -242,7 +245,8 @@ class Stack:
         s = self.settings
         every_port = (s.ingress_port, s.admin_port, s.node_port, s.services_port, s.payment_port, s.pos_port)
         broker_port = [s.kafka_port] if s.embedded_broker else []
-        taken = [port for port in (*every_port, *broker_port) if _listening(s.host, port)]
+        receiver_port = [s.receiver_port] if s.receiver_wanted else []
+        taken = [port for port in (*every_port, *broker_port, *receiver_port) if _listening(s.host, port)]
         if _listening(s.public_host, s.gateway_port):
             taken.append(s.gateway_port)
         if taken:

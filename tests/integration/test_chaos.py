@@ -1,5 +1,5 @@
-"""A small `foodorder chaos`: every process (the Kafka broker too) killed, 30% of the stubs' answers
-disturbed, nothing lost."""
+"""A small `foodorder chaos`: every process (the Kafka broker and the webhook receiver too) killed, 30% of
+the stubs' answers disturbed, nothing lost, every status webhook received once and in order."""
 
 import io
 
@@ -16,5 +16,6 @@ def test_orders_survive_crashes_of_every_process_and_injected_faults() -> None:
     assert report.ok, output.getvalue()
     assert sum(report.statuses.values()) == 30
     assert set(report.statuses) <= {"DELIVERED", "REJECTED", "CANCELLED"}
-    assert {"services", "restate-server", "pos", "payment", "broker"} <= set(report.kills)
+    assert {"services", "restate-server", "pos", "payment", "broker", "receiver"} <= set(report.kills)
     assert sum(report.faults.values()) > 0
+    assert report.wrong_webhooks == []

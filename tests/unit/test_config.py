@@ -74,3 +74,27 @@ def test_a_process_gets_only_the_secrets_it_uses() -> None:
     assert (pos.provider_keys, pos.ops_password, pos.storefront_key) == ({}, "", "")
     assert (services.pos_restaurant_key, services.driver_keys) == ("", {})
     assert settings.without_secrets("gateway").provider_keys == settings.provider_keys
+
+
+def test_provider_webhooks_are_a_secret_of_the_processes_that_sign_or_check() -> None:
+    settings = Settings(provider_webhooks={"p": {"url": "https://example.com/hooks", "secret": "s" * 16}})
+    for process in ("gateway", "services", "receiver"):
+        assert settings.without_secrets(process).provider_webhooks == settings.provider_webhooks
+    for process in ("pos", "payment"):
+        assert settings.without_secrets(process).provider_webhooks == {}
+
+
+def test_a_short_webhook_secret_or_the_dev_one_outside_development_is_refused() -> None:
+    with pytest.raises(ValueError, match="secret"):
+        Settings(provider_webhooks={"p": {"url": "https://example.com/hooks", "secret": "short"}})
+    with pytest.raises(ValueError, match="dev API keys"):
+        Settings(
+            dev_mode=False,
+            provider_keys={"a-real-key": "p"},
+            restaurant_keys={},
+            driver_keys={},
+            storefront_key="a-real-key",
+            pos_restaurant_key="x",
+            ops_password="y",
+            provider_webhooks={"p": {"url": "https://example.com/hooks", "secret": "dev-webhook-secret"}},
+        )

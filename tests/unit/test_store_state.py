@@ -7,9 +7,9 @@ from foodorder.models import (
     OpeningHours,
     RejectionReason,
     Snooze,
-    StatusUpdate,
     StoreState,
     StoreStatus,
+    StoreStatusUpdate,
 )
 
 
@@ -28,8 +28,10 @@ def test_a_store_that_never_set_anything_takes_every_order() -> None:
 
 
 def test_a_pause_lasts_until_its_time_or_until_changed() -> None:
-    until = StoreState(status=StatusUpdate(state=StoreStatus.PAUSED, paused_until=THURSDAY_NOON + 60_000))
-    forever = StoreState(status=StatusUpdate(state=StoreStatus.PAUSED))
+    until = StoreState(
+        status=StoreStatusUpdate(state=StoreStatus.PAUSED, paused_until=THURSDAY_NOON + 60_000)
+    )
+    forever = StoreState(status=StoreStatusUpdate(state=StoreStatus.PAUSED))
 
     refusal = until.refusal(["1000"], THURSDAY_NOON)
 
@@ -65,7 +67,7 @@ def test_snoozed_items_are_named_until_their_time() -> None:
 
 
 def test_only_a_busy_store_adds_preparation_time() -> None:
-    busy = StoreState(status=StatusUpdate(state=StoreStatus.BUSY, extra_prep_minutes=15))
+    busy = StoreState(status=StoreStatusUpdate(state=StoreStatus.BUSY, extra_prep_minutes=15))
 
     assert busy.extra_prep_ms(THURSDAY_NOON) == 15 * 60_000
     assert busy.refusal(["1000"], THURSDAY_NOON) is None

@@ -16,8 +16,8 @@ from foodorder.gateway.events import OrderFeeds
 from foodorder.gateway.limits import Limiter
 from foodorder.gateway.middleware import BodyGuard
 from foodorder.gateway.restate import Ingress
-from foodorder.gateway.routers import catalog, drivers, health, ops, orders, restaurants, store
-from foodorder.gateway.stores import StoreRefused, refusal_response
+from foodorder.gateway.routers import catalog, drivers, health, ops, orders, restaurants, store, webhooks
+from foodorder.gateway.stores import StoreRefused, StoreStates, refusal_response
 from foodorder.gateway.web import static_files
 
 
@@ -27,6 +27,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ingress = Ingress(settings.ingress_url, settings.http_timeout_s)
+        app.state.stores = StoreStates(app.state.ingress)
         # A connection for each watched order's wait, in a pool of its own beside the API's.
         waits = Ingress(settings.ingress_url, settings.http_timeout_s, settings.streams_total)
         app.state.feeds = OrderFeeds(waits, settings.stream_batch_s)
@@ -73,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def store_refused(request: Request, error: StoreRefused) -> JSONResponse:
         return refusal_response(error.refusal)
 
-    for module in (health, catalog, orders, restaurants, drivers, store, ops):
+    for module in (health, catalog, orders, restaurants, drivers, store, ops, webhooks):
         app.include_router(module.router)
     app.mount("/static", static_files(), name="static")
     return app

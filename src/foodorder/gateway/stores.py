@@ -2,7 +2,9 @@
 
 import time
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
 from foodorder.catalog import Restaurant
@@ -37,17 +39,53 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def read_store_state(ingress: Ingress, restaurant_id: str) -> StoreState:
-    """The restaurant's store state as it set it."""
-    return StoreState.model_validate(await ingress.call("store-state", restaurant_id, "get"))
+# How long the gateway answers from its copy of a store's state. A change made through this gateway
+# is seen at once; one made through another replica within this time. The intake's check is the
+# quick answer only: each order's workflow judges it again by the store's state when it starts.
+STORE_STATE_TTL_S = 1.0
 
 
-async def refuse_unavailable(ingress: Ingress, order: Order) -> None:
+class StoreStates:
+    """The gateway's copy of the restaurants' store state (`store-state`), so that intake does not
+    read it once per order: a submitted order then costs its one invocation."""
+
+    def __init__(self, ingress: Ingress) -> None:
+        self._ingress = ingress
+        self._copies: dict[str, tuple[float, StoreState]] = {}
+
+    async def get(self, restaurant_id: str) -> StoreState:
+        """The restaurant's store state as it set it, at most STORE_STATE_TTL_S old."""
+        copy = self._copies.get(restaurant_id)
+        if copy is not None and copy[0] > time.monotonic():
+            return copy[1]
+        return self._keep(restaurant_id, await self._ingress.call("store-state", restaurant_id, "get"))
+
+    async def change(self, restaurant_id: str, handler: str, body: Any) -> StoreState:
+        """Change the store's state through its one durable record; the new state."""
+        return self._keep(
+            restaurant_id, await self._ingress.call("store-state", restaurant_id, handler, body)
+        )
+
+    def _keep(self, restaurant_id: str, raw: Any) -> StoreState:
+        state = StoreState.model_validate(raw)
+        self._copies[restaurant_id] = (time.monotonic() + STORE_STATE_TTL_S, state)
+        return state
+
+
+def store_states(request: Request) -> StoreStates:
+    states: StoreStates = request.app.state.stores
+    return states
+
+
+StoresDep = Annotated[StoreStates, Depends(store_states)]
+
+
+async def refuse_unavailable(stores: StoreStates, ingress: Ingress, order: Order) -> None:
     """Raise StoreRefused if the restaurant cannot take `order` now (paused, closed, an item snoozed).
 
     An order submitted before goes on, so that a resend is answered as the first submission was.
     """
-    state = await read_store_state(ingress, order.restaurant_id)
+    state = await stores.get(order.restaurant_id)
     refusal = state.refusal([p.product_id for p in order.products], now_ms())
     if refusal is not None and await load_order(ingress, order.id) is None:
         raise StoreRefused(refusal)

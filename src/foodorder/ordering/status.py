@@ -18,6 +18,7 @@ from typing import Literal
 import restate
 from restate import Context, ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
+from foodorder import webhooks
 from foodorder.delivery import twin
 from foodorder.models import (
     DriverPosition,
@@ -27,6 +28,7 @@ from foodorder.models import (
     OrderStatus,
     Status,
     StatusChange,
+    StatusUpdate,
     Tracking,
 )
 from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, now_ms, required
@@ -103,9 +105,9 @@ async def track_driver(ctx: ObjectContext, position: DriverPosition) -> None:
     await track(ctx, await now_ms(ctx), position.arrival, position)
 
 
-@order_status.handler(name="recordStatus", input_serde=required(StatusChange), ingress_private=True)
-async def record_status(ctx: ObjectContext, change: StatusChange) -> None:
-    """Called by the order workflow on every status change."""
+@order_status.handler(name="recordStatus", input_serde=required(StatusUpdate), ingress_private=True)
+async def record_status(ctx: ObjectContext, change: StatusUpdate) -> None:
+    """Called by the order workflow on every status change; tells the provider's webhook if it has one."""
     seq = await next_seq(ctx)
     event = OrderEvent(
         seq=seq,
@@ -118,6 +120,9 @@ async def record_status(ctx: ObjectContext, change: StatusChange) -> None:
     )
     HISTORY.set(ctx, [*(await HISTORY.get(ctx) or []), event])
     await notify_watchers(ctx, event)
+    if change.webhook is not None:
+        tracking = None if change.status.terminal else await TRACKING.get(ctx)
+        webhooks.order_status_changed(ctx, change.webhook, event, tracking.arrival if tracking else None)
 
 
 @order_status.handler(ingress_private=True)

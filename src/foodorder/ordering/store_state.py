@@ -8,7 +8,8 @@ agree. Every change goes through `save`, the place a change is announced from.
 
 from restate import ObjectContext, ObjectSharedContext, VirtualObject
 
-from foodorder.models import Hours, Snooze, StatusUpdate, StoreState
+from foodorder import webhooks
+from foodorder.models import Hours, Snooze, StoreState, StoreStatus, StoreStatusUpdate, utc
 from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, required
 
 store_state = VirtualObject("store-state")
@@ -21,11 +22,24 @@ async def current(ctx: ObjectContext | ObjectSharedContext) -> StoreState:
     return await STATE.get(ctx) or StoreState()
 
 
-def save(ctx: ObjectContext, state: StoreState) -> StoreState:
-    """Keep the store's new state: the one place it changes (the `store.status` and `menu.updated`
-    webhooks to providers are sent from here)."""
+async def save(
+    ctx: ObjectContext, state: StoreState, change: webhooks.StoreChange, reason: str | None
+) -> StoreState:
+    """Keep the store's new state (the one place it changes) and tell every provider with a webhook."""
     STATE.set(ctx, state)
+    status = state.status.state.value if change == "store.status" else "UPDATED"
+    event = webhooks.StoreEvent(type=change, restaurant_id=ctx.key(), status=status, reason=reason)
+    await webhooks.announce(ctx, event)
     return state
+
+
+def status_reason(update: StoreStatusUpdate) -> str | None:
+    """What a provider reads beside a new store status."""
+    if update.state == StoreStatus.PAUSED:
+        return "paused until " + (utc(update.paused_until) if update.paused_until else "further notice")
+    if update.state == StoreStatus.BUSY:
+        return f"busy: {update.extra_prep_minutes} extra minutes of preparation"
+    return None
 
 
 @store_state.handler(kind="shared", input_serde=NO_INPUT)
@@ -34,16 +48,18 @@ async def get(ctx: ObjectSharedContext, _: Nothing = None) -> StoreState:
     return await current(ctx)
 
 
-@store_state.handler(name="setStatus", input_serde=required(StatusUpdate))
-async def set_status(ctx: ObjectContext, update: StatusUpdate) -> StoreState:
+@store_state.handler(name="setStatus", input_serde=required(StoreStatusUpdate))
+async def set_status(ctx: ObjectContext, update: StoreStatusUpdate) -> StoreState:
     """ONLINE, PAUSED (until a time, or until changed) or BUSY (with extra preparation minutes)."""
-    return save(ctx, (await current(ctx)).model_copy(update={"status": update}))
+    state = (await current(ctx)).model_copy(update={"status": update})
+    return await save(ctx, state, "store.status", status_reason(update))
 
 
 @store_state.handler(name="setHours", input_serde=required(Hours))
 async def set_hours(ctx: ObjectContext, hours: Hours) -> StoreState:
     """Replace the weekly opening hours (none: always open)."""
-    return save(ctx, (await current(ctx)).model_copy(update={"hours": hours}))
+    state = (await current(ctx)).model_copy(update={"hours": hours})
+    return await save(ctx, state, "store.status", "opening hours changed")
 
 
 @store_state.handler(
@@ -51,4 +67,6 @@ async def set_hours(ctx: ObjectContext, hours: Hours) -> StoreState:
 )
 async def set_availability(ctx: ObjectContext, snoozed: list[Snooze]) -> StoreState:
     """Replace the snoozed items: each unavailable until its time; an item not listed is available."""
-    return save(ctx, (await current(ctx)).model_copy(update={"snoozed": snoozed}))
+    items = ", ".join(sorted({item.product_id for item in snoozed})) or "none"
+    state = (await current(ctx)).model_copy(update={"snoozed": snoozed})
+    return await save(ctx, state, "menu.updated", f"snoozed items: {items}")

@@ -32,6 +32,7 @@ from foodorder.models import (
     RejectionReason,
     Status,
     StatusChange,
+    StatusUpdate,
     StoreState,
 )
 from foodorder.ordering import status as order_status
@@ -84,7 +85,14 @@ def order_terms(order: Order) -> OrderTerms:
         accept_deadline_s=settings.accept_deadline_s,
         preparation_s=settings.preparation_s,
         driver_speed_mps=settings.driver_speed_mps,
+        webhook=webhook_provider(order.id),
     )
+
+
+def webhook_provider(key: str) -> str | None:
+    """The provider of an order placed through the API (key `<provider>:<ref>`) if it has a webhook."""
+    provider, separator, _ = key.partition(":")
+    return provider if separator and provider in get_settings().provider_webhooks else None
 
 
 def menu_price(order: Order, shop: Restaurant | None) -> int:
@@ -140,7 +148,9 @@ class OrderRun:
         self, status: Status, reason: str | None = None, refusal: Refusal | None = None
     ) -> None:
         """Record the new status, with its time, in the order's history (kept by order-status)."""
-        change = StatusChange(status=status, at=await now_ms(self.ctx), reason=reason)
+        change = StatusUpdate(
+            status=status, at=await now_ms(self.ctx), reason=reason, webhook=self.terms.webhook
+        )
         if refusal is not None:
             change.reason_code = refusal.reason_code
             change.items = refusal.items or None

@@ -3,9 +3,8 @@
 from fastapi import APIRouter, HTTPException
 
 from foodorder.catalog import MenuItem, Restaurant, load_catalog
-from foodorder.gateway.deps import IngressDep
 from foodorder.gateway.schemas import UNAVAILABLE, PathId, RestaurantView, problems
-from foodorder.gateway.stores import read_store_state, restaurant_view
+from foodorder.gateway.stores import StoresDep, restaurant_view
 from foodorder.models import Location, Model
 
 router = APIRouter(prefix="/api/v1/restaurants", tags=["catalog (public)"])
@@ -34,10 +33,10 @@ def catalog_restaurant(restaurant_id: str) -> Restaurant:
 
 
 @router.get("/{restaurant_id}", responses=problems({404: "no such restaurant"}) | UNAVAILABLE)
-async def restaurant(restaurant_id: PathId, ingress: IngressDep) -> RestaurantView:
+async def restaurant(restaurant_id: PathId, stores: StoresDep) -> RestaurantView:
     """A restaurant and its store state now: status, opening hours, which items can be ordered."""
     shop = catalog_restaurant(restaurant_id)
-    return restaurant_view(shop, await read_store_state(ingress, shop.id))
+    return restaurant_view(shop, await stores.get(shop.id))
 
 
 @router.get("/{restaurant_id}/menu", responses=problems({404: "no such restaurant"}))

@@ -8,6 +8,7 @@ from foodorder.catalog import load_catalog
 from foodorder.gateway.auth import ProviderDep
 from foodorder.gateway.deps import IngressDep, ProviderOrderDep, order_key, stored_order
 from foodorder.gateway.events import EventStream, StreamDep
+from foodorder.gateway.restate import Ingress
 from foodorder.gateway.schemas import (
     TOO_MANY,
     UNAUTHENTICATED,
@@ -25,7 +26,7 @@ from foodorder.gateway.schemas import (
     PathId,
     problems,
 )
-from foodorder.gateway.stores import REFUSALS, refuse_unavailable
+from foodorder.gateway.stores import REFUSALS, StoresDep, StoreStates, refuse_unavailable
 from foodorder.models import Order, Product, Status, StatusChange, Tracking
 
 router = APIRouter(
@@ -81,22 +82,30 @@ def links(order_ref: str) -> Links:
     },
 )
 async def submit_order(
-    request: OrderRequest, provider: ProviderDep, ingress: IngressDep, response: Response
+    request: OrderRequest, provider: ProviderDep, ingress: IngressDep, stores: StoresDep, response: Response
 ) -> OrderAccepted:
     """Submit an order; the same id with the same content again returns the same order."""
     order = priced_order(order_key(provider.id, request.id), request)
-    await refuse_unavailable(ingress, order)
+    current = await take_order(ingress, stores, order)
+    if current is not None:
+        response.status_code = status.HTTP_200_OK
+    return OrderAccepted(id=request.id, status=current or Status.NEW, links=links(request.id))
+
+
+async def take_order(ingress: Ingress, stores: StoreStates, order: Order) -> Status | None:
+    """Start the order's workflow unless the store refuses it: None when this request started it,
+    the order's status when it was submitted before with the same content (409 for another)."""
+    await refuse_unavailable(stores, ingress, order)
     # Restate starts a workflow once per key and says whether this request started it: an accepted
     # order costs this one invocation; a GET that comes before the workflow stored the order waits
     # for it (see `provider_order`), and only a resubmission reads the stored order to compare.
     sent = await ingress.send("order-workflow", order.id, "run", order.model_dump(mode="json"))
     if sent.get("status") == "Accepted":
-        return OrderAccepted(id=request.id, status=Status.NEW, links=links(request.id))
+        return None
     if await stored_order(ingress, order.id) != order:
         raise HTTPException(409, "an order with this id exists with a different content")
-    response.status_code = status.HTTP_200_OK
-    current = await ingress.call("order-workflow", order.id, "getStatus")
-    return OrderAccepted(id=request.id, status=current or Status.NEW, links=links(request.id))
+    current: str | None = await ingress.call("order-workflow", order.id, "getStatus")
+    return Status(current) if current else Status.NEW
 
 
 def priced_items(order: Order) -> list[Item]:

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from foodorder.catalog import Restaurant
 from foodorder.gateway.auth import RestaurantDep
 from foodorder.gateway.deps import IngressDep, load_order
-from foodorder.gateway.restate import Ingress
 from foodorder.gateway.routers.catalog import catalog_restaurant
 from foodorder.gateway.schemas import (
     FORBIDDEN,
@@ -22,8 +21,8 @@ from foodorder.gateway.schemas import (
     StatusRequest,
     problems,
 )
-from foodorder.gateway.stores import read_store_state, restaurant_view
-from foodorder.models import Decision, Hours, Order, Refusal, Snooze, StatusUpdate
+from foodorder.gateway.stores import StoresDep, StoreStates, restaurant_view
+from foodorder.models import Decision, Hours, Order, Refusal, Snooze, StoreStatusUpdate
 
 router = APIRouter(
     prefix="/api/v1/restaurants",
@@ -78,32 +77,29 @@ async def deny_order(order: RestaurantOrderDep, request: DenyRequest, ingress: I
     await ingress.call("order-workflow", order.id, "decide", decision.model_dump(mode="json"))
 
 
-async def set_store(ingress: Ingress, shop: Restaurant, handler: str, body: Any) -> RestaurantView:
+async def set_store(stores: StoreStates, shop: Restaurant, handler: str, body: Any) -> RestaurantView:
     """Change the store's state through its one durable record (`store-state`); the new view."""
-    await ingress.call("store-state", shop.id, handler, body)
-    return restaurant_view(shop, await read_store_state(ingress, shop.id))
+    return restaurant_view(shop, await stores.change(shop.id, handler, body))
 
 
 @router.put("/{restaurant_id}/status", responses=NO_SHOP)
-async def set_status(shop: ShopDep, request: StatusRequest, ingress: IngressDep) -> RestaurantView:
+async def set_status(shop: ShopDep, request: StatusRequest, stores: StoresDep) -> RestaurantView:
     """ONLINE; PAUSED until a time (or until set ONLINE); BUSY with extra minutes on every order's ETA."""
     until = int(request.until.timestamp() * 1000) if request.until else None
-    update = StatusUpdate(
+    update = StoreStatusUpdate(
         state=request.state, paused_until=until, extra_prep_minutes=request.extra_prep_minutes
     )
-    return await set_store(ingress, shop, "setStatus", update.model_dump(mode="json"))
+    return await set_store(stores, shop, "setStatus", update.model_dump(mode="json"))
 
 
 @router.put("/{restaurant_id}/hours", responses=NO_SHOP)
-async def set_hours(shop: ShopDep, request: Hours, ingress: IngressDep) -> RestaurantView:
+async def set_hours(shop: ShopDep, request: Hours, stores: StoresDep) -> RestaurantView:
     """Replace the weekly opening hours, in the restaurant's time zone (none: always open)."""
-    return await set_store(ingress, shop, "setHours", request.model_dump(mode="json"))
+    return await set_store(stores, shop, "setHours", request.model_dump(mode="json"))
 
 
 @router.put("/{restaurant_id}/availability", responses=NO_SHOP)
-async def set_availability(
-    shop: ShopDep, request: AvailabilityRequest, ingress: IngressDep
-) -> RestaurantView:
+async def set_availability(shop: ShopDep, request: AvailabilityRequest, stores: StoresDep) -> RestaurantView:
     """Replace the snoozed items: each cannot be ordered until its time; an item not listed can."""
     for i, snooze in enumerate(request.snoozed):
         if shop.item(snooze.product_id) is None:
@@ -114,4 +110,4 @@ async def set_availability(
         Snooze(product_id=s.product_id, until=int(s.until.timestamp() * 1000)) for s in request.snoozed
     ]
     body = [s.model_dump(mode="json") for s in snoozed]
-    return await set_store(ingress, shop, "setAvailability", body)
+    return await set_store(stores, shop, "setAvailability", body)

@@ -66,4 +66,31 @@ function follow() {
   };
 }
 
+// The providers' status webhooks: deliveries per provider and state, and the latest that failed.
+async function showWebhooks() {
+  const answer = await fetch("/ops/webhooks");
+  if (answer.ok) {
+    const overview = await answer.json();
+    document.getElementById("webhook-counts").replaceChildren(
+      ...Object.entries(overview.counts).map(([provider, states]) =>
+        Object.assign(document.createElement("span"), {
+          className: "count",
+          textContent: `${provider}: ${Object.entries(states).map(([state, n]) => `${state} ${n}`).join(", ")}`,
+        }),
+      ),
+    );
+    document.getElementById("webhook-failures").replaceChildren(
+      ...overview.failed.map((d) =>
+        cells(document.createElement("tr"), [
+          d.provider,
+          `${d.event.type} ${d.event.orderId || d.event.restaurantId} ${d.event.status}`,
+          d.lastError || "",
+        ]),
+      ),
+    );
+  }
+  setTimeout(showWebhooks, 5000);
+}
+
 follow();
+showWebhooks();
