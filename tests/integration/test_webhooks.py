@@ -21,7 +21,13 @@ import pytest
 
 from foodorder import introspection
 from foodorder.clients.webhooks import event_body
-from foodorder.config import DEV_PROVIDER_KEY, DEV_STOREFRONT_KEY, ProviderWebhook, Settings
+from foodorder.config import (
+    DEV_PROVIDER_KEY,
+    DEV_RESTAURANT_KEY,
+    DEV_STOREFRONT_KEY,
+    ProviderWebhook,
+    Settings,
+)
 from foodorder.models import Status, WebhookEvent
 from foodorder.signing import SIGNATURE, TIMESTAMP, sign, signed_headers
 from foodorder.stack import Stack, wait_until
@@ -249,20 +255,41 @@ def test_orders_of_a_provider_without_a_webhook_cost_no_webhook(market: Marketpl
     assert market.deliveries(key=DEV_STOREFRONT_KEY) == []
 
 
-def test_a_store_change_reaches_every_provider_with_a_webhook(market: Marketplace) -> None:
-    change = {"type": "store.status", "restaurantId": "mcstate", "status": "PAUSED", "reason": "rush hour"}
-    response = market.client.call("provider-webhooks/announce", change)
-    assert response.status_code == 200, response.text
+def test_store_changes_reach_every_provider_with_a_webhook(market: Marketplace) -> None:
+    def store(path: str, body: dict[str, Any]) -> None:
+        response = market.api.request(
+            "PUT", f"/api/v1/restaurants/mcstate{path}", key=DEV_RESTAURANT_KEY, json=body
+        )
+        assert response.status_code == 200, response.text
 
+    until = datetime(2099, 1, 1, 12, 0, tzinfo=UTC)
+    store("/status", {"state": "PAUSED", "until": until.isoformat()})
+    store("/availability", {"snoozed": [{"productId": "1003", "until": until.isoformat()}]})
+    store("/status", {"state": "ONLINE"})
+    store("/availability", {"snoozed": []})
+
+    expected = [
+        ("store.status", "PAUSED", "paused until 2099-01-01 12:00 UTC"),
+        ("menu.updated", "UPDATED", "snoozed items: 1003"),
+        ("store.status", "ONLINE", None),
+        ("menu.updated", "UPDATED", "snoozed items: none"),
+    ]
     for provider in SECRETS:
-        deadline = time.monotonic() + 30
-        while not (events := [e for e in market.received(provider=provider) if e["type"] == "store.status"]):
-            assert time.monotonic() < deadline, f"{provider} heard of no store change"
+        deadline = time.monotonic() + 60
+        while len(events := [e for e in market.received(provider=provider) if "restaurantId" in e]) < 4:
+            assert time.monotonic() < deadline, f"{provider} heard of {len(events)} of 4 store changes"
             time.sleep(0.1)
-        assert [{k: e[k] for k in change} for e in events] == [change]
-        assert "orderId" not in events[0]
-    other = market.deliveries(key=OTHER_PROVIDER_KEY)
-    assert [(d["event"]["type"], d["state"]) for d in other] == [("store.status", "delivered")]
+        assert [(e["type"], e["status"], e.get("reason")) for e in events] == expected
+        assert {e["restaurantId"] for e in events} == {"mcstate"}
+        assert all("orderId" not in e for e in events)
+
+    def store_deliveries() -> list[tuple[str, str]]:
+        logged = market.deliveries(key=OTHER_PROVIDER_KEY)
+        return [(d["event"]["type"], d["state"]) for d in logged if "restaurantId" in d["event"]]
+
+    # The log is newest first; an event is marked delivered once the receiver's answer came back.
+    delivered = [(kind, "delivered") for kind, _, _ in reversed(expected)]
+    wait_until(lambda: store_deliveries() == delivered, "the store events logged as delivered", 30)
 
 
 @pytest.fixture(scope="module")
