@@ -205,10 +205,13 @@ async def keep_driver_watched(ctx: ObjectContext) -> None:
         return
     driver, now = tracking.driver, await now_ms(ctx)
     told = await DRIVER_WATCH.get(ctx)
-    same = told is not None and (told.driver_id, told.delivery_id) == (driver.driver_id, driver.delivery_id)
-    if same and told is not None and told.until - now > WATCH_S * 1000 / 2:
+    if (
+        told is not None
+        and (told.driver_id, told.delivery_id) == (driver.driver_id, driver.delivery_id)
+        and told.until - now > WATCH_S * 1000
+    ):
         return
-    # Past the longest wait, so that readers waiting back to back keep the twin told.
+    # Two of the longest waits, renewed after one: readers waiting back to back keep the twin told.
     watch = DriverWatch(
         driver_id=driver.driver_id, delivery_id=driver.delivery_id, until=now + 2 * WATCH_S * 1000
     )
