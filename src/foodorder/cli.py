@@ -10,6 +10,7 @@ import httpx
 from pydantic import ValidationError
 from rich.console import Console
 
+from foodorder import telemetry
 from foodorder.config import (
     DEV_DRIVER_KEY,
     DEV_OPS_PASSWORD,
@@ -170,6 +171,9 @@ COMMANDS: dict[str, Callable[[Settings], None]] = {
     "gateway": run_gateway,
 }
 
+# The commands that run one process of the system (the others talk to a person on a terminal).
+PROCESSES = ("services", "payment", "pos", "gateway")
+
 
 def bench(quick: bool) -> None:
     """Measure throughput, latency, cost per order and memory on a stack of its own."""
@@ -215,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
             # A setting that is unsafe or wrong: say which, without a traceback.
             problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
             sys.exit(f"foodorder {args.command}: refusing to start: {problems}")
+        if args.command in PROCESSES:
+            telemetry.setup(settings, args.command)
         COMMANDS[args.command](settings)
 
 

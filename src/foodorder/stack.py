@@ -22,7 +22,7 @@ from typing import IO
 
 import httpx
 
-from foodorder import identity, releases, subscription
+from foodorder import identity, releases, subscription, telemetry
 from foodorder.clients import kafka
 from foodorder.config import Settings
 from foodorder.external import broker
@@ -173,7 +173,21 @@ class Stack:
             "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(
                 s.identity_key_file.resolve()
             ),
+            **self.tracing_env(),
             **self.extra_restate_env,
+        }
+
+    def tracing_env(self) -> dict[str, str]:
+        """restate-server's invocation traces go where ours go (FOODORDER_OTLP_ENDPOINT), over OTLP/HTTP."""
+        endpoint = self.settings.otlp_endpoint
+        if not endpoint:
+            return {}
+        # Its invocation traces ("services") are what users follow. The runtime exporter must be on too:
+        # only it makes the ingress read an incoming `traceparent`; its filter keeps the engine's own
+        # internals out of the traces.
+        return {
+            "RESTATE_TRACING_ENDPOINT": telemetry.restate_tracing_endpoint(endpoint),
+            "RESTATE_TRACING_FILTER": "off",
         }
 
     def restate_server_binary(self) -> Path:

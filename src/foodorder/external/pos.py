@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from foodorder import telemetry
 from foodorder.config import Settings
 from foodorder.external.faults import inject_faults
 from foodorder.external.store import open_store
@@ -118,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
             await task
 
     app = FastAPI(title="foodorder restaurant POS (stub)", lifespan=lifespan)
+    telemetry.instrument(app)
     inject_faults(app, settings)
 
     def preparation(order_id: str) -> Preparation | None:

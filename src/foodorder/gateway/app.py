@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from restate.exceptions import TerminalError
 
+from foodorder import telemetry
 from foodorder.clients.http import Transient
 from foodorder.clients.locations import publisher_for
 from foodorder.config import Settings
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.keys = Keys.of(settings)
     app.state.limiter = Limiter(settings)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, timeout_s=settings.client_timeout_s)
+    telemetry.instrument(app)
 
     @app.exception_handler(httpx.HTTPError)
     async def engine_unreachable(request: Request, error: httpx.HTTPError) -> JSONResponse:
