@@ -9,6 +9,7 @@ from foodorder.config import Settings
 from foodorder.delivery.manager import delivery_manager
 from foodorder.delivery.matcher import driver_delivery_matcher
 from foodorder.delivery.twin import driver_digital_twin
+from foodorder.ordering.board import ops_board
 from foodorder.ordering.status import order_status
 from foodorder.ordering.workflow import order_workflow
 from foodorder.probe import engine_probe
@@ -17,6 +18,7 @@ from foodorder.simulation.driver_app import driver_mobile_app
 SERVICES: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     order_workflow,
     order_status,
+    ops_board,
     delivery_manager,
     driver_delivery_matcher,
     driver_digital_twin,

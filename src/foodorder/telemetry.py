@@ -141,7 +141,7 @@ class _Context(logging.Filter):
     """Adds the order and the trace a log line belongs to, where there is one."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if order := _order.get():
+        if order := _order.get() or baggage.get_baggage(ORDER_ID):
             setattr(record, ORDER_ID, order)
         span = trace.get_current_span().get_span_context()
         if span.is_valid:

@@ -154,6 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
                     at + int(settings.scaled(settings.preparation_s) * 1000),
                 ),
             )
+            log.info("order %s %s", request.order_id, f"refused: {reason}" if reason else "taken")
         taken = preparation(request.order_id)
         assert taken is not None
         if taken.state == REFUSED:

@@ -30,6 +30,7 @@ from foodorder.models import (
     Status,
     StatusChange,
 )
+from foodorder.ordering import board
 from foodorder.ordering import status as order_status
 from foodorder.ordering.steps import Interrupted, RetryPolicy, StepFailed, durable_step
 from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, came_late, now_ms, required
@@ -104,6 +105,7 @@ class OrderRun:
         self.captured = False
         self.at_restaurant = False
         self.delivery_id: str | None = None
+        self.history: list[StatusChange] = []  # what this run recorded, for the ops board at the end
 
     async def step(
         self, name: str, policy: RetryPolicy, action: Any, cancellable: bool = True, **kwargs: Any
@@ -117,6 +119,7 @@ class OrderRun:
     async def set_status(self, status: Status, reason: str | None = None) -> None:
         """Record the new status, with its time, in the order's history (kept by order-status)."""
         change = StatusChange(status=status, at=await now_ms(self.ctx), reason=reason)
+        self.history.append(change)
         self.ctx.object_send(order_status.record_status, key=self.ctx.key(), arg=change)
 
     async def wait(self, timeout_s: float, name: str, **events: RestateDurableFuture[Any]) -> tuple[str, Any]:
@@ -292,6 +295,8 @@ async def give_up(this: OrderRun, status: Status, reason: str) -> Status:
 async def end(this: OrderRun, status: Status, reason: str | None = None) -> Status:
     """Record the final status, tell whoever asked to cancel how the order ended, plan forgetting it."""
     await this.set_status(status, reason)
+    ended = board.OrderEnded(order_id=this.ctx.key(), history=this.history)
+    this.ctx.object_send(board.order_ended, key=board.shard(this.ctx.key()), arg=ended)
     await resolve(this.ctx, CANCEL_OUTCOME, status)
     await resolve(this.ctx, ENDED, status)
     retention = timedelta(days=get_settings().retention_days)

@@ -1,18 +1,22 @@
-"""The operations dashboard: every driver and active order on a live map, counts per status, stalls.
+"""The operations dashboard: drivers and the orders in flight on a live map, counts per status, stalls.
 
-It reads the services' state through Restate's SQL introspection (admin API), so it shows what the
-engine holds, not a copy.
+It reads Restate's own tables through SQL introspection (admin API): the orders in flight are the
+workflows whose invocation has not completed (`sys_invocation`), with why Restate retries any
+invocation of theirs; their statuses come from order-status for those orders only, and the orders
+that ended are counted by the ops board (`ordering/board.py`). So a refresh costs the same with
+10,000 ended orders as with 10, and no invocation.
 """
 
 import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import Field
@@ -23,15 +27,28 @@ from foodorder.config import Settings
 from foodorder.gateway.auth import OperatorDep
 from foodorder.gateway.web import render
 from foodorder.models import DriverStatus, Location, Model, Order, OrderEvent, Status
+from foodorder.ordering import board
+from foodorder.ordering.board import Problem
 
 router = APIRouter(tags=["operations"])
 SNAPSHOT_EVERY_S = 1.0
-RECENT_PROBLEMS = 10
-STATE_QUERY = (
-    "SELECT service_name, service_key, key, value_utf8 FROM state"
-    " WHERE (service_name = 'driver-digital-twin' AND key IN ('driver-status', 'driver-location'))"
-    " OR (service_name = 'order-status' AND key = 'history')"
-    " OR (service_name = 'order-workflow' AND key = 'order')"
+PAGE_SIZE = 50
+PageDep = Annotated[int, Query(ge=1, description="page of the orders in flight")]
+SizeDep = Annotated[int, Query(ge=1, le=500, description="orders in flight per page")]
+DRIVERS_QUERY = (
+    "SELECT service_key, key, value_utf8 FROM state WHERE service_name = 'driver-digital-twin'"
+    " AND key IN ('driver-status', 'driver-location')"
+)
+# The invocations on orders that have not completed: each running order's workflow, and whatever else
+# runs on an order. Completed ones (every order that ended) are left out by the status filter.
+OPEN_INVOCATIONS_QUERY = (
+    "SELECT id, target_service_key, target_handler_name, created_at, trace_id FROM sys_invocation_status"
+    " WHERE target_service_name IN ('order-workflow', 'order-status') AND status != 'completed'"
+)
+# Why Restate retries an invocation: kept by the invoker for the invocations it is working on only.
+FAILURES_QUERY = (
+    "SELECT id, retry_count, last_failure, last_failure_related_command_name FROM sys_invocation_state"
+    " WHERE last_failure IS NOT NULL"
 )
 
 
@@ -47,6 +64,9 @@ class OrderRow(Model):
     since: int = Field(description="epoch ms of the last status change")
     stale: bool
     reason: str | None
+    retrying: str | None = Field(
+        description="why Restate retries an invocation of the order (sys_invocation)"
+    )
     restaurant_location: Location | None
     delivery_location: Location | None
 
@@ -56,52 +76,111 @@ class Snapshot(Model):
 
     at: int
     drivers: list[DriverRow]
-    active_orders: list[OrderRow]
-    recent_problems: list[OrderRow] = Field(description="latest orders that ended REJECTED or CANCELLED")
-    counts: dict[str, int]
+    active_orders: list[OrderRow] = Field(description="one page, the longest in their status first")
+    active: int = Field(description="orders in flight")
+    stale: int = Field(description="orders in flight that kept their status longer than stale_after_s")
+    page: int
+    pages: int
+    recent_problems: list[Problem] = Field(description="latest orders that ended REJECTED or CANCELLED")
+    counts: dict[str, int] = Field(description="orders in flight per status, ended orders per final status")
     stale_after_s: float
 
 
-async def snapshot(admin: httpx.AsyncClient, settings: Settings) -> Snapshot:
-    """Drivers and orders as the engine holds them now."""
-    state: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in await introspection.query(admin, STATE_QUERY):
-        state.setdefault((row["service_name"], row["service_key"]), {})[row["key"]] = json.loads(
-            row["value_utf8"]
-        )
+async def snapshot(
+    admin: httpx.AsyncClient, settings: Settings, page: int = 1, size: int = PAGE_SIZE
+) -> Snapshot:
+    """Drivers, one page of the orders in flight and the counts, as the engine holds them now.
+
+    Its cost grows with the drivers and the orders in flight, never with the orders that ended.
+    """
+    invocations = {r["id"]: r for r in await introspection.query(admin, OPEN_INVOCATIONS_QUERY)}
+    running = {r["target_service_key"]: r for r in invocations.values() if r["target_handler_name"] == "run"}
+    retrying: dict[str, str] = {}
+    for failure in await introspection.query(admin, FAILURES_QUERY):
+        if invocation := invocations.get(failure["id"]):
+            step = failure.get("last_failure_related_command_name")
+            where = f"{invocation['target_handler_name']}{f' ({step})' if step else ''}"
+            retrying[invocation["target_service_key"]] = (
+                f"{where}, retry {failure['retry_count']}: {failure['last_failure']}"
+            )
+    histories = await states(admin, "order-status", "history", running)
+    latest = {key: OrderEvent.model_validate(json.loads(value)[-1]) for key, value in histories.items()}
     now = int(time.time() * 1000)
-    drivers, orders = [], []
-    for (service, key), values in sorted(state.items()):
-        if service == "driver-digital-twin" and "driver-status" in values:
-            location = values.get("driver-location")
-            drivers.append(DriverRow(id=key, status=values["driver-status"], location=location))
-        elif service == "order-status" and values.get("history"):
-            values |= state.get(("order-workflow", key), {})
-            orders.append(order_row(key, values, now, settings.stale_after_s))
-    ended = sorted(
-        (o for o in orders if o.status in (Status.REJECTED, Status.CANCELLED)), key=lambda o: -o.since
-    )
+    stale_ms = settings.stale_after_s * 1000
+
+    def since(key: str) -> int:
+        return latest[key].at if key in latest else parse_time(running[key]["created_at"])
+
+    keys = sorted(running, key=since)
+    pages = max(1, -(-len(keys) // size))
+    page = min(max(page, 1), pages)
+    shown = keys[(page - 1) * size : page * size]
+    orders = await states(admin, "order-workflow", "order", shown)
+    submitted = {key: Order.model_validate_json(value) for key, value in orders.items()}
+    counts = Counter((latest[k].status or Status.NEW) if k in latest else Status.NEW for k in keys)
+    tallies = await board.read_tallies(admin)
+    for tally in tallies:
+        counts.update(tally.ended)
+    problems = sorted((p for tally in tallies for p in tally.problems), key=lambda p: -p.at)
     return Snapshot(
         at=now,
-        drivers=drivers,
-        active_orders=[o for o in orders if not o.status.terminal],
-        recent_problems=ended[:RECENT_PROBLEMS],
-        counts=dict(Counter(o.status.value for o in orders)),
+        drivers=await drivers(admin),
+        active_orders=[
+            order_row(
+                k, latest.get(k), since(k), now - since(k) > stale_ms, retrying.get(k), submitted.get(k)
+            )
+            for k in shown
+        ],
+        active=len(keys),
+        stale=sum(now - since(k) > stale_ms for k in keys),
+        page=page,
+        pages=pages,
+        recent_problems=problems[: board.RECENT_PROBLEMS],
+        counts={status.value: n for status, n in counts.items()},
         stale_after_s=settings.stale_after_s,
     )
 
 
-def order_row(key: str, values: dict[str, Any], now: int, stale_after_s: float) -> OrderRow:
-    last = OrderEvent.model_validate(values["history"][-1])
-    status = last.status or Status.NEW
-    order = Order.model_validate(values["order"]) if "order" in values else None
+async def states(admin: httpx.AsyncClient, service: str, name: str, keys: Iterable[str]) -> dict[str, str]:
+    """The state `name` (JSON) of these keys of `service`, by key (read for these keys only)."""
+    literals = ", ".join("'" + key.replace("'", "''") + "'" for key in keys)
+    if not literals:
+        return {}
+    sql = (
+        "SELECT service_key, value_utf8 FROM state"
+        f" WHERE service_name = '{service}' AND key = '{name}' AND service_key IN ({literals})"
+    )
+    return {row["service_key"]: row["value_utf8"] for row in await introspection.query(admin, sql)}
+
+
+def parse_time(value: str) -> int:
+    """Epoch ms of a timestamp Restate's SQL returns (RFC 3339)."""
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+async def drivers(admin: httpx.AsyncClient) -> list[DriverRow]:
+    """Every driver's twin: status and position."""
+    state: dict[str, dict[str, Any]] = {}
+    for row in await introspection.query(admin, DRIVERS_QUERY):
+        state.setdefault(row["service_key"], {})[row["key"]] = json.loads(row["value_utf8"])
+    return [
+        DriverRow(id=key, status=values["driver-status"], location=values.get("driver-location"))
+        for key, values in sorted(state.items())
+        if "driver-status" in values
+    ]
+
+
+def order_row(
+    key: str, last: OrderEvent | None, since: int, stale: bool, retrying: str | None, order: Order | None
+) -> OrderRow:
     shop = load_catalog().restaurant(order.restaurant_id) if order else None
     return OrderRow(
         id=key,
-        status=status,
-        since=last.at,
-        stale=not status.terminal and now - last.at > stale_after_s * 1000,
-        reason=last.reason,
+        status=(last.status if last else None) or Status.NEW,
+        since=since,
+        stale=stale,
+        reason=last.reason if last else None,
+        retrying=retrying,
         restaurant_location=shop.location if shop else None,
         delivery_location=order.delivery_location if order else None,
     )
@@ -114,14 +193,24 @@ async def ops_page(request: Request, _: OperatorDep) -> HTMLResponse:
 
 
 @router.get("/ops/events", response_class=EventSourceResponse, include_in_schema=False)
-async def ops_events(request: Request, _: OperatorDep) -> AsyncIterator[ServerSentEvent]:
-    """A snapshot of drivers and orders every second."""
+async def ops_events(
+    request: Request, _: OperatorDep, page: PageDep = 1, size: SizeDep = PAGE_SIZE
+) -> AsyncIterator[ServerSentEvent]:
+    """A snapshot of drivers and one page of orders every second."""
     settings: Settings = request.app.state.settings
-    async with httpx.AsyncClient(base_url=settings.admin_url, timeout=5) as admin:
-        while True:
-            try:
-                data = (await snapshot(admin, settings)).model_dump(mode="json")
-                yield ServerSentEvent(event="snapshot", data=data)
-            except httpx.HTTPError as error:
-                yield ServerSentEvent(event="unavailable", data={"detail": f"restate admin: {error}"})
-            await asyncio.sleep(SNAPSHOT_EVERY_S)
+    admin: httpx.AsyncClient = request.app.state.admin
+    while True:
+        try:
+            data = (await snapshot(admin, settings, page, size)).model_dump(mode="json")
+            yield ServerSentEvent(event="snapshot", data=data)
+        except httpx.HTTPError as error:
+            yield ServerSentEvent(event="unavailable", data={"detail": f"restate admin: {error}"})
+        await asyncio.sleep(SNAPSHOT_EVERY_S)
+
+
+@router.get("/ops/snapshot", include_in_schema=False)
+async def ops_snapshot(
+    request: Request, _: OperatorDep, page: PageDep = 1, size: SizeDep = PAGE_SIZE
+) -> Snapshot:
+    """One snapshot, as JSON (what /ops/events sends every second)."""
+    return await snapshot(request.app.state.admin, request.app.state.settings, page, size)
