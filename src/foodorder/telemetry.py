@@ -167,3 +167,5 @@ def setup_logging(process: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # A line per request sent is the traces' job, not the logs'.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

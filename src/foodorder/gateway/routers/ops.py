@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -39,17 +39,18 @@ DRIVERS_QUERY = (
     "SELECT service_key, key, value_utf8 FROM state WHERE service_name = 'driver-digital-twin'"
     " AND key IN ('driver-status', 'driver-location')"
 )
-# The invocations on orders that have not completed: each running order's workflow, and whatever else
-# runs on an order. Completed ones (every order that ended) are left out by the status filter.
-OPEN_INVOCATIONS_QUERY = (
-    "SELECT id, target_service_key, target_handler_name, created_at, trace_id FROM sys_invocation_status"
-    " WHERE target_service_name IN ('order-workflow', 'order-status') AND status != 'completed'"
+# The orders in flight: each order's workflow whose run has not completed (those that ended, kept
+# for the retention period, are left out by the status filter).
+RUNNING_QUERY = (
+    "SELECT id, target_service_key, created_at, trace_id FROM sys_invocation_status"
+    " WHERE target_service_name = 'order-workflow' AND target_handler_name = 'run' AND status != 'completed'"
 )
 # Why Restate retries an invocation: kept by the invoker for the invocations it is working on only.
 FAILURES_QUERY = (
     "SELECT id, retry_count, last_failure, last_failure_related_command_name FROM sys_invocation_state"
     " WHERE last_failure IS NOT NULL"
 )
+ORDER_SERVICES = "('order-workflow', 'order-status')"
 
 
 class DriverRow(Model):
@@ -64,9 +65,8 @@ class OrderRow(Model):
     since: int = Field(description="epoch ms of the last status change")
     stale: bool
     reason: str | None
-    retrying: str | None = Field(
-        description="why Restate retries an invocation of the order (sys_invocation)"
-    )
+    retrying: str | None = Field(description="why Restate retries an invocation of the order")
+    trace_id: str | None = Field(description="the trace of its workflow (with FOODORDER_OTLP_ENDPOINT)")
     restaurant_location: Location | None
     delivery_location: Location | None
 
@@ -93,16 +93,8 @@ async def snapshot(
 
     Its cost grows with the drivers and the orders in flight, never with the orders that ended.
     """
-    invocations = {r["id"]: r for r in await introspection.query(admin, OPEN_INVOCATIONS_QUERY)}
-    running = {r["target_service_key"]: r for r in invocations.values() if r["target_handler_name"] == "run"}
-    retrying: dict[str, str] = {}
-    for failure in await introspection.query(admin, FAILURES_QUERY):
-        if invocation := invocations.get(failure["id"]):
-            step = failure.get("last_failure_related_command_name")
-            where = f"{invocation['target_handler_name']}{f' ({step})' if step else ''}"
-            retrying[invocation["target_service_key"]] = (
-                f"{where}, retry {failure['retry_count']}: {failure['last_failure']}"
-            )
+    running = {r["target_service_key"]: r for r in await introspection.query(admin, RUNNING_QUERY)}
+    retrying = await retry_reasons(admin)
     histories = await states(admin, "order-status", "history", running)
     latest = {key: OrderEvent.model_validate(json.loads(value)[-1]) for key, value in histories.items()}
     now = int(time.time() * 1000)
@@ -127,12 +119,12 @@ async def snapshot(
         drivers=await drivers(admin),
         active_orders=[
             order_row(
-                k, latest.get(k), since(k), now - since(k) > stale_ms, retrying.get(k), submitted.get(k)
+                k, latest.get(k), since(k), running[k], submitted.get(k), retrying.get(k), now - stale_ms
             )
             for k in shown
         ],
         active=len(keys),
-        stale=sum(now - since(k) > stale_ms for k in keys),
+        stale=sum(since(k) < now - stale_ms for k in keys),
         page=page,
         pages=pages,
         recent_problems=problems[: board.RECENT_PROBLEMS],
@@ -141,14 +133,39 @@ async def snapshot(
     )
 
 
-async def states(admin: httpx.AsyncClient, service: str, name: str, keys: Iterable[str]) -> dict[str, str]:
+async def retry_reasons(admin: httpx.AsyncClient) -> dict[str, str]:
+    """Why Restate retries an invocation of an order (the latest such invocation), by order."""
+    failures = {r["id"]: r for r in await introspection.query(admin, FAILURES_QUERY)}
+    if not failures:
+        return {}
+    targets = await introspection.query(
+        admin,
+        "SELECT id, target_service_key, target_handler_name FROM sys_invocation_status"
+        f" WHERE target_service_name IN {ORDER_SERVICES} AND id IN ({literals(failures)})",
+    )
+    reasons = {}
+    for target in targets:
+        failure = failures[target["id"]]
+        step = failure.get("last_failure_related_command_name")
+        where = target["target_handler_name"] + (f" ({step})" if step else "")
+        reasons[target["target_service_key"]] = (
+            f"{where}, retry {failure['retry_count']}: {failure['last_failure']}"
+        )
+    return reasons
+
+
+def literals(values: Iterable[str]) -> str:
+    """SQL string literals, comma-separated."""
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+
+
+async def states(admin: httpx.AsyncClient, service: str, name: str, keys: Collection[str]) -> dict[str, str]:
     """The state `name` (JSON) of these keys of `service`, by key (read for these keys only)."""
-    literals = ", ".join("'" + key.replace("'", "''") + "'" for key in keys)
-    if not literals:
+    if not keys:
         return {}
     sql = (
         "SELECT service_key, value_utf8 FROM state"
-        f" WHERE service_name = '{service}' AND key = '{name}' AND service_key IN ({literals})"
+        f" WHERE service_name = '{service}' AND key = '{name}' AND service_key IN ({literals(keys)})"
     )
     return {row["service_key"]: row["value_utf8"] for row in await introspection.query(admin, sql)}
 
@@ -171,16 +188,24 @@ async def drivers(admin: httpx.AsyncClient) -> list[DriverRow]:
 
 
 def order_row(
-    key: str, last: OrderEvent | None, since: int, stale: bool, retrying: str | None, order: Order | None
+    key: str,
+    last: OrderEvent | None,
+    since: int,
+    invocation: dict[str, Any],
+    order: Order | None,
+    retrying: str | None,
+    stale_before: float,
 ) -> OrderRow:
+    """One order in flight as /ops lists it, from its workflow's invocation, last status and order."""
     shop = load_catalog().restaurant(order.restaurant_id) if order else None
     return OrderRow(
         id=key,
         status=(last.status if last else None) or Status.NEW,
         since=since,
-        stale=stale,
+        stale=since < stale_before,
         reason=last.reason if last else None,
         retrying=retrying,
+        trace_id=invocation.get("trace_id"),
         restaurant_location=shop.location if shop else None,
         delivery_location=order.delivery_location if order else None,
     )
