@@ -175,11 +175,15 @@ COMMANDS: dict[str, Callable[[Settings], None]] = {
 PROCESSES = ("services", "payment", "pos", "gateway")
 
 
-def bench(quick: bool) -> None:
+def bench(quick: bool, observability: bool = False) -> None:
     """Measure throughput, latency, cost per order and memory on a stack of its own."""
     from foodorder import bench as benchmark
+    from foodorder import bench_observability
 
-    benchmark.run(quick, console)
+    if observability:
+        bench_observability.standalone(quick, console)
+    else:
+        benchmark.run(quick, console)
 
 
 def chaos(orders: int, fault_rate: float, kill_every_s: float) -> None:
@@ -199,6 +203,9 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_parser(name, help=(fn.__doc__ or "").strip())
     bench_parser = sub.add_parser("bench", help=(bench.__doc__ or "").strip())
     bench_parser.add_argument("--quick", action="store_true", help="short phases (about a minute and a half)")
+    bench_parser.add_argument(
+        "--observability", action="store_true", help="only the cost of tracing and of /ops at 10,000 orders"
+    )
     chaos_parser = sub.add_parser("chaos", help=(chaos.__doc__ or "").strip())
     chaos_parser.add_argument("--orders", type=int, default=200, help="orders to submit (default 200)")
     chaos_parser.add_argument(
@@ -209,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.command == "bench":
-        bench(args.quick)
+        bench(args.quick, args.observability)
     elif args.command == "chaos":
         chaos(args.orders, args.fault_rate, args.kill_every)
     else:

@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from foodorder.config import DEV_OPS_PASSWORD, OPS_USER
 from foodorder.models import Status
+from foodorder.otlp import Receiver, Span, receiving
 from foodorder.stack import Stack, wait_until
 from tests.integration.conftest import Api, Client, api_order, new_order, running_stack, stack_settings
-from tests.integration.otlp import Receiver, Span, receiving
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""A real OTLP/HTTP trace receiver for the tests: it decodes what every process exports."""
+"""An OTLP/HTTP trace receiver (protobuf): tests assert on the spans it decodes; the bench exports to it."""
 
 import gzip
 import threading
