@@ -31,8 +31,5 @@ def create_app(settings: Settings) -> Any:
     """The ASGI app of the services endpoint, accepting only requests signed by a configured key."""
     if not settings.request_identity_keys and not settings.dev_mode:
         raise ValueError("FOODORDER_REQUEST_IDENTITY_KEYS is empty: the endpoint would accept unsigned calls")
-    for service in SERVICES:
-        for handler in service.handlers.values():
-            span = telemetry.invocation_span(service.name, handler.name)
-            handler.context_managers = [*(handler.context_managers or []), span]
+    telemetry.follow_invocations(SERVICES)
     return restate.app(services=SERVICES, identity_keys=settings.request_identity_keys or None)

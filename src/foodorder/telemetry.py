@@ -14,8 +14,8 @@ import contextlib
 import contextvars
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 from opentelemetry import baggage, context, trace
@@ -84,11 +84,6 @@ def setup_tracing(endpoint: str, process: str) -> None:
     _tracing = True
 
 
-def tracing() -> bool:
-    """Whether this process exports spans."""
-    return _tracing
-
-
 def instrument(app: Any) -> None:
     """A span for every request the FastAPI `app` serves (when tracing)."""
     if _tracing:
@@ -115,13 +110,22 @@ def about_order(order_id: str) -> Iterator[None]:
         _order.reset(token)
 
 
-def invocation_span(service: str, handler: str) -> Any:
-    """A context manager factory for a Restate handler: a span per attempt, child of restate-server's
-    invocation span (its `traceparent`), tagged with the order when the service is keyed by one."""
+def follow_invocations(services: Iterable[Any]) -> None:
+    """Have every handler of `services` run inside `invocation_scope` (once, however often called)."""
+    for service in services:
+        for handler in service.handlers.values():
+            managers = handler.context_managers or []
+            if not any(getattr(m, "foodorder_scope", False) for m in managers):
+                handler.context_managers = [*managers, invocation_scope(service.name, handler.name)]
+
+
+def invocation_scope(service: str, handler: str) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """What runs around each attempt of a Restate handler: a span (when tracing), child of
+    restate-server's invocation span (its `traceparent`), and the order when the service is keyed by one."""
     tracer = trace.get_tracer("foodorder.services")
 
     @asynccontextmanager
-    async def span() -> AsyncIterator[None]:
+    async def scope() -> AsyncIterator[None]:
         ctx = current_context()
         assert ctx is not None, "entered outside a Restate invocation"
         key = ctx.key() if service in ORDER_SERVICES else None  # type: ignore[attr-defined]
@@ -134,7 +138,8 @@ def invocation_span(service: str, handler: str) -> Any:
                 inside.enter_context(about_order(key))
             yield
 
-    return span
+    scope.foodorder_scope = True  # type: ignore[attr-defined]
+    return scope
 
 
 class _Context(logging.Filter):
