@@ -104,7 +104,7 @@ def test_one_order_is_one_trace_across_every_process(api: Api, receiver: Receive
 
 def metrics(api: Api) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """Every sample of GET /metrics by name and labels."""
-    response = api.http.get("/metrics")
+    response = api.http.get("/metrics", auth=(OPS_USER, DEV_OPS_PASSWORD))
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return {

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from foodorder.gateway.auth import OperatorDep
 from foodorder.models import Status
 from foodorder.ordering.board import BUCKETS_S, Tally, read_tallies
 
@@ -138,7 +139,7 @@ class RequestMetrics:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, _: OperatorDep) -> Response:
     """Prometheus text: this gateway's requests, streams and limits, and the orders."""
     state: Metrics = request.app.state.metrics
     state.orders.tallies = await read_tallies(request.app.state.admin)
