@@ -89,7 +89,9 @@ restaurant {DEV_RESTAURANT_KEY}, driver {DEV_DRIVER_KEY}; /ops password {DEV_OPS
   services endpoint    {s.services_url}
   restaurant POS       {s.pos_url}
   payment provider     {s.payment_url}   (ledger: {s.payment_url}/ledger)
-  driver locations     {location_path(s)}{dev_keys}
+  driver locations     {location_path(s)}
+  metrics              {s.gateway_url}/metrics (user ops), restate-server's: http://{s.host}:{s.node_port}/metrics
+  traces               {s.otlp_endpoint or "off (FOODORDER_OTLP_ENDPOINT: an OTLP/HTTP receiver)"}{dev_keys}
 
 Place an order through the public API:
   curl -X POST {s.gateway_url}/api/v1/orders -H 'authorization: Bearer {DEV_PROVIDER_KEY}' \\
