@@ -26,7 +26,7 @@ from foodorder import introspection
 from foodorder.bench import FULL, ORDER, QUICK, RESULTS, Plan, bench_settings, closed_loop
 from foodorder.config import DEV_OPS_PASSWORD, DEV_PROVIDER_KEY, OPS_USER, Settings
 from foodorder.models import MAX_DELAY_MS, Status
-from foodorder.ordering.board import read_tallies
+from foodorder.ordering import board
 from foodorder.otlp import receiving
 from foodorder.stack import Stack
 
@@ -103,7 +103,10 @@ async def seed_ended(stack: Stack, count: int, first: int) -> None:
     async with httpx.AsyncClient(base_url=s.admin_url, timeout=30) as admin:
         deadline = asyncio.get_running_loop().time() + SEED_TIMEOUT_S
         while asyncio.get_running_loop().time() < deadline:
-            if sum(t.ended.get(Status.REJECTED, 0) for t in await read_tallies(admin)) >= first + count:
+            if (
+                sum(t.ended.get(Status.REJECTED, 0) for t in (await board.read(admin)).tallies)
+                >= first + count
+            ):
                 return
             await asyncio.sleep(1)
     raise TimeoutError(f"{first + count} ended orders not counted after {SEED_TIMEOUT_S} s")

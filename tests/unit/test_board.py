@@ -25,7 +25,9 @@ DELIVERED = ended(
 
 
 def test_a_tally_counts_endings_and_the_first_time_each_status_was_reached() -> None:
-    tally = tallied(tallied(Tally(), DELIVERED), ended("b", (Status.REJECTED, 0), reason="payment declined"))
+    started = Tally(in_flight={"a": 1_000_000, "b": 1_000_000, "c": 1_000_000})
+    tally = tallied(tallied(started, DELIVERED), ended("b", (Status.REJECTED, 0), reason="payment declined"))
+    assert tally.in_flight == {"c": 1_000_000}
     assert tally.ended == {Status.DELIVERED: 1, Status.REJECTED: 1}
     assert tally.durations[Status.SCHEDULING_DELIVERY].sum_s == 2  # not the second time, at 40 s
     assert tally.durations[Status.DELIVERED].buckets == [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]  # <= 120 s

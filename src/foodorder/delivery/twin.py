@@ -4,7 +4,7 @@ from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualOb
 
 from foodorder.delivery import manager, matcher
 from foodorder.models import DeliveryRequest, DriverStatus, Location, LocationEvent
-from foodorder.ordering import status
+from foodorder.ordering import board, status
 from foodorder.state import NO_INPUT, Nothing, StateKey, now_ms, required
 
 driver_digital_twin = VirtualObject("driver-digital-twin")
@@ -13,6 +13,7 @@ DRIVER_STATUS: StateKey[DriverStatus] = StateKey("driver-status", DriverStatus)
 ASSIGNED_DELIVERY: StateKey[DeliveryRequest] = StateKey("assigned-delivery", DeliveryRequest)
 DRIVER_LOCATION: StateKey[Location] = StateKey("driver-location", Location)
 REGION: StateKey[str] = StateKey("region", str)
+ON_BOARD: StateKey[bool] = StateKey("on-board", bool)  # listed on the ops board's fleet
 LAST_SEEN: StateKey[int] = StateKey("last-seen", int)
 LOCATION_AT: StateKey[int] = StateKey("location-at", int)  # when the phone took the applied location
 PHONE_APP: StateKey[str] = StateKey("phone-app", str)
@@ -43,6 +44,9 @@ async def set_driver_available(ctx: ObjectContext, region: str) -> None:
     DRIVER_STATUS.set(ctx, DriverStatus.WAITING_FOR_WORK)
     REGION.set(ctx, region)
     ctx.object_send(matcher.set_driver_available, key=region, arg=ctx.key())
+    if not await ON_BOARD.get(ctx):  # once per driver, so that /ops finds every driver by key
+        ctx.object_send(board.driver_on_duty, key=board.FLEET, arg=ctx.key())
+        ON_BOARD.set(ctx, True)
 
 
 @driver_digital_twin.handler(name="setDriverUnavailable")

@@ -26,7 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from foodorder.gateway.auth import OperatorDep
 from foodorder.models import Status
-from foodorder.ordering.board import BUCKETS_S, Tally, read_tallies
+from foodorder.ordering import board
+from foodorder.ordering.board import BUCKETS_S, Tally
 
 router = APIRouter(tags=["operations"])
 SUBMIT_ROUTE = ("POST", "/api/v1/orders")
@@ -142,5 +143,5 @@ class RequestMetrics:
 async def metrics(request: Request, _: OperatorDep) -> Response:
     """Prometheus text: this gateway's requests, streams and limits, and the orders."""
     state: Metrics = request.app.state.metrics
-    state.orders.tallies = await read_tallies(request.app.state.admin)
+    state.orders.tallies = (await board.read(request.app.state.admin)).tallies
     return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)

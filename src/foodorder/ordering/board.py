@@ -1,9 +1,10 @@
-"""ops-board (key = shard): what operations count of the orders that ended, kept as they end.
+"""ops-board (key = shard, or `fleet`): what operations look at, kept as it happens.
 
-The workflow sends each order's ending here once (one invocation per order), so `/ops` and the
-gateway's `/metrics` read a few small records instead of every order ever stored. Orders are spread
-over SHARDS keys so that no one key serializes every ending. Orders still running are not counted
-here: Restate's own tables list them (`sys_invocation`).
+Each order's workflow sends its start and its ending here (two invocations per order): the shard
+keeps the orders in flight and counts the ones that ended. Each driver's twin sends its first turn
+on duty to the `fleet` key. So `/ops` and the gateway's `/metrics` read a few records by key, never
+every order or driver ever stored. Orders are spread over SHARDS keys so that no one key serializes
+every start and ending.
 """
 
 import zlib
@@ -22,7 +23,6 @@ SHARDS = 16
 # Upper bounds (seconds) of the buckets of time from submission to a status, as Prometheus counts them.
 BUCKETS_S = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 RECENT_PROBLEMS = 10
-TALLIES_QUERY = "SELECT value_utf8 FROM state WHERE service_name = 'ops-board' AND key = 'tally'"
 
 
 class OrderEnded(Model):
@@ -59,15 +59,30 @@ class Problem(Model):
     reason: str | None
 
 
-class Tally(Model):
-    """One shard's counts: ended orders per final status, durations per status, the latest problems."""
+class OrderStarted(Model):
+    """An order's workflow started (epoch ms)."""
 
+    order_id: str
+    at: int
+
+
+class Tally(Model):
+    """One shard's orders in flight (id -> epoch ms of their start), and of those that ended: how many
+    per final status, the seconds to each status, the latest problems."""
+
+    in_flight: dict[str, int] = Field(default_factory=dict)
     ended: dict[Status, int] = Field(default_factory=dict)
     durations: dict[Status, Durations] = Field(default_factory=dict)
     problems: list[Problem] = Field(default_factory=list)
 
 
 TALLY: StateKey[Tally] = StateKey("tally", Tally)
+FLEET = "fleet"  # the key that lists the drivers
+DRIVERS: StateKey[list[str]] = StateKey("drivers", list[str])
+BOARD_QUERY = (
+    "SELECT service_key, key, value_utf8 FROM state WHERE service_name = 'ops-board'"
+    f" AND {introspection.keyed([*map(str, range(SHARDS)), FLEET])}"
+)
 
 
 def shard(order_id: str) -> str:
@@ -78,6 +93,7 @@ def shard(order_id: str) -> str:
 def tallied(tally: Tally, ended: OrderEnded) -> Tally:
     """`tally` with `ended` counted."""
     final = ended.final
+    tally.in_flight.pop(ended.order_id, None)
     tally.ended[final.status] = tally.ended.get(final.status, 0) + 1
     submitted = ended.history[0].at
     for change in {c.status: c for c in reversed(ended.history)}.values():  # the first time of each
@@ -89,13 +105,46 @@ def tallied(tally: Tally, ended: OrderEnded) -> Tally:
     return tally
 
 
+@ops_board.handler(name="orderStarted", input_serde=required(OrderStarted), ingress_private=True)
+async def order_started(ctx: ObjectContext, started: OrderStarted) -> None:
+    """Count an order in flight (sent once by its workflow as it starts)."""
+    tally = await TALLY.get(ctx) or Tally()
+    tally.in_flight[started.order_id] = started.at
+    TALLY.set(ctx, tally)
+
+
 @ops_board.handler(name="orderEnded", input_serde=required(OrderEnded), ingress_private=True)
 async def order_ended(ctx: ObjectContext, ended: OrderEnded) -> None:
     """Count an order that ended (sent once by its workflow)."""
     TALLY.set(ctx, tallied(await TALLY.get(ctx) or Tally(), ended))
 
 
-async def read_tallies(admin: httpx.AsyncClient) -> list[Tally]:
-    """Every shard's tally, through Restate's SQL introspection (`admin`: a client of the admin API)."""
-    rows = await introspection.query(admin, TALLIES_QUERY)
-    return [Tally.model_validate_json(row["value_utf8"]) for row in rows]
+@ops_board.handler(name="driverOnDuty", ingress_private=True)
+async def driver_on_duty(ctx: ObjectContext, driver_id: str) -> None:
+    """List a driver (sent by its twin the first time it goes on duty)."""
+    drivers = await DRIVERS.get(ctx) or []
+    if driver_id not in drivers:
+        DRIVERS.set(ctx, [*drivers, driver_id])
+
+
+class Board(Model):
+    """Every shard's tally and the drivers, as /ops and /metrics read them."""
+
+    tallies: list[Tally]
+    drivers: list[str]
+
+    @property
+    def in_flight(self) -> dict[str, int]:
+        """Every order in flight, with the epoch ms of its start."""
+        return {order: at for tally in self.tallies for order, at in tally.in_flight.items()}
+
+
+async def read(admin: httpx.AsyncClient) -> Board:
+    """The board, through Restate's SQL introspection (`admin`: a client of the admin API)."""
+    board = Board(tallies=[], drivers=[])
+    for row in await introspection.query(admin, BOARD_QUERY):
+        if row["key"] == "tally":
+            board.tallies.append(TALLY.serde.deserialize(row["value_utf8"].encode()) or Tally())
+        elif row["key"] == "drivers":
+            board.drivers = DRIVERS.serde.deserialize(row["value_utf8"].encode()) or []
+    return board

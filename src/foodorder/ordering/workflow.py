@@ -158,6 +158,8 @@ async def run(ctx: WorkflowContext, order: Order) -> None:
     if order.id != ctx.key():
         raise TerminalError(f"id: {order.id!r} differs from the workflow key {ctx.key()!r}", 400)
     ORDER.set(ctx, order)
+    started = board.OrderStarted(order_id=ctx.key(), at=await now_ms(ctx))
+    ctx.object_send(board.order_started, key=board.shard(ctx.key()), arg=started)
     terms = await ctx.run_typed("fix the order's terms", order_terms, order=order)
     TERMS.set(ctx, terms)
     this = OrderRun(ctx, order, terms)

@@ -11,7 +11,8 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -35,22 +36,18 @@ SNAPSHOT_EVERY_S = 1.0
 PAGE_SIZE = 50
 PageDep = Annotated[int, Query(ge=1, description="page of the orders in flight")]
 SizeDep = Annotated[int, Query(ge=1, le=500, description="orders in flight per page")]
-DRIVERS_QUERY = (
-    "SELECT service_key, key, value_utf8 FROM state WHERE service_name = 'driver-digital-twin'"
-    " AND key IN ('driver-status', 'driver-location')"
-)
-# The orders in flight: each order's workflow whose run has not completed (those that ended, kept
-# for the retention period, are left out by the status filter).
-RUNNING_QUERY = (
-    "SELECT id, target_service_key, created_at, trace_id FROM sys_invocation_status"
-    " WHERE target_service_name = 'order-workflow' AND target_handler_name = 'run' AND status != 'completed'"
-)
 # Why Restate retries an invocation: kept by the invoker for the invocations it is working on only.
 FAILURES_QUERY = (
     "SELECT id, retry_count, last_failure, last_failure_related_command_name FROM sys_invocation_state"
     " WHERE last_failure IS NOT NULL"
 )
 ORDER_SERVICES = "('order-workflow', 'order-status')"
+# What /ops reads of each order in flight and each driver (by key: see `keyed`).
+READS = (
+    "(service_name = 'order-status' AND key = 'history')"
+    " OR (service_name = 'order-workflow' AND key = 'order')"
+    " OR (service_name = 'driver-digital-twin' AND key IN ('driver-status', 'driver-location'))"
+)
 
 
 class DriverRow(Model):
@@ -66,7 +63,6 @@ class OrderRow(Model):
     stale: bool
     reason: str | None
     retrying: str | None = Field(description="why Restate retries an invocation of the order")
-    trace_id: str | None = Field(description="the trace of its workflow (with FOODORDER_OTLP_ENDPOINT)")
     restaurant_location: Location | None
     delivery_location: Location | None
 
@@ -91,40 +87,61 @@ async def snapshot(
 ) -> Snapshot:
     """Drivers, one page of the orders in flight and the counts, as the engine holds them now.
 
-    Its cost grows with the drivers and the orders in flight, never with the orders that ended.
+    Every read is by key (the board's shards, the orders in flight, the drivers) or of the invocations
+    Restate is working on: its cost grows with the drivers and the orders in flight, never with the
+    orders that ended.
     """
-    running = {r["target_service_key"]: r for r in await introspection.query(admin, RUNNING_QUERY)}
-    retrying = await retry_reasons(admin)
-    histories = await states(admin, "order-status", "history", running)
-    latest = {key: OrderEvent.model_validate(json.loads(value)[-1]) for key, value in histories.items()}
+    listed, retrying = await asyncio.gather(board.read(admin), retrying_orders(admin))
+    in_flight = listed.in_flight
+    for key, retry in retrying.items():
+        if retry.run_since is not None:
+            in_flight.setdefault(key, retry.run_since)
+    state: dict[tuple[str, str], dict[str, Any]] = {}
+    if keys := [*in_flight, *listed.drivers]:
+        where = f"{introspection.keyed(keys)} AND ({READS})"
+        sql = f"SELECT service_name, service_key, key, value_utf8 FROM state WHERE {where}"
+        for row in await introspection.query(admin, sql):
+            values = state.setdefault((row["service_name"], row["service_key"]), {})
+            values[row["key"]] = json.loads(row["value_utf8"])
+    latest = {
+        key: OrderEvent.model_validate(values["history"][-1])
+        for (service, key), values in state.items()
+        if service == "order-status" and values.get("history")
+    }
     now = int(time.time() * 1000)
-    stale_ms = settings.stale_after_s * 1000
+    stale_before = now - settings.stale_after_s * 1000
 
     def since(key: str) -> int:
-        return latest[key].at if key in latest else parse_time(running[key]["created_at"])
+        return latest[key].at if key in latest else in_flight[key]
 
-    keys = sorted(running, key=since)
-    pages = max(1, -(-len(keys) // size))
+    # An order whose ending the board has not counted yet, but whose final status is recorded, is done.
+    orders = sorted((k for k in in_flight if k not in latest or not latest[k].final), key=since)
+    pages = max(1, -(-len(orders) // size))
     page = min(max(page, 1), pages)
-    shown = keys[(page - 1) * size : page * size]
-    orders = await states(admin, "order-workflow", "order", shown)
-    submitted = {key: Order.model_validate_json(value) for key, value in orders.items()}
-    counts = Counter((latest[k].status or Status.NEW) if k in latest else Status.NEW for k in keys)
-    tallies = await board.read_tallies(admin)
-    for tally in tallies:
+    counts = Counter((latest[k].status or Status.NEW) if k in latest else Status.NEW for k in orders)
+    for tally in listed.tallies:
         counts.update(tally.ended)
-    problems = sorted((p for tally in tallies for p in tally.problems), key=lambda p: -p.at)
+    problems = sorted((p for tally in listed.tallies for p in tally.problems), key=lambda p: -p.at)
     return Snapshot(
         at=now,
-        drivers=await drivers(admin),
+        drivers=[
+            DriverRow(id=driver, status=values["driver-status"], location=values.get("driver-location"))
+            for driver in sorted(listed.drivers)
+            if "driver-status" in (values := state.get(("driver-digital-twin", driver), {}))
+        ],
         active_orders=[
             order_row(
-                k, latest.get(k), since(k), running[k], submitted.get(k), retrying.get(k), now - stale_ms
+                key,
+                latest.get(key),
+                since(key),
+                state.get(("order-workflow", key), {}).get("order"),
+                retrying[key].reason if key in retrying else None,
+                stale_before,
             )
-            for k in shown
+            for key in orders[(page - 1) * size : page * size]
         ],
-        active=len(keys),
-        stale=sum(since(k) < now - stale_ms for k in keys),
+        active=len(orders),
+        stale=sum(since(k) < stale_before for k in orders),
         page=page,
         pages=pages,
         recent_problems=problems[: board.RECENT_PROBLEMS],
@@ -133,71 +150,52 @@ async def snapshot(
     )
 
 
-async def retry_reasons(admin: httpx.AsyncClient) -> dict[str, str]:
-    """Why Restate retries an invocation of an order (the latest such invocation), by order."""
+@dataclass(frozen=True)
+class Retrying:
+    """An invocation of an order that Restate retries: why, and whether it is the order's workflow run
+    (then the order is in flight even before it could tell the board: it may never have run)."""
+
+    reason: str
+    run_since: int | None  # epoch ms the run was created, for the workflow's run
+
+
+async def retrying_orders(admin: httpx.AsyncClient) -> dict[str, Retrying]:
+    """The orders with an invocation Restate retries (the latest such invocation), by order."""
     failures = {r["id"]: r for r in await introspection.query(admin, FAILURES_QUERY)}
     if not failures:
         return {}
     targets = await introspection.query(
         admin,
-        "SELECT id, target_service_key, target_handler_name FROM sys_invocation_status"
-        f" WHERE target_service_name IN {ORDER_SERVICES} AND id IN ({literals(failures)})",
+        "SELECT id, target_service_key, target_handler_name, created_at FROM sys_invocation_status"
+        f" WHERE id IN ({introspection.literals(failures)}) AND target_service_name IN {ORDER_SERVICES}",
     )
-    reasons = {}
+    orders = {}
     for target in targets:
-        failure = failures[target["id"]]
+        failure, handler = failures[target["id"]], target["target_handler_name"]
         step = failure.get("last_failure_related_command_name")
-        where = target["target_handler_name"] + (f" ({step})" if step else "")
-        reasons[target["target_service_key"]] = (
-            f"{where}, retry {failure['retry_count']}: {failure['last_failure']}"
-        )
-    return reasons
+        where = f"{handler} ({step})" if step else handler
+        reason = f"{where}, retry {failure['retry_count']}: {failure['last_failure']}"
+        run_since = epoch_ms(target["created_at"]) if handler == "run" else None
+        orders[target["target_service_key"]] = Retrying(reason, run_since)
+    return orders
 
 
-def literals(values: Iterable[str]) -> str:
-    """SQL string literals, comma-separated."""
-    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
-
-
-async def states(admin: httpx.AsyncClient, service: str, name: str, keys: Collection[str]) -> dict[str, str]:
-    """The state `name` (JSON) of these keys of `service`, by key (read for these keys only)."""
-    if not keys:
-        return {}
-    sql = (
-        "SELECT service_key, value_utf8 FROM state"
-        f" WHERE service_name = '{service}' AND key = '{name}' AND service_key IN ({literals(keys)})"
-    )
-    return {row["service_key"]: row["value_utf8"] for row in await introspection.query(admin, sql)}
-
-
-def parse_time(value: str) -> int:
-    """Epoch ms of a timestamp Restate's SQL returns (RFC 3339)."""
-    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-async def drivers(admin: httpx.AsyncClient) -> list[DriverRow]:
-    """Every driver's twin: status and position."""
-    state: dict[str, dict[str, Any]] = {}
-    for row in await introspection.query(admin, DRIVERS_QUERY):
-        state.setdefault(row["service_key"], {})[row["key"]] = json.loads(row["value_utf8"])
-    return [
-        DriverRow(id=key, status=values["driver-status"], location=values.get("driver-location"))
-        for key, values in sorted(state.items())
-        if "driver-status" in values
-    ]
+def epoch_ms(timestamp: str) -> int:
+    """Epoch ms of a timestamp as Restate's SQL answers it (RFC 3339)."""
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def order_row(
     key: str,
     last: OrderEvent | None,
     since: int,
-    invocation: dict[str, Any],
-    order: Order | None,
+    order: dict[str, Any] | None,
     retrying: str | None,
     stale_before: float,
 ) -> OrderRow:
-    """One order in flight as /ops lists it, from its workflow's invocation, last status and order."""
-    shop = load_catalog().restaurant(order.restaurant_id) if order else None
+    """One order in flight as /ops lists it."""
+    submitted = Order.model_validate(order) if order else None
+    shop = load_catalog().restaurant(submitted.restaurant_id) if submitted else None
     return OrderRow(
         id=key,
         status=(last.status if last else None) or Status.NEW,
@@ -205,9 +203,8 @@ def order_row(
         stale=since < stale_before,
         reason=last.reason if last else None,
         retrying=retrying,
-        trace_id=invocation.get("trace_id"),
         restaurant_location=shop.location if shop else None,
-        delivery_location=order.delivery_location if order else None,
+        delivery_location=submitted.delivery_location if submitted else None,
     )
 
 
