@@ -38,7 +38,6 @@ function show(snapshot) {
       if (o.deliveryLocation) shown.add(map.mark(`to:${o.id}`, "customer", o.deliveryLocation, o.id).dataset.marker);
       const row = cells(document.createElement("tr"), [o.id, o.status, duration(snapshot.at - o.since), o.retrying || ""]);
       row.classList.toggle("stale", o.stale);
-      if (o.traceId) row.title = `trace ${o.traceId}`;
       return row;
     }),
   );
