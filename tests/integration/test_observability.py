@@ -13,7 +13,15 @@ from foodorder.config import DEV_OPS_PASSWORD, OPS_USER
 from foodorder.models import Status
 from foodorder.otlp import Receiver, Span, receiving
 from foodorder.stack import Stack, wait_until
-from tests.integration.conftest import Api, Client, api_order, new_order, running_stack, stack_settings
+from tests.integration.conftest import (
+    Api,
+    Client,
+    api_of,
+    api_order,
+    new_order,
+    running_stack,
+    stack_settings,
+)
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -38,9 +46,8 @@ def traced(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="module")
 def api(traced: Stack) -> Iterator[Api]:
-    api = Api(traced.settings)
-    yield api
-    api.http.close()
+    with api_of(traced.settings) as api:
+        yield api
 
 
 def eventually(read: Callable[[], T], done: Callable[[T], bool], what: str, timeout_s: float = 60) -> T:
