@@ -182,13 +182,8 @@ class Stack:
         endpoint = self.settings.otlp_endpoint
         if not endpoint:
             return {}
-        # Its invocation traces ("services") are what users follow. The runtime exporter must be on too:
-        # only it makes the ingress read an incoming `traceparent`; its filter keeps the engine's own
-        # internals out of the traces.
-        return {
-            "RESTATE_TRACING_ENDPOINT": telemetry.restate_tracing_endpoint(endpoint),
-            "RESTATE_TRACING_FILTER": "off",
-        }
+        # Its invocation traces ("services" in its terms), not the engine's own internals ("runtime").
+        return {"RESTATE_TRACING_SERVICES_ENDPOINT": telemetry.restate_tracing_endpoint(endpoint)}
 
     def restate_server_binary(self) -> Path:
         """The platform binary that npm installed (not the node shim, so signals reach the server)."""
