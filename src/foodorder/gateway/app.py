@@ -34,6 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.feeds = OrderFeeds(waits, settings.stream_batch_s)
         app.state.locations = publisher_for(settings, app.state.ingress.http)
         app.state.admin = httpx.AsyncClient(base_url=settings.admin_url, timeout=5)  # /ops and /metrics
+        app.state.snapshots = ops.Snapshots(app.state.admin, settings)
         app.state.storefront_api = httpx.AsyncClient(
             base_url=settings.gateway_url,
             headers={"Authorization": f"Bearer {settings.storefront_key}"},

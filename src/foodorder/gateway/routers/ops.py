@@ -185,6 +185,24 @@ def epoch_ms(timestamp: str) -> int:
     return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
 
 
+class Snapshots:
+    """The latest snapshot of each page, shared by every open /ops: however many tabs are open, Restate
+    is asked at most once per SNAPSHOT_EVERY_S for a page."""
+
+    def __init__(self, admin: httpx.AsyncClient, settings: Settings) -> None:
+        self.admin, self.settings = admin, settings
+        self.latest: dict[tuple[int, int], tuple[float, asyncio.Future[Snapshot]]] = {}
+
+    async def get(self, page: int, size: int) -> Snapshot:
+        """The page's snapshot, read now unless another tab had it read less than a period ago."""
+        now = asyncio.get_running_loop().time()
+        self.latest = {k: v for k, v in self.latest.items() if now - v[0] < SNAPSHOT_EVERY_S}
+        if (page, size) not in self.latest:
+            reading = asyncio.ensure_future(snapshot(self.admin, self.settings, page, size))
+            self.latest[(page, size)] = (now, reading)
+        return await asyncio.shield(self.latest[(page, size)][1])
+
+
 def order_row(
     key: str,
     last: OrderEvent | None,
@@ -219,11 +237,10 @@ async def ops_events(
     request: Request, _: OperatorDep, page: PageDep = 1, size: SizeDep = PAGE_SIZE
 ) -> AsyncIterator[ServerSentEvent]:
     """A snapshot of drivers and one page of orders every second."""
-    settings: Settings = request.app.state.settings
-    admin: httpx.AsyncClient = request.app.state.admin
+    snapshots: Snapshots = request.app.state.snapshots
     while True:
         try:
-            data = (await snapshot(admin, settings, page, size)).model_dump(mode="json")
+            data = (await snapshots.get(page, size)).model_dump(mode="json")
             yield ServerSentEvent(event="snapshot", data=data)
         except httpx.HTTPError as error:
             yield ServerSentEvent(event="unavailable", data={"detail": f"restate admin: {error}"})
@@ -234,5 +251,5 @@ async def ops_events(
 async def ops_snapshot(
     request: Request, _: OperatorDep, page: PageDep = 1, size: SizeDep = PAGE_SIZE
 ) -> Snapshot:
-    """One snapshot, as JSON (what /ops/events sends every second)."""
+    """One snapshot, read now, as JSON (what /ops/events sends every second)."""
     return await snapshot(request.app.state.admin, request.app.state.settings, page, size)
