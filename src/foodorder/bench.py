@@ -864,7 +864,10 @@ async def run_phases(stack: Stack, plan: Plan, progress: Progress) -> dict[str, 
 
 
 def run(quick: bool, console: Console) -> dict[str, Any]:
-    """Run every phase on a fresh stack; write and print the results."""
+    """Run every phase on a fresh stack (the observability phases on stacks of their own); write and print
+    the results."""
+    from foodorder import bench_observability
+
     plan = QUICK if quick else FULL
     with tempfile.TemporaryDirectory(prefix="foodorder-bench-") as tmp:
         stack = Stack(bench_settings(Path(tmp)), log_dir=Path(tmp) / "logs")
@@ -880,6 +883,10 @@ def run(quick: bool, console: Console) -> dict[str, Any]:
                 results = asyncio.run(run_phases(stack, plan, progress))
         finally:
             stack.stop()
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        results["observability"] = bench_observability.run(plan, progress)
     peaks = {name: round(mb, 1) for name, mb in memory.peaks_mb.items()}
     results["peak_rss_mb"] = {**peaks, "total": round(sum(peaks.values()), 1)}
     results["machine"] = {
@@ -896,6 +903,8 @@ def run(quick: bool, console: Console) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> Table:
     """The headline figures, each beside its target where it has one."""
+    from foodorder import bench_observability
+
     rows = [
         ("engine ceiling: no-op invocations/s", results["engine_noop_invocations_per_s"], ""),
         (
@@ -957,6 +966,7 @@ def table(results: dict[str, Any]) -> Table:
             for transport, figures in results["locations"].items()
         ),
         ("peak RSS MB, whole stack", results["peak_rss_mb"]["total"], TARGETS["peak_rss_mb.total"]),
+        *bench_observability.rows(results["observability"]),
     ]
     out = Table(title=f"foodorder bench ({results['mode']}, {results['machine']['cpus']} CPUs)")
     for column in ("measure", "figure", "target"):

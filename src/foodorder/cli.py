@@ -10,6 +10,7 @@ import httpx
 from pydantic import ValidationError
 from rich.console import Console
 
+from foodorder import telemetry
 from foodorder.config import (
     DEV_DRIVER_KEY,
     DEV_OPS_PASSWORD,
@@ -106,7 +107,9 @@ restaurant {DEV_RESTAURANT_KEY}, driver {DEV_DRIVER_KEY}; /ops password {DEV_OPS
   services endpoint    {s.services_url}
   restaurant POS       {s.pos_url}
   payment provider     {s.payment_url}   (ledger: {s.payment_url}/ledger){webhooks_banner(s)}
-  driver locations     {location_path(s)}{dev_keys}
+  driver locations     {location_path(s)}
+  metrics              {s.gateway_url}/metrics (user ops), restate-server's: http://{s.host}:{s.node_port}/metrics
+  traces               {s.otlp_endpoint or "off (FOODORDER_OTLP_ENDPOINT: an OTLP/HTTP receiver)"}{dev_keys}
 
 Place an order through the public API:
   curl -X POST {s.gateway_url}/api/v1/orders -H 'authorization: Bearer {DEV_PROVIDER_KEY}' \\
@@ -215,12 +218,19 @@ COMMANDS: dict[str, Callable[[Settings], None]] = {
     "gateway": run_gateway,
 }
 
+# The commands that run one process of the system (the others talk to a person on a terminal).
+PROCESSES = ("services", "payment", "pos", "gateway")
 
-def bench(quick: bool) -> None:
+
+def bench(quick: bool, observability: bool = False) -> None:
     """Measure throughput, latency, cost per order and memory on a stack of its own."""
     from foodorder import bench as benchmark
+    from foodorder import bench_observability
 
-    benchmark.run(quick, console)
+    if observability:
+        bench_observability.standalone(quick, console)
+    else:
+        benchmark.run(quick, console)
 
 
 def chaos(orders: int, fault_rate: float, kill_every_s: float) -> None:
@@ -240,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_parser(name, help=(fn.__doc__ or "").strip())
     bench_parser = sub.add_parser("bench", help=(bench.__doc__ or "").strip())
     bench_parser.add_argument("--quick", action="store_true", help="short phases (about a minute and a half)")
+    bench_parser.add_argument(
+        "--observability", action="store_true", help="only the cost of tracing and of /ops at 10,000 orders"
+    )
     chaos_parser = sub.add_parser("chaos", help=(chaos.__doc__ or "").strip())
     chaos_parser.add_argument("--orders", type=int, default=200, help="orders to submit (default 200)")
     chaos_parser.add_argument(
@@ -250,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.command == "bench":
-        bench(args.quick)
+        bench(args.quick, args.observability)
     elif args.command == "chaos":
         chaos(args.orders, args.fault_rate, args.kill_every)
     else:
@@ -260,6 +273,8 @@ def main(argv: list[str] | None = None) -> None:
             # A setting that is unsafe or wrong: say which, without a traceback.
             problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
             sys.exit(f"foodorder {args.command}: refusing to start: {problems}")
+        if args.command in PROCESSES:
+            telemetry.setup(settings, args.command)
         COMMANDS[args.command](settings)
 
 

@@ -200,6 +200,10 @@ class Settings(BaseSettings):
         None, description="an external Kafka cluster (host:port,...); unset: the embedded broker"
     )
     kafka_port: int = Field(9092, description="the embedded broker's port (on `host`)")
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP base URL (http://host:4318) every process exports its traces to; unset: none",
+    )
 
     @model_validator(mode="after")
     def _no_dev_keys_outside_development(self) -> "Settings":

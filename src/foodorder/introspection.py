@@ -1,6 +1,7 @@
 """Restate's SQL introspection (admin API, POST /query): the engine's state and invocations as rows."""
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -32,6 +33,17 @@ async def query(admin: httpx.AsyncClient, sql: str) -> Rows:
 def query_blocking(admin_url: str, sql: str, timeout_s: float = 30) -> Rows:
     """The rows `sql` selects, for code that does not run in an event loop."""
     return _rows(httpx.post(f"{admin_url}/query", timeout=timeout_s, **_request(sql)))
+
+
+def literals(values: Iterable[str]) -> str:
+    """SQL string literals, comma-separated."""
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+
+
+def keyed(keys: Iterable[str]) -> str:
+    """A filter of the `state` table on these keys that Restate answers by reading just those keys (it
+    derives their partition keys from `service_key` when the row is not scoped), not by a scan."""
+    return f"scope IS NULL AND service_key IN ({literals(keys)})"
 
 
 def latest_statuses(rows: Rows) -> dict[str, Status]:

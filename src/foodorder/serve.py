@@ -79,6 +79,8 @@ def serve(app: Any, host: str, port: int, client_timeout_s: float | None = None)
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.graceful_timeout = GRACEFUL_TIMEOUT_S
+    # hypercorn's own messages go through the process's logging setup (JSON lines off a terminal).
+    config.errorlog = logging.getLogger("hypercorn.error")
     # restate-server multiplexes every invocation over a few long-lived HTTP/2 connections;
     # hypercorn's default of closing a connection after 1000 requests breaks the ones in flight.
     config.keep_alive_max_requests = 2**62

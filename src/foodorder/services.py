@@ -6,10 +6,12 @@ from typing import Any
 
 import restate
 
+from foodorder import telemetry
 from foodorder.config import Settings, get_settings
 from foodorder.delivery.manager import delivery_manager
 from foodorder.delivery.matcher import driver_delivery_matcher
 from foodorder.delivery.twin import driver_digital_twin
+from foodorder.ordering.board import ops_board
 from foodorder.ordering.status import order_status
 from foodorder.ordering.store_state import store_state
 from foodorder.ordering.workflow import order_workflow
@@ -22,6 +24,7 @@ SERVICES: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     order_workflow,
     order_status,
     store_state,
+    ops_board,
     delivery_manager,
     driver_delivery_matcher,
     driver_digital_twin,
@@ -36,6 +39,7 @@ def create_app(settings: Settings) -> Any:
     """The ASGI app of the services endpoint, accepting only requests signed by a configured key."""
     if not settings.request_identity_keys and not settings.dev_mode:
         raise ValueError("FOODORDER_REQUEST_IDENTITY_KEYS is empty: the endpoint would accept unsigned calls")
+    telemetry.follow_invocations(SERVICES)
     return restate.app(services=SERVICES, identity_keys=settings.request_identity_keys or None)
 
 
@@ -45,4 +49,6 @@ def app_from_environment() -> Any:
     Killed, granian's main process would leave its workers serving, and the port taken.
     """
     die_with(os.getppid(), signal.SIGKILL)
-    return create_app(get_settings())
+    settings = get_settings()
+    telemetry.setup(settings, "services")
+    return create_app(settings)

@@ -22,7 +22,7 @@ from typing import IO
 
 import httpx
 
-from foodorder import identity, releases, subscription
+from foodorder import identity, releases, subscription, telemetry
 from foodorder.clients import kafka
 from foodorder.config import Settings
 from foodorder.external import broker
@@ -173,8 +173,17 @@ class Stack:
             "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(
                 s.identity_key_file.resolve()
             ),
+            **self.tracing_env(),
             **self.extra_restate_env,
         }
+
+    def tracing_env(self) -> dict[str, str]:
+        """restate-server's invocation traces go where ours go (FOODORDER_OTLP_ENDPOINT), over OTLP/HTTP."""
+        endpoint = self.settings.otlp_endpoint
+        if not endpoint:
+            return {}
+        # Its invocation traces ("services" in its terms), not the engine's own internals ("runtime").
+        return {"RESTATE_TRACING_SERVICES_ENDPOINT": telemetry.restate_tracing_endpoint(endpoint)}
 
     def restate_server_binary(self) -> Path:
         """The platform binary that npm installed (not the node shim, so signals reach the server)."""

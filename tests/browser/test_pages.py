@@ -126,4 +126,5 @@ def test_the_operations_page_lists_every_driver_and_counts_orders(page: Page) ->
     expect(page.get_by_test_id("orders").locator("tbody tr").filter(has_text="SCHEDULED")).not_to_have_count(
         0
     )
+    expect(page.get_by_test_id("pager")).to_contain_text("page 1 of 1")
     screenshot(page, "ops")

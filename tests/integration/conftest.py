@@ -273,11 +273,20 @@ class Api:
         return events
 
 
+@contextmanager
+def api_of(settings: Settings) -> Iterator[Api]:
+    """The public API of the stack on `settings`, its connections closed at the end."""
+    api = Api(settings)
+    try:
+        yield api
+    finally:
+        api.http.close()
+
+
 @pytest.fixture(scope="session")
 def api(stack: Stack) -> Iterator[Api]:
-    api = Api(stack.settings)
-    yield api
-    api.http.close()
+    with api_of(stack.settings) as api:
+        yield api
 
 
 def api_order(**overrides: Any) -> dict[str, Any]:

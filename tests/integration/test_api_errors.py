@@ -153,7 +153,9 @@ def test_the_operations_pages_ask_for_the_ops_password(api: Api) -> None:
     anonymous = api.request("GET", "/ops", key=None)
     wrong = api.http.get("/ops/events", auth=(OPS_USER, "guess"))
     right = api.http.get("/ops", auth=(OPS_USER, DEV_OPS_PASSWORD))
+    data = [api.request("GET", path, key=None) for path in ("/ops/snapshot", "/metrics")]
 
     assert anonymous.status_code == wrong.status_code == 401
+    assert [response.status_code for response in data] == [401, 401]
     assert anonymous.headers["www-authenticate"].startswith("Basic")
     assert right.status_code == 200 and "Operations" in right.text

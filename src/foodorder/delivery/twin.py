@@ -16,7 +16,7 @@ from foodorder.models import (
     Location,
     LocationEvent,
 )
-from foodorder.ordering import status
+from foodorder.ordering import board, status
 from foodorder.state import NO_INPUT, Nothing, StateKey, now_ms, required
 
 driver_digital_twin = VirtualObject("driver-digital-twin")
@@ -25,6 +25,7 @@ DRIVER_STATUS: StateKey[DriverStatus] = StateKey("driver-status", DriverStatus)
 ASSIGNED_DELIVERY: StateKey[DeliveryRequest] = StateKey("assigned-delivery", DeliveryRequest)
 DRIVER_LOCATION: StateKey[Location] = StateKey("driver-location", Location)
 REGION: StateKey[str] = StateKey("region", str)
+ON_BOARD: StateKey[bool] = StateKey("on-board", bool)  # listed on the ops board's fleet
 LAST_SEEN: StateKey[int] = StateKey("last-seen", int)
 LOCATION_AT: StateKey[int] = StateKey("location-at", int)  # when the phone took the applied location
 PHONE_APP: StateKey[str] = StateKey("phone-app", str)
@@ -61,6 +62,9 @@ async def set_driver_available(ctx: ObjectContext, region: str) -> None:
     DRIVER_STATUS.set(ctx, DriverStatus.WAITING_FOR_WORK)
     REGION.set(ctx, region)
     ctx.object_send(matcher.set_driver_available, key=region, arg=ctx.key())
+    if not await ON_BOARD.get(ctx):  # once per driver, so that /ops finds every driver by key
+        ctx.object_send(board.driver_on_duty, key=board.FLEET, arg=ctx.key())
+        ON_BOARD.set(ctx, True)
 
 
 @driver_digital_twin.handler(name="setDriverUnavailable")

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from foodorder import telemetry
 from foodorder.config import Settings
 from foodorder.external.faults import inject_faults
 from foodorder.external.store import open_store
@@ -99,6 +100,7 @@ class Ledger(Model):
 def create_app(settings: Settings) -> FastAPI:
     """The payment provider's HTTP API."""
     app = FastAPI(title="foodorder payment provider (stub)")
+    telemetry.instrument(app)
     inject_faults(app, settings)
     db = open_store(settings.data_dir / "payment.sqlite3", SCHEMA, version=2)
 

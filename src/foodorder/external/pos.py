@@ -19,6 +19,7 @@ from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from foodorder import telemetry
 from foodorder.config import Settings
 from foodorder.external.faults import inject_faults
 from foodorder.external.store import open_store
@@ -143,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
             await task
 
     app = FastAPI(title="foodorder restaurant POS (stub)", lifespan=lifespan)
+    telemetry.instrument(app)
     inject_faults(app, settings)
 
     def preparation(order_id: str) -> Preparation | None:
@@ -197,6 +199,7 @@ def create_app(settings: Settings) -> FastAPI:
                     at + int(settings.scaled(settings.preparation_s) * 1000),
                 ),
             )
+            log.info("order %s %s", request.order_id, f"refused: {refused.reason}" if refused else "taken")
         taken = preparation(request.order_id)
         assert taken is not None
         if taken.state == REFUSED:

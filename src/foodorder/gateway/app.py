@@ -8,12 +8,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from restate.exceptions import TerminalError
 
+from foodorder import telemetry
 from foodorder.clients.http import Transient
 from foodorder.clients.locations import publisher_for
 from foodorder.config import Settings
+from foodorder.gateway import metrics
 from foodorder.gateway.auth import Keys
 from foodorder.gateway.events import OrderFeeds
 from foodorder.gateway.limits import Limiter
+from foodorder.gateway.metrics import Metrics, RequestMetrics
 from foodorder.gateway.middleware import BodyGuard
 from foodorder.gateway.restate import Ingress
 from foodorder.gateway.routers import catalog, drivers, health, ops, orders, restaurants, store, webhooks
@@ -32,6 +35,8 @@ def create_app(settings: Settings) -> FastAPI:
         waits = Ingress(settings.ingress_url, settings.http_timeout_s, settings.streams_total)
         app.state.feeds = OrderFeeds(waits, settings.stream_batch_s)
         app.state.locations = publisher_for(settings, app.state.ingress.http)
+        app.state.admin = httpx.AsyncClient(base_url=settings.admin_url, timeout=5)  # /ops and /metrics
+        app.state.snapshots = ops.Snapshots(app.state.admin, settings)
         app.state.storefront_api = httpx.AsyncClient(
             base_url=settings.gateway_url,
             headers={"Authorization": f"Bearer {settings.storefront_key}"},
@@ -44,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
         await app.state.feeds.close()
         await app.state.ingress.close()
         await app.state.locations.close()
+        await app.state.admin.aclose()
 
     app = FastAPI(
         title="foodorder public API",
@@ -55,6 +61,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.keys = Keys.of(settings)
     app.state.limiter = Limiter(settings)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, timeout_s=settings.client_timeout_s)
+    app.state.metrics = Metrics(lambda: app.state.limiter.open_streams["total"])
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    telemetry.instrument(app)
 
     @app.exception_handler(httpx.HTTPError)
     async def engine_unreachable(request: Request, error: httpx.HTTPError) -> JSONResponse:
@@ -74,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def store_refused(request: Request, error: StoreRefused) -> JSONResponse:
         return refusal_response(error.refusal)
 
-    for module in (health, catalog, orders, restaurants, drivers, store, ops, webhooks):
+    for module in (health, catalog, orders, restaurants, drivers, store, ops, webhooks, metrics):
         app.include_router(module.router)
     app.mount("/static", static_files(), name="static")
     return app

@@ -1,14 +1,22 @@
 """Calls from the gateway to the Restate ingress."""
 
+import contextlib
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from fastapi import HTTPException
 
+from foodorder import telemetry
+
 CONNECTIONS = 16
 # The ingress' answer for the output of a workflow that is still running.
 NOT_READY = 470
+
+
+def concerning(service: str, key: str) -> contextlib.AbstractContextManager[None]:
+    """A call on one of an order's services concerns that order (its spans and logs name it)."""
+    return telemetry.about_order(key) if service in telemetry.ORDER_SERVICES else contextlib.nullcontext()
 
 
 class Ingress:
@@ -31,7 +39,8 @@ class Ingress:
     ) -> Any:
         """Invoke and wait for the result; a terminal error of the handler becomes the same HTTP error."""
         timeout = self.http.timeout if timeout_s is None else httpx.Timeout(timeout_s)
-        response = await self.http.post(self.path(service, key, handler), json=body, timeout=timeout)
+        with concerning(service, key):
+            response = await self.http.post(self.path(service, key, handler), json=body, timeout=timeout)
         return self._result(response)
 
     async def send(
@@ -39,9 +48,10 @@ class Ingress:
     ) -> Any:
         """Enqueue an invocation without waiting for it."""
         headers = {"idempotency-key": idempotency_key} if idempotency_key else None
-        response = await self.http.post(
-            self.path(service, key, handler) + "/send", json=body, headers=headers
-        )
+        with concerning(service, key):
+            response = await self.http.post(
+                self.path(service, key, handler) + "/send", json=body, headers=headers
+            )
         return self._result(response)
 
     async def workflow_started(self, workflow: str, key: str) -> bool:

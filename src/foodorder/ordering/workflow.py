@@ -35,8 +35,8 @@ from foodorder.models import (
     StatusUpdate,
     StoreState,
 )
+from foodorder.ordering import board, store_state
 from foodorder.ordering import status as order_status
-from foodorder.ordering import store_state
 from foodorder.ordering.steps import Interrupted, RetryPolicy, StepFailed, durable_step
 from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, came_late, now_ms, required
 
@@ -134,6 +134,7 @@ class OrderRun:
         self.captured = False
         self.at_restaurant = False
         self.delivery_id: str | None = None
+        self.history: list[StatusChange] = []  # what this run recorded, for the ops board at the end
 
     async def step(
         self, name: str, policy: RetryPolicy, action: Any, cancellable: bool = True, **kwargs: Any
@@ -154,6 +155,7 @@ class OrderRun:
         if refusal is not None:
             change.reason_code = refusal.reason_code
             change.items = refusal.items or None
+        self.history.append(change)
         self.ctx.object_send(order_status.record_status, key=self.ctx.key(), arg=change)
 
     async def wait(self, timeout_s: float, name: str, **events: RestateDurableFuture[Any]) -> tuple[str, Any]:
@@ -192,6 +194,8 @@ async def run(ctx: WorkflowContext, order: Order) -> None:
     if order.id != ctx.key():
         raise TerminalError(f"id: {order.id!r} differs from the workflow key {ctx.key()!r}", 400)
     ORDER.set(ctx, order)
+    started = board.OrderStarted(order_id=ctx.key(), at=await now_ms(ctx))
+    ctx.object_send(board.order_started, key=board.shard(ctx.key()), arg=started)
     terms = await ctx.run_typed("fix the order's terms", order_terms, order=order)
     TERMS.set(ctx, terms)
     this = OrderRun(ctx, order, terms)
@@ -382,6 +386,8 @@ async def end(
 ) -> Status:
     """Record the final status, tell whoever asked to cancel how the order ended, plan forgetting it."""
     await this.set_status(status, reason, refusal)
+    ended = board.OrderEnded(order_id=this.ctx.key(), history=this.history)
+    this.ctx.object_send(board.order_ended, key=board.shard(this.ctx.key()), arg=ended)
     await resolve(this.ctx, CANCEL_OUTCOME, status)
     await resolve(this.ctx, ENDED, status)
     retention = timedelta(days=get_settings().retention_days)

@@ -1,7 +1,10 @@
-"""The operations dashboard: every driver and active order on a live map, counts per status, stalls.
+"""The operations dashboard: drivers and the orders in flight on a live map, counts per status, stalls.
 
-It reads the services' state through Restate's SQL introspection (admin API), so it shows what the
-engine holds, not a copy.
+It reads Restate's own tables through SQL introspection (admin API): the orders in flight are the
+workflows whose invocation has not completed (`sys_invocation`), with why Restate retries any
+invocation of theirs; their statuses come from order-status for those orders only, and the orders
+that ended are counted by the ops board (`ordering/board.py`). So a refresh costs the same with
+10,000 ended orders as with 10, and no invocation.
 """
 
 import asyncio
@@ -9,10 +12,12 @@ import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import Field
@@ -23,15 +28,25 @@ from foodorder.config import Settings
 from foodorder.gateway.auth import OperatorDep
 from foodorder.gateway.web import render
 from foodorder.models import DriverStatus, Location, Model, Order, OrderEvent, Status
+from foodorder.ordering import board
+from foodorder.ordering.board import Problem
 
 router = APIRouter(tags=["operations"])
 SNAPSHOT_EVERY_S = 1.0
-RECENT_PROBLEMS = 10
-STATE_QUERY = (
-    "SELECT service_name, service_key, key, value_utf8 FROM state"
-    " WHERE (service_name = 'driver-digital-twin' AND key IN ('driver-status', 'driver-location'))"
-    " OR (service_name = 'order-status' AND key = 'history')"
+PAGE_SIZE = 50
+PageDep = Annotated[int, Query(ge=1, description="page of the orders in flight")]
+SizeDep = Annotated[int, Query(ge=1, le=500, description="orders in flight per page")]
+# Why Restate retries an invocation: kept by the invoker for the invocations it is working on only.
+FAILURES_QUERY = (
+    "SELECT id, retry_count, last_failure, last_failure_related_command_name FROM sys_invocation_state"
+    " WHERE last_failure IS NOT NULL"
+)
+ORDER_SERVICES = "('order-workflow', 'order-status')"
+# What /ops reads of each order in flight and each driver (by key: see `keyed`).
+READS = (
+    "(service_name = 'order-status' AND key = 'history')"
     " OR (service_name = 'order-workflow' AND key = 'order')"
+    " OR (service_name = 'driver-digital-twin' AND key IN ('driver-status', 'driver-location'))"
 )
 
 
@@ -47,6 +62,7 @@ class OrderRow(Model):
     since: int = Field(description="epoch ms of the last status change")
     stale: bool
     reason: str | None
+    retrying: str | None = Field(description="why Restate retries an invocation of the order")
     restaurant_location: Location | None
     delivery_location: Location | None
 
@@ -56,54 +72,157 @@ class Snapshot(Model):
 
     at: int
     drivers: list[DriverRow]
-    active_orders: list[OrderRow]
-    recent_problems: list[OrderRow] = Field(description="latest orders that ended REJECTED or CANCELLED")
-    counts: dict[str, int]
+    active_orders: list[OrderRow] = Field(description="one page, the longest in their status first")
+    active: int = Field(description="orders in flight")
+    stale: int = Field(description="orders in flight that kept their status longer than stale_after_s")
+    page: int
+    pages: int
+    recent_problems: list[Problem] = Field(description="latest orders that ended REJECTED or CANCELLED")
+    counts: dict[str, int] = Field(description="orders in flight per status, ended orders per final status")
     stale_after_s: float
 
 
-async def snapshot(admin: httpx.AsyncClient, settings: Settings) -> Snapshot:
-    """Drivers and orders as the engine holds them now."""
+async def snapshot(
+    admin: httpx.AsyncClient, settings: Settings, page: int = 1, size: int = PAGE_SIZE
+) -> Snapshot:
+    """Drivers, one page of the orders in flight and the counts, as the engine holds them now.
+
+    Every read is by key (the board's shards, the orders in flight, the drivers) or of the invocations
+    Restate is working on: its cost grows with the drivers and the orders in flight, never with the
+    orders that ended.
+    """
+    listed, retrying = await asyncio.gather(board.read(admin), retrying_orders(admin))
+    in_flight = listed.in_flight
+    for key, retry in retrying.items():
+        if retry.run_since is not None:
+            in_flight.setdefault(key, retry.run_since)
     state: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in await introspection.query(admin, STATE_QUERY):
-        state.setdefault((row["service_name"], row["service_key"]), {})[row["key"]] = json.loads(
-            row["value_utf8"]
-        )
+    if keys := [*in_flight, *listed.drivers]:
+        where = f"{introspection.keyed(keys)} AND ({READS})"
+        sql = f"SELECT service_name, service_key, key, value_utf8 FROM state WHERE {where}"
+        for row in await introspection.query(admin, sql):
+            values = state.setdefault((row["service_name"], row["service_key"]), {})
+            values[row["key"]] = json.loads(row["value_utf8"])
+    latest = {
+        key: OrderEvent.model_validate(values["history"][-1])
+        for (service, key), values in state.items()
+        if service == "order-status" and values.get("history")
+    }
     now = int(time.time() * 1000)
-    drivers, orders = [], []
-    for (service, key), values in sorted(state.items()):
-        if service == "driver-digital-twin" and "driver-status" in values:
-            location = values.get("driver-location")
-            drivers.append(DriverRow(id=key, status=values["driver-status"], location=location))
-        elif service == "order-status" and values.get("history"):
-            values |= state.get(("order-workflow", key), {})
-            orders.append(order_row(key, values, now, settings.stale_after_s))
-    ended = sorted(
-        (o for o in orders if o.status in (Status.REJECTED, Status.CANCELLED)), key=lambda o: -o.since
-    )
+    stale_before = now - settings.stale_after_s * 1000
+
+    def since(key: str) -> int:
+        return latest[key].at if key in latest else in_flight[key]
+
+    # An order whose ending the board has not counted yet, but whose final status is recorded, is done.
+    orders = sorted((k for k in in_flight if k not in latest or not latest[k].final), key=since)
+    pages = max(1, -(-len(orders) // size))
+    page = min(max(page, 1), pages)
+    counts = Counter((latest[k].status or Status.NEW) if k in latest else Status.NEW for k in orders)
+    for tally in listed.tallies:
+        counts.update(tally.ended)
+    problems = sorted((p for tally in listed.tallies for p in tally.problems), key=lambda p: -p.at)
     return Snapshot(
         at=now,
-        drivers=drivers,
-        active_orders=[o for o in orders if not o.status.terminal],
-        recent_problems=ended[:RECENT_PROBLEMS],
-        counts=dict(Counter(o.status.value for o in orders)),
+        drivers=[
+            DriverRow(id=driver, status=values["driver-status"], location=values.get("driver-location"))
+            for driver in sorted(listed.drivers)
+            if "driver-status" in (values := state.get(("driver-digital-twin", driver), {}))
+        ],
+        active_orders=[
+            order_row(
+                key,
+                latest.get(key),
+                since(key),
+                state.get(("order-workflow", key), {}).get("order"),
+                retrying[key].reason if key in retrying else None,
+                stale_before,
+            )
+            for key in orders[(page - 1) * size : page * size]
+        ],
+        active=len(orders),
+        stale=sum(since(k) < stale_before for k in orders),
+        page=page,
+        pages=pages,
+        recent_problems=problems[: board.RECENT_PROBLEMS],
+        counts={status.value: n for status, n in counts.items()},
         stale_after_s=settings.stale_after_s,
     )
 
 
-def order_row(key: str, values: dict[str, Any], now: int, stale_after_s: float) -> OrderRow:
-    last = OrderEvent.model_validate(values["history"][-1])
-    status = last.status or Status.NEW
-    order = Order.model_validate(values["order"]) if "order" in values else None
-    shop = load_catalog().restaurant(order.restaurant_id) if order else None
+@dataclass(frozen=True)
+class Retrying:
+    """An invocation of an order that Restate retries: why, and whether it is the order's workflow run
+    (then the order is in flight even before it could tell the board: it may never have run)."""
+
+    reason: str
+    run_since: int | None  # epoch ms the run was created, for the workflow's run
+
+
+async def retrying_orders(admin: httpx.AsyncClient) -> dict[str, Retrying]:
+    """The orders with an invocation Restate retries (the latest such invocation), by order."""
+    failures = {r["id"]: r for r in await introspection.query(admin, FAILURES_QUERY)}
+    if not failures:
+        return {}
+    targets = await introspection.query(
+        admin,
+        "SELECT id, target_service_key, target_handler_name, created_at FROM sys_invocation_status"
+        f" WHERE id IN ({introspection.literals(failures)}) AND target_service_name IN {ORDER_SERVICES}",
+    )
+    orders = {}
+    for target in targets:
+        failure, handler = failures[target["id"]], target["target_handler_name"]
+        step = failure.get("last_failure_related_command_name")
+        where = f"{handler} ({step})" if step else handler
+        reason = f"{where}, retry {failure['retry_count']}: {failure['last_failure']}"
+        run_since = epoch_ms(target["created_at"]) if handler == "run" else None
+        orders[target["target_service_key"]] = Retrying(reason, run_since)
+    return orders
+
+
+def epoch_ms(timestamp: str) -> int:
+    """Epoch ms of a timestamp as Restate's SQL answers it (RFC 3339)."""
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+class Snapshots:
+    """The latest snapshot of each page, shared by every open /ops: however many tabs are open, Restate
+    is asked at most once per SNAPSHOT_EVERY_S for a page."""
+
+    def __init__(self, admin: httpx.AsyncClient, settings: Settings) -> None:
+        self.admin, self.settings = admin, settings
+        self.latest: dict[tuple[int, int], tuple[float, asyncio.Future[Snapshot]]] = {}
+
+    async def get(self, page: int, size: int) -> Snapshot:
+        """The page's snapshot, read now unless another tab had it read less than a period ago."""
+        now = asyncio.get_running_loop().time()
+        self.latest = {k: v for k, v in self.latest.items() if now - v[0] < SNAPSHOT_EVERY_S}
+        if (page, size) not in self.latest:
+            reading = asyncio.ensure_future(snapshot(self.admin, self.settings, page, size))
+            self.latest[(page, size)] = (now, reading)
+        return await asyncio.shield(self.latest[(page, size)][1])
+
+
+def order_row(
+    key: str,
+    last: OrderEvent | None,
+    since: int,
+    order: dict[str, Any] | None,
+    retrying: str | None,
+    stale_before: float,
+) -> OrderRow:
+    """One order in flight as /ops lists it."""
+    submitted = Order.model_validate(order) if order else None
+    shop = load_catalog().restaurant(submitted.restaurant_id) if submitted else None
     return OrderRow(
         id=key,
-        status=status,
-        since=last.at,
-        stale=not status.terminal and now - last.at > stale_after_s * 1000,
-        reason=last.reason,
+        status=(last.status if last else None) or Status.NEW,
+        since=since,
+        stale=since < stale_before,
+        reason=last.reason if last else None,
+        retrying=retrying,
         restaurant_location=shop.location if shop else None,
-        delivery_location=order.delivery_location if order else None,
+        delivery_location=submitted.delivery_location if submitted else None,
     )
 
 
@@ -114,14 +233,23 @@ async def ops_page(request: Request, _: OperatorDep) -> HTMLResponse:
 
 
 @router.get("/ops/events", response_class=EventSourceResponse, include_in_schema=False)
-async def ops_events(request: Request, _: OperatorDep) -> AsyncIterator[ServerSentEvent]:
-    """A snapshot of drivers and orders every second."""
-    settings: Settings = request.app.state.settings
-    async with httpx.AsyncClient(base_url=settings.admin_url, timeout=5) as admin:
-        while True:
-            try:
-                data = (await snapshot(admin, settings)).model_dump(mode="json")
-                yield ServerSentEvent(event="snapshot", data=data)
-            except httpx.HTTPError as error:
-                yield ServerSentEvent(event="unavailable", data={"detail": f"restate admin: {error}"})
-            await asyncio.sleep(SNAPSHOT_EVERY_S)
+async def ops_events(
+    request: Request, _: OperatorDep, page: PageDep = 1, size: SizeDep = PAGE_SIZE
+) -> AsyncIterator[ServerSentEvent]:
+    """A snapshot of drivers and one page of orders every second."""
+    snapshots: Snapshots = request.app.state.snapshots
+    while True:
+        try:
+            data = (await snapshots.get(page, size)).model_dump(mode="json")
+            yield ServerSentEvent(event="snapshot", data=data)
+        except httpx.HTTPError as error:
+            yield ServerSentEvent(event="unavailable", data={"detail": f"restate admin: {error}"})
+        await asyncio.sleep(SNAPSHOT_EVERY_S)
+
+
+@router.get("/ops/snapshot", include_in_schema=False)
+async def ops_snapshot(
+    request: Request, _: OperatorDep, page: PageDep = 1, size: SizeDep = PAGE_SIZE
+) -> Snapshot:
+    """One snapshot, read now, as JSON (what /ops/events sends every second)."""
+    return await snapshot(request.app.state.admin, request.app.state.settings, page, size)

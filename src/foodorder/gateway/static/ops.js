@@ -36,20 +36,29 @@ function show(snapshot) {
     ...snapshot.activeOrders.map((o) => {
       if (o.restaurantLocation) shown.add(map.mark(`shop:${o.id}`, "restaurant", o.restaurantLocation, o.id).dataset.marker);
       if (o.deliveryLocation) shown.add(map.mark(`to:${o.id}`, "customer", o.deliveryLocation, o.id).dataset.marker);
-      const row = cells(document.createElement("tr"), [o.id, o.status, duration(snapshot.at - o.since)]);
+      const row = cells(document.createElement("tr"), [o.id, o.status, duration(snapshot.at - o.since), o.retrying || ""]);
       row.classList.toggle("stale", o.stale);
       return row;
     }),
   );
   document.getElementById("problems").replaceChildren(
-    ...snapshot.recentProblems.map((o) => cells(document.createElement("tr"), [o.id, o.status, o.reason || ""])),
+    ...snapshot.recentProblems.map((o) => cells(document.createElement("tr"), [o.orderId, o.status, o.reason || ""])),
   );
+  document.getElementById("active").textContent = snapshot.active;
+  document.getElementById("stale").textContent = snapshot.stale;
+  page = snapshot.page;
+  document.getElementById("page").textContent = `page ${snapshot.page} of ${snapshot.pages}`;
+  document.getElementById("previous").disabled = snapshot.page <= 1;
+  document.getElementById("next").disabled = snapshot.page >= snapshot.pages;
   map.keepOnly(shown);
 }
 
 const connection = document.getElementById("connection");
+let page = 1;
+let source = null;
 function follow() {
-  const source = new EventSource("/ops/events");
+  if (source) source.close();
+  source = new EventSource(`/ops/events?page=${page}`);
   source.addEventListener("snapshot", (message) => {
     connection.hidden = true;
     show(JSON.parse(message.data));
@@ -64,6 +73,12 @@ function follow() {
     // The browser retries by itself after a network error, but gives up after an error answer.
     if (source.readyState === EventSource.CLOSED) setTimeout(follow, 2000);
   };
+}
+for (const [id, step] of [["previous", -1], ["next", 1]]) {
+  document.getElementById(id).addEventListener("click", () => {
+    page = Math.max(1, page + step);
+    follow();
+  });
 }
 
 // The providers' status webhooks: deliveries per provider and state, and the latest that failed.

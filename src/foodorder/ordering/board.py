@@ -1,0 +1,150 @@
+"""ops-board (key = shard, or `fleet`): what operations look at, kept as it happens.
+
+Each order's workflow sends its start and its ending here (two invocations per order): the shard
+keeps the orders in flight and counts the ones that ended. Each driver's twin sends its first turn
+on duty to the `fleet` key. So `/ops` and the gateway's `/metrics` read a few records by key, never
+every order or driver ever stored. Orders are spread over SHARDS keys so that no one key serializes
+every start and ending.
+"""
+
+import zlib
+
+import httpx
+from pydantic import Field
+from restate import ObjectContext, VirtualObject
+
+from foodorder import introspection
+from foodorder.models import Model, Status, StatusChange
+from foodorder.state import StateKey, required
+
+ops_board = VirtualObject("ops-board")
+
+SHARDS = 16
+# Upper bounds (seconds) of the buckets of time from submission to a status, as Prometheus counts them.
+BUCKETS_S = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
+RECENT_PROBLEMS = 10
+
+
+class OrderEnded(Model):
+    """An order's ending: its final status and reason, and when it reached each status."""
+
+    order_id: str
+    history: list[StatusChange]
+
+    @property
+    def final(self) -> StatusChange:
+        return self.history[-1]
+
+
+class Durations(Model):
+    """A histogram of seconds from submission to one status: counts per bucket (not cumulative)."""
+
+    buckets: list[int]
+    sum_s: float = 0.0
+    count: int = 0
+
+    def add(self, seconds: float) -> None:
+        index = next((i for i, bound in enumerate(BUCKETS_S) if seconds <= bound), len(BUCKETS_S))
+        self.buckets[index] += 1
+        self.sum_s += seconds
+        self.count += 1
+
+
+class Problem(Model):
+    """An order that ended without delivery, and why."""
+
+    order_id: str
+    status: Status
+    at: int
+    reason: str | None
+
+
+class OrderStarted(Model):
+    """An order's workflow started (epoch ms)."""
+
+    order_id: str
+    at: int
+
+
+class Tally(Model):
+    """One shard's orders in flight (id -> epoch ms of their start), and of those that ended: how many
+    per final status, the seconds to each status, the latest problems."""
+
+    in_flight: dict[str, int] = Field(default_factory=dict)
+    ended: dict[Status, int] = Field(default_factory=dict)
+    durations: dict[Status, Durations] = Field(default_factory=dict)
+    problems: list[Problem] = Field(default_factory=list)
+
+
+TALLY: StateKey[Tally] = StateKey("tally", Tally)
+FLEET = "fleet"  # the key that lists the drivers
+DRIVERS: StateKey[list[str]] = StateKey("drivers", list[str])
+BOARD_QUERY = (
+    "SELECT service_key, key, value_utf8 FROM state WHERE service_name = 'ops-board'"
+    f" AND {introspection.keyed([*map(str, range(SHARDS)), FLEET])}"
+)
+
+
+def shard(order_id: str) -> str:
+    """The board key that counts `order_id` (stable across processes and releases)."""
+    return str(zlib.crc32(order_id.encode()) % SHARDS)
+
+
+def tallied(tally: Tally, ended: OrderEnded) -> Tally:
+    """`tally` with `ended` counted."""
+    final = ended.final
+    tally.in_flight.pop(ended.order_id, None)
+    tally.ended[final.status] = tally.ended.get(final.status, 0) + 1
+    submitted = ended.history[0].at
+    for change in {c.status: c for c in reversed(ended.history)}.values():  # the first time of each
+        durations = tally.durations.setdefault(change.status, Durations(buckets=[0] * (len(BUCKETS_S) + 1)))
+        durations.add((change.at - submitted) / 1000)
+    if final.status != Status.DELIVERED:
+        problem = Problem(order_id=ended.order_id, status=final.status, at=final.at, reason=final.reason)
+        tally.problems = [*tally.problems, problem][-RECENT_PROBLEMS:]
+    return tally
+
+
+@ops_board.handler(name="orderStarted", input_serde=required(OrderStarted), ingress_private=True)
+async def order_started(ctx: ObjectContext, started: OrderStarted) -> None:
+    """Count an order in flight (sent once by its workflow as it starts)."""
+    tally = await TALLY.get(ctx) or Tally()
+    tally.in_flight[started.order_id] = started.at
+    TALLY.set(ctx, tally)
+
+
+@ops_board.handler(name="orderEnded", input_serde=required(OrderEnded), ingress_private=True)
+async def order_ended(ctx: ObjectContext, ended: OrderEnded) -> None:
+    """Count an order that ended (sent once by its workflow)."""
+    TALLY.set(ctx, tallied(await TALLY.get(ctx) or Tally(), ended))
+
+
+@ops_board.handler(name="driverOnDuty", ingress_private=True)
+async def driver_on_duty(ctx: ObjectContext, driver_id: str) -> None:
+    """List a driver (sent by its twin the first time it goes on duty)."""
+    drivers = await DRIVERS.get(ctx) or []
+    if driver_id not in drivers:
+        DRIVERS.set(ctx, [*drivers, driver_id])
+
+
+class Board(Model):
+    """Every shard's tally and the drivers, as /ops and /metrics read them."""
+
+    tallies: list[Tally]
+    drivers: list[str]
+
+    @property
+    def in_flight(self) -> dict[str, int]:
+        """Every order in flight, with the epoch ms of its start."""
+        return {order: at for tally in self.tallies for order, at in tally.in_flight.items()}
+
+
+async def read(admin: httpx.AsyncClient) -> Board:
+    """The board, through Restate's SQL introspection (`admin`: a client of the admin API)."""
+    board = Board(tallies=[], drivers=[])
+    for row in await introspection.query(admin, BOARD_QUERY):
+        if row["key"] == "tally":
+            board.tallies.append(TALLY.serde.deserialize(row["value_utf8"].encode()) or Tally())
+        elif row["key"] == "drivers":
+            board.drivers = DRIVERS.serde.deserialize(row["value_utf8"].encode()) or []
+    return board
