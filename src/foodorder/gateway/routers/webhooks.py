@@ -18,9 +18,9 @@ from pydantic import Field, ValidationError
 from foodorder import introspection
 from foodorder.config import Settings
 from foodorder.gateway.auth import OperatorDep, ProviderDep
-from foodorder.gateway.deps import IngressDep, load_order, order_key
+from foodorder.gateway.deps import IngressDep, order_key
 from foodorder.gateway.limits import limiter
-from foodorder.gateway.routers.orders import links, priced_order
+from foodorder.gateway.routers.orders import links, priced_order, stored_order
 from foodorder.gateway.schemas import (
     TOO_MANY,
     UNAUTHENTICATED,
@@ -96,10 +96,10 @@ async def order_webhook(
     order = priced_order(order_key(provider_id, submitted.id), submitted)
     # Restate starts a workflow once per key, so a resend starts nothing.
     sent = await ingress.send("order-workflow", order.id, "run", order.model_dump(mode="json"))
-    if sent.get("status") != "Accepted":
-        stored = await load_order(ingress, order.id)
-        if stored is not None and stored != order:
-            raise HTTPException(409, "an order with this id exists with a different content")
+    # A resend (not the fast path) is compared with the stored order, which its workflow may be
+    # storing still.
+    if sent.get("status") != "Accepted" and await stored_order(ingress, order.id) != order:
+        raise HTTPException(409, "an order with this id exists with a different content")
     return OrderAccepted(id=submitted.id, status=Status.NEW, links=links(submitted.id))
 
 
