@@ -96,6 +96,13 @@ class Marketplace:
             assert time.monotonic() < deadline, f"{order_ref}: no {final} event; received {events}"
             time.sleep(0.1)
 
+    def wait_delivered(self, order_ref: str) -> None:
+        """Wait until the pushed order is DELIVERED (its webhook answered before the workflow stored it)."""
+        wait_until(
+            lambda: self.api.request("GET", f"/api/v1/orders/{order_ref}").status_code == 200, order_ref, 30
+        )
+        self.api.wait_for(order_ref, Status.DELIVERED)
+
     def statuses(self, order_ref: str, key: str = DEV_PROVIDER_KEY) -> list[str]:
         view = self.api.request("GET", f"/api/v1/orders/{order_ref}", key=key).json()
         return [h["status"] for h in view["history"]]
@@ -155,7 +162,7 @@ def test_a_signed_order_runs_and_every_status_reaches_the_providers_webhook(mark
     assert response.status_code == 200, response.text
     assert response.json()["id"] == order["id"]
     assert answered_s < 5, f"the webhook answered after {answered_s:.1f}s"
-    market.api.wait_for(order["id"], Status.DELIVERED)
+    market.wait_delivered(order["id"])
     events = market.wait_received(order["id"], Status.DELIVERED)
     assert_one_event_per_status(events, market.statuses(order["id"]), order["id"])
     assert events[0]["status"] == "CREATED" and events[-1]["status"] == "DELIVERED"
@@ -176,7 +183,7 @@ def test_a_resent_order_is_a_no_op_and_a_changed_one_a_conflict(market: Marketpl
 
     assert again.status_code == 200, again.text
     assert changed.status_code == 409, changed.text
-    market.api.wait_for(order["id"], Status.DELIVERED)
+    market.wait_delivered(order["id"])
     assert market.client.payments(f"dev-provider:{order['id']}") == ["authorize", "capture"]
     assert len(market.client.preparations(f"dev-provider:{order['id']}")) == 1
 
@@ -305,7 +312,7 @@ def test_events_the_provider_refuses_are_marked_failed_listed_and_can_be_replaye
     impatient.control(fail_with=503)
     order = api_order()
     assert impatient.push(order).status_code == 200
-    impatient.api.wait_for(order["id"], Status.DELIVERED)
+    impatient.wait_delivered(order["id"])
     statuses = impatient.statuses(order["id"])
     deadline = time.monotonic() + 90
     while len(failed := [d for d in impatient.deliveries(state="failed")]) < len(statuses):
@@ -357,7 +364,7 @@ def test_the_readmes_python_example_sends_an_order_and_checks_a_status_event(
     exec(readme_example("python", "def send_order", market, ref), example)
 
     assert ast.literal_eval(capsys.readouterr().out)["id"] == ref
-    market.api.wait_for(ref, Status.DELIVERED)
+    market.wait_delivered(ref)
     sent = WebhookEvent(
         event_id="e-1", type="order.status", order_id=ref, status="DELIVERED", at=datetime.now(UTC)
     )
@@ -377,4 +384,4 @@ def test_the_readmes_curl_example_sends_an_order(market: Marketplace) -> None:
 
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["id"] == ref
-    market.api.wait_for(ref, Status.DELIVERED)
+    market.wait_delivered(ref)
