@@ -866,6 +866,8 @@ async def run_phases(stack: Stack, plan: Plan, progress: Progress) -> dict[str, 
 def run(quick: bool, console: Console) -> dict[str, Any]:
     """Run every phase on a fresh stack; write and print the results."""
     plan = QUICK if quick else FULL
+    if shutil.which("wrk") is None:  # before minutes of starting a stack
+        raise BenchError(MISSING_WRK)
     with tempfile.TemporaryDirectory(prefix="foodorder-bench-") as tmp:
         stack = Stack(bench_settings(Path(tmp)), log_dir=Path(tmp) / "logs")
         try:
