@@ -869,6 +869,8 @@ def run(quick: bool, console: Console) -> dict[str, Any]:
     from foodorder import bench_observability
 
     plan = QUICK if quick else FULL
+    if shutil.which("wrk") is None:  # before minutes of starting a stack
+        raise BenchError(MISSING_WRK)
     with tempfile.TemporaryDirectory(prefix="foodorder-bench-") as tmp:
         stack = Stack(bench_settings(Path(tmp)), log_dir=Path(tmp) / "logs")
         try:

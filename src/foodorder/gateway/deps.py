@@ -33,8 +33,10 @@ def order_key(provider_id: str, order_ref: str) -> str:
     return f"{provider_id}:{order_ref}"
 
 
-# How long a read waits for an accepted workflow to store its order (it does so as its first step).
-STORE_WAIT_S = 5.0
+# How long a read waits for an accepted workflow to store its order (it does so as its first step,
+# which a busy engine may start seconds after the 202), asking again at most every half second.
+STORE_WAIT_S = 30.0
+STORE_POLL_MAX_S = 0.5
 
 
 async def load_order(ingress: Ingress, key: str) -> Order | None:
@@ -51,11 +53,12 @@ async def load_order(ingress: Ingress, key: str) -> Order | None:
 
 async def stored_order(ingress: Ingress, key: str) -> Order:
     """The order of a workflow that was started: polled until its first step stored it."""
-    deadline = asyncio.get_running_loop().time() + STORE_WAIT_S
+    deadline, pause = asyncio.get_running_loop().time() + STORE_WAIT_S, 0.02
     while (raw := await ingress.call("order-workflow", key, "getOrder")) is None:
         if asyncio.get_running_loop().time() > deadline:
             raise HTTPException(503, f"order {key!r} was accepted but is not stored yet: retry")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(pause)
+        pause = min(2 * pause, STORE_POLL_MAX_S)
     return Order.model_validate(raw)
 
 
