@@ -24,6 +24,7 @@ from foodorder.delivery import manager
 from foodorder.models import (
     DeliveryInformation,
     DriverSelected,
+    OfferPolicy,
     Order,
     OrderTerms,
     Reassignment,
@@ -66,11 +67,15 @@ def order_terms(order: Order) -> OrderTerms:
         rejection=menu_rejection(order, shop),
         price=menu_price(order, shop),
         restaurant_location=shop.location if shop else None,
-        customer_location=order.delivery_location or geo.random_location(random.Random()),
+        region=shop.region if shop else None,
+        customer_location=order.delivery_location
+        or geo.random_location(random.Random(), load_catalog().center_of(order.restaurant_id)),
         time_scale=settings.time_scale,
         restaurant_timeout_s=settings.restaurant_timeout_s,
         driver_search_timeout_s=settings.driver_search_timeout_s,
         driver_silence_timeout_s=settings.driver_silence_timeout_s,
+        offer_timeout_s=settings.offer_timeout_s,
+        offer_misses_off_duty=settings.offer_misses_off_duty,
     )
 
 
@@ -217,13 +222,19 @@ async def process(this: OrderRun) -> Status:
     # 4. The delivery manager finds a driver, and another one if the driver goes silent before pickup.
     await this.set_status(Status.SCHEDULING_DELIVERY)
     this.delivery_id = str(ctx.uuid())
-    assert terms.restaurant_location is not None  # an order the catalog cannot serve was rejected
+    # An order the catalog cannot serve was rejected.
+    assert terms.restaurant_location is not None and terms.region is not None
     delivery = DeliveryInformation(
         order_id=order.id,
         restaurant_id=order.restaurant_id,
+        region=terms.region,
         restaurant_location=terms.restaurant_location,
         customer_location=terms.customer_location,
         silence_timeout_ms=int(terms.scaled(terms.driver_silence_timeout_s) * 1000),
+        offer_policy=OfferPolicy(
+            timeout_ms=int(terms.scaled(terms.offer_timeout_s) * 1000),
+            misses_off_duty=terms.offer_misses_off_duty,
+        ),
     )
     ctx.object_send(manager.start, key=this.delivery_id, arg=delivery)
     attempt = 0

@@ -109,10 +109,11 @@ async def quote(cart: Cart) -> Quote:
     responses=UNREADABLE_BODY | UNAVAILABLE | TOO_MANY | problems({422: "the cart cannot be ordered"}),
 )
 async def checkout(cart: Cart, request: Request) -> JSONResponse:
-    """Place the order through the public API; the customer's door is a spot in the demo region."""
+    """Place the order through the public API; the customer's door is a spot in the restaurant's region."""
     ref = uuid.uuid4().hex
     body: dict[str, Any] = order_request(cart, ref).model_dump(mode="json", exclude_none=True)
-    body["deliveryLocation"] = geo.random_location(random.Random()).model_dump(mode="json")
+    door = geo.random_location(random.Random(), load_catalog().center_of(cart.restaurant_id))
+    body["deliveryLocation"] = door.model_dump(mode="json")
     response = await storefront_api(request).post("/api/v1/orders", json=body)
     if response.status_code != 202:
         return passthrough(response)
