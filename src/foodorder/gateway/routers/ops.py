@@ -1,5 +1,8 @@
 """The operations dashboard: every driver and active order on a live map, counts per status, stalls.
 
+`/ops?region=<id>` shows one region's drivers (those whose shift is in it) and orders (of its
+restaurants) only.
+
 It reads the services' state through Restate's SQL introspection (admin API), so it shows what the
 engine holds, not a copy.
 """
@@ -9,10 +12,10 @@ import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import Field
@@ -29,7 +32,7 @@ SNAPSHOT_EVERY_S = 1.0
 RECENT_PROBLEMS = 10
 STATE_QUERY = (
     "SELECT service_name, service_key, key, value_utf8 FROM state"
-    " WHERE (service_name = 'driver-digital-twin' AND key IN ('driver-status', 'driver-location'))"
+    " WHERE (service_name = 'driver-digital-twin' AND key IN ('driver-status', 'driver-location', 'region'))"
     " OR (service_name = 'order-status' AND key = 'history')"
     " OR (service_name = 'order-workflow' AND key = 'order')"
 )
@@ -38,6 +41,7 @@ STATE_QUERY = (
 class DriverRow(Model):
     id: str
     status: DriverStatus
+    region: str | None = Field(description="the region of the driver's shift (none between shifts)")
     location: Location | None
 
 
@@ -47,6 +51,7 @@ class OrderRow(Model):
     since: int = Field(description="epoch ms of the last status change")
     stale: bool
     reason: str | None
+    region: str | None
     restaurant_location: Location | None
     delivery_location: Location | None
 
@@ -62,8 +67,8 @@ class Snapshot(Model):
     stale_after_s: float
 
 
-async def snapshot(admin: httpx.AsyncClient, settings: Settings) -> Snapshot:
-    """Drivers and orders as the engine holds them now."""
+async def snapshot(admin: httpx.AsyncClient, settings: Settings, region: str | None = None) -> Snapshot:
+    """Drivers and orders (of `region`, if given) as the engine holds them now."""
     state: dict[tuple[str, str], dict[str, Any]] = {}
     for row in await introspection.query(admin, STATE_QUERY):
         state.setdefault((row["service_name"], row["service_key"]), {})[row["key"]] = json.loads(
@@ -74,10 +79,16 @@ async def snapshot(admin: httpx.AsyncClient, settings: Settings) -> Snapshot:
     for (service, key), values in sorted(state.items()):
         if service == "driver-digital-twin" and "driver-status" in values:
             location = values.get("driver-location")
-            drivers.append(DriverRow(id=key, status=values["driver-status"], location=location))
+            driver = DriverRow(
+                id=key, status=values["driver-status"], region=values.get("region"), location=location
+            )
+            if region in (None, driver.region):
+                drivers.append(driver)
         elif service == "order-status" and values.get("history"):
             values |= state.get(("order-workflow", key), {})
-            orders.append(order_row(key, values, now, settings.stale_after_s))
+            order = order_row(key, values, now, settings.stale_after_s)
+            if region in (None, order.region):
+                orders.append(order)
     ended = sorted(
         (o for o in orders if o.status in (Status.REJECTED, Status.CANCELLED)), key=lambda o: -o.since
     )
@@ -102,25 +113,41 @@ def order_row(key: str, values: dict[str, Any], now: int, stale_after_s: float) 
         since=last.at,
         stale=not status.terminal and now - last.at > stale_after_s * 1000,
         reason=last.reason,
+        region=shop.region if shop else None,
         restaurant_location=shop.location if shop else None,
         delivery_location=order.delivery_location if order else None,
     )
 
 
+def region_filter(
+    region: Annotated[str | None, Query(description="show only this region's drivers and orders")] = None,
+) -> str | None:
+    """The region asked for, if the catalog has it (404 otherwise); None for every region."""
+    if region is not None and load_catalog().region(region) is None:
+        raise HTTPException(404, f"no region {region!r}")
+    return region
+
+
+RegionFilter = Annotated[str | None, Depends(region_filter)]
+
+
 @router.get("/ops", response_class=HTMLResponse, include_in_schema=False)
-async def ops_page(request: Request, _: OperatorDep) -> HTMLResponse:
-    """The dashboard page; its data arrives over /ops/events."""
-    return render(request, "ops.html")
+async def ops_page(request: Request, _: OperatorDep, region: RegionFilter = None) -> HTMLResponse:
+    """The dashboard page, of every region or one; its data arrives over /ops/events."""
+    regions = [r.model_dump(mode="json") for r in load_catalog().regions]
+    return render(request, "ops.html", regions=regions, region=region)
 
 
 @router.get("/ops/events", response_class=EventSourceResponse, include_in_schema=False)
-async def ops_events(request: Request, _: OperatorDep) -> AsyncIterator[ServerSentEvent]:
-    """A snapshot of drivers and orders every second."""
+async def ops_events(
+    request: Request, _: OperatorDep, region: RegionFilter = None
+) -> AsyncIterator[ServerSentEvent]:
+    """A snapshot of drivers and orders (of one region, if given) every second."""
     settings: Settings = request.app.state.settings
     async with httpx.AsyncClient(base_url=settings.admin_url, timeout=5) as admin:
         while True:
             try:
-                data = (await snapshot(admin, settings)).model_dump(mode="json")
+                data = (await snapshot(admin, settings, region)).model_dump(mode="json")
                 yield ServerSentEvent(event="snapshot", data=data)
             except httpx.HTTPError as error:
                 yield ServerSentEvent(event="unavailable", data={"detail": f"restate admin: {error}"})

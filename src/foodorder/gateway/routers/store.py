@@ -135,12 +135,15 @@ async def order_page(order_id: PathId, request: Request) -> HTMLResponse:
         raise HTTPException(404, f"no order {order_id!r}")
     response.raise_for_status()
     order = response.json()
-    restaurant = load_catalog().restaurant(order["restaurantId"])
+    catalog = load_catalog()
+    restaurant = catalog.restaurant(order["restaurantId"])
+    region = catalog.region(restaurant.region) if restaurant else None
     return render(
         request,
         "order.html",
         order=order,
         restaurant=restaurant.model_dump(mode="json") if restaurant else None,
+        region=region.model_dump(mode="json") if region else None,
     )
 
 
