@@ -189,4 +189,3 @@ def test_a_driver_racing_two_offers_gets_only_the_open_one(dispatch: Dispatch) -
     assert [a.status_code for a in answers] == [409, 200]
     deliver(dispatch, "other", first)
     deliver(dispatch, "racer", second)
-

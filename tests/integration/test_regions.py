@@ -1,4 +1,4 @@
-"""Regions: the catalog lists restaurants of three regions, and each order is delivered by a driver of its own.
+"""Regions: restaurants of three regions, each order delivered by a driver of its own region.
 
 On the session stack, whose simulated drivers start their shifts in the regions in turn.
 """
@@ -18,7 +18,8 @@ def test_an_order_from_each_region_is_delivered_by_a_driver_of_that_region(api: 
     for order in orders.values():
         assert api.request("POST", "/api/v1/orders", json=order).status_code == 202
     with ThreadPoolExecutor(len(orders)) as pool:
-        views = dict(zip(orders, pool.map(lambda o: api.wait_for(o["id"], Status.DELIVERED), orders.values())))
+        delivered = pool.map(lambda o: api.wait_for(o["id"], Status.DELIVERED), orders.values())
+        views = dict(zip(orders, delivered, strict=True))
 
     for region, view in views.items():
         assert view["region"] == region
