@@ -7,12 +7,14 @@ shifts of those left waiting so that the next test starts with an empty pool.
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from foodorder import geo
 from foodorder.models import Location, Status
+from tests.integration.conftest import running_stack, stack_settings
 from tests.integration.test_unhappy_paths import Party, assert_delivered_and_paid, party_on
 
 BITES_N_BYTES = Location(lat=37.3318, long=-121.8883)
@@ -189,3 +191,23 @@ def test_a_driver_racing_two_offers_gets_only_the_open_one(dispatch: Dispatch) -
     assert [a.status_code for a in answers] == [409, 200]
     deliver(dispatch, "other", first)
     deliver(dispatch, "racer", second)
+
+
+def test_an_open_offer_survives_a_full_restart_and_is_assigned_once(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path).model_copy(update={"drivers": 0})
+    with running_stack(settings, "offers-restart-1") as stack:
+        before = Dispatch(Party(stack))
+        before.on_shift("steady", 100)
+        ref = before.order()
+        offer = before.offer("steady")
+        before.close()
+
+    with running_stack(settings, "offers-restart-2") as stack:
+        after = Dispatch(Party(stack))
+        assert after.driver("steady", "offers/current") == {"offer": offer}
+        after.on_shift("newcomer", 50)  # nearer, but the delivery is already offered
+        assert after.answer("steady", offer["offerId"], "accept").status_code == 200
+        deliver(after, "steady", ref)
+        assert after.driver("newcomer", "offers/current") == {"offer": None}
+        assert after.driver("newcomer", "assignment") == {"delivery": None}
+        after.close()
