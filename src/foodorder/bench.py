@@ -319,16 +319,11 @@ class Bench:
         """
         drivers = [f"watched-driver-{i}" for i in range(self.plan.watched_moving)]
         headers = {"Authorization": f"Bearer {DEV_DRIVER_KEY}"}
-        for driver in drivers:
-            await self.api.post(f"/api/v1/drivers/{driver}/availability", headers=headers)
         moving = [f"watched-moving-{i}" for i in range(len(drivers))]
         quiet = [f"watched-quiet-{i}" for i in range(self.plan.watched_orders - len(moving))]
-        for ref in moving:
-            await self.submit(ref)
         for ref in quiet:
             await self.submit(ref, MAX_DELAY_MS)
-        await self.until_status(moving, "WAITING_FOR_DRIVER", timeout_s=120)
-        carried = await self.assignments(drivers, moving)
+        carried = await self.on_deliveries(drivers, moving)
         rng, reports = random.Random(11), [0]
 
         async def report(driver: str, stamp: int) -> None:
@@ -428,13 +423,8 @@ class Bench:
         """
         drivers = [f"bench-{transport}-driver-{i}" for i in range(self.plan.location_drivers)]
         headers = {"Authorization": f"Bearer {DEV_DRIVER_KEY}"}
-        for driver in drivers:
-            await self.api.post(f"/api/v1/drivers/{driver}/availability", headers=headers)
         refs = [f"locations-{transport}-{i}" for i in range(len(drivers))]
-        for ref in refs:
-            await self.submit(ref)
-        await self.until_status(refs, "WAITING_FOR_DRIVER", timeout_s=120)
-        order_of = await self.assignments(drivers, refs)
+        order_of = await self.on_deliveries(drivers, refs)
         probes, loaded = drivers[:PROBES], drivers[PROBES:]
 
         done = self.phase(f"location ingest via {transport}, {len(drivers)} drivers", self.plan.seconds)
@@ -494,6 +484,29 @@ class Bench:
                 break
             await asyncio.sleep(0.01)
         return time.monotonic() - started
+
+    async def on_deliveries(self, drivers: list[str], refs: list[str]) -> dict[str, str]:
+        """Drivers on shift in San Jose (API), an order each, their offers accepted; who carries which."""
+        headers = {"Authorization": f"Bearer {DEV_DRIVER_KEY}"}
+        rng = random.Random(len(drivers))
+        for driver in drivers:
+            shift = {"location": geo.random_location(rng).model_dump(mode="json")}
+            await self.api.post(f"/api/v1/drivers/{driver}/availability", json=shift, headers=headers)
+        for ref in refs:
+            await self.submit(ref)
+        waiting, deadline = set(drivers), time.monotonic() + 120
+        while waiting and time.monotonic() < deadline:
+            for driver in sorted(waiting):
+                offer = (
+                    await self.api.get(f"/api/v1/drivers/{driver}/offers/current", headers=headers)
+                ).json()
+                if offer["offer"] is not None:
+                    accept = f"/api/v1/drivers/{driver}/offers/{offer['offer']['offerId']}/accept"
+                    await self.api.post(accept, headers=headers)
+                    waiting.discard(driver)
+            await asyncio.sleep(0.1)
+        await self.until_status(refs, "WAITING_FOR_DRIVER", timeout_s=120)
+        return await self.assignments(drivers, refs)
 
     async def assignments(self, drivers: list[str], refs: list[str]) -> dict[str, str]:
         """Which order (workflow key) each bench driver carries."""

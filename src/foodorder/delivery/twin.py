@@ -118,9 +118,9 @@ async def end_shift(ctx: ObjectContext, reason: str) -> None:
 async def offer_delivery(ctx: ObjectContext, offer: Offer) -> None:
     """The matcher offers the driver a delivery: the phone is told, and accepts or declines it."""
     if await DRIVER_STATUS.get(ctx) != DriverStatus.WAITING_FOR_WORK:
-        answer = OfferAnswer(offer_id=offer.offer_id, driver_id=ctx.key(), accepted=False)
-        ctx.object_send(matcher.answer_offer, key=offer.region, arg=answer)
-        return  # they left work as it was made
+        # They stopped waiting as it was made: out of the pool, and the offer to the next-nearest.
+        ctx.object_send(matcher.remove_driver, key=offer.region, arg=ctx.key())
+        return
     OFFER.set(ctx, offer)
     await push_to_phone(ctx)
 
