@@ -664,7 +664,7 @@ def bench_settings(data_dir: Path) -> Settings:
             time_scale=20,
             driver_speed_mps=60,
             driver_silence_timeout_s=3600,
-            driver_search_timeout_s=3600,
+            driver_search_timeout_s=36_000,  # the matcher phase keeps hundreds of deliveries waiting
             offer_timeout_s=3600,  # the matcher phase answers its offers after all were made
             # One load generator, one key: the public limits would stop the bench, not measure it.
             api_rate_limit="1000000/second",

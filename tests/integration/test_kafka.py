@@ -65,9 +65,13 @@ class Phones:
         return self.view(ref)["driver"]
 
     def applied(self, ref: str) -> int:
-        """How many locations changed the order: its event log numbers one event per applied location."""
+        """How many locations changed the order: its event log numbers one event per applied location.
+
+        Not counted: the position the driver's shift started at, which the order shows from the
+        driver's assignment on.
+        """
         events = self.client.call(f"order-status/dev-provider:{ref}/getEvents", 0).json()
-        return int(events[-1]["seq"]) - sum(1 for e in events if e["type"] == "status")
+        return int(events[-1]["seq"]) - sum(1 for e in events if e["type"] == "status") - 1
 
     def close(self) -> None:
         self.party.close()
