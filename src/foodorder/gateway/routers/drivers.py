@@ -33,7 +33,11 @@ class Assignment(Model):
     delivery: DeliveryRequest | None
 
 
-class LocationPoint(Body, Location):
+class Point(Body, Location):
+    """A point on Earth in degrees, numbers only."""
+
+
+class LocationPoint(Point):
     """Where the phone was, and when (epoch milliseconds)."""
 
     at: int = Field(ge=0)
@@ -56,7 +60,7 @@ class Availability(Body):
     """Whether the driver takes work (true starts a shift, false ends it), and where they are."""
 
     available: bool = True
-    location: Location | None = Field(
+    location: Point | None = Field(
         None, description="where the driver is; default: their last reported location"
     )
 
