@@ -1,6 +1,6 @@
 """`foodorder bench`: throughput, latency, cost per order and memory, beside the engine's own ceiling.
 
-It starts a stack of its own on free ports, runs five phases against it, and writes
+It starts a stack of its own on free ports, runs seven phases against it, and writes
 bench/results/latest.json and latest.md. The HTTP phases are driven by wrk (a native load
 generator: a Python one took half a core of the two it measured); it runs on the same machine, so
 every figure is next to the engine ceiling measured in the same run, with the same generator.
@@ -33,12 +33,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from foodorder import geo, introspection
+from foodorder.catalog import load_catalog
 from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, Settings
 from foodorder.models import MAX_DELAY_MS, Status
 from foodorder.stack import Stack, on_free_ports
 
 RESULTS = Path("bench/results")
 ORDER = {"restaurantId": "bites_n_bytes", "products": [{"productId": "1000", "quantity": 1}]}
+# End-to-end orders go to one restaurant per region in turn, as the simulated drivers are spread.
+E2E_RESTAURANTS = ["bites_n_bytes", "golden_gate_grill", "lake_merritt_deli"]
+MATCHER_REGION, MATCHER_RESTAURANT = "san-francisco", "golden_gate_grill"
 TARGETS = {
     "intake_orders_per_s": ">= 300",
     "intake_p99_ms": "<= 100",
@@ -60,6 +64,7 @@ class Plan:
     location_drivers: int
     e2e_drivers: int
     e2e_orders_per_s: float
+    matcher_deliveries: int = 100
     points_per_batch: int = 10
     watchers: int = 1000
     watched_orders: int = 100
@@ -75,6 +80,7 @@ FULL = Plan(
     location_drivers=50,
     e2e_drivers=150,
     e2e_orders_per_s=8,
+    matcher_deliveries=300,
 )
 # The seed's design spends, per step of a driver, one invocation to move and three per location
 # point (twin, delivery manager, order-status), and one per second per idle phone polling for work.
@@ -364,8 +370,8 @@ class Bench:
             seen = now
         return seen
 
-    async def submit(self, ref: str, delay_ms: int = 0) -> bool:
-        body = {"id": ref, **ORDER, "deliveryDelay": delay_ms}
+    async def submit(self, ref: str, delay_ms: int = 0, restaurant: str = "bites_n_bytes") -> bool:
+        body = {"id": ref, **ORDER, "restaurantId": restaurant, "deliveryDelay": delay_ms}
         headers = {"Authorization": f"Bearer {DEV_PROVIDER_KEY}"}
         response = await self.api.post("/api/v1/orders", json=body, headers=headers)
         return response.status_code == 202
@@ -498,16 +504,11 @@ class Bench:
         """
         drivers = [f"watched-driver-{i}" for i in range(self.plan.watched_moving)]
         headers = {"Authorization": f"Bearer {DEV_DRIVER_KEY}"}
-        for driver in drivers:
-            await self.api.post(f"/api/v1/drivers/{driver}/availability", headers=headers)
         moving = [f"watched-moving-{i}" for i in range(len(drivers))]
         quiet = [f"watched-quiet-{i}" for i in range(self.plan.watched_orders - len(moving))]
-        for ref in moving:
-            await self.submit(ref)
         for ref in quiet:
             await self.submit(ref, MAX_DELAY_MS)
-        await self.until_status(moving, "WAITING_FOR_DRIVER", timeout_s=120)
-        carried = await self.assignments(drivers, moving)
+        carried = await self.on_deliveries(drivers, moving)
         rng, reports = random.Random(11), [0]
 
         async def report(driver: str, stamp: int) -> None:
@@ -612,13 +613,8 @@ class Bench:
         """
         drivers = [f"bench-{transport}-driver-{i}" for i in range(self.plan.location_drivers)]
         headers = {"Authorization": f"Bearer {DEV_DRIVER_KEY}"}
-        for driver in drivers:
-            await self.api.post(f"/api/v1/drivers/{driver}/availability", headers=headers)
         refs = [f"locations-{transport}-{i}" for i in range(len(drivers))]
-        for ref in refs:
-            await self.submit(ref)
-        await self.until_status(refs, "WAITING_FOR_DRIVER", timeout_s=120)
-        order_of = await self.assignments(drivers, refs)
+        order_of = await self.on_deliveries(drivers, refs)
         probes, loaded = drivers[:PROBES], drivers[PROBES:]
 
         done = self.phase(f"location ingest via {transport}, {len(drivers)} drivers", self.plan.seconds)
@@ -679,6 +675,29 @@ class Bench:
             await asyncio.sleep(0.01)
         return time.monotonic() - started
 
+    async def on_deliveries(self, drivers: list[str], refs: list[str]) -> dict[str, str]:
+        """Drivers on shift in San Jose (API), an order each, their offers accepted; who carries which."""
+        headers = {"Authorization": f"Bearer {DEV_DRIVER_KEY}"}
+        rng = random.Random(len(drivers))
+        for driver in drivers:
+            shift = {"location": geo.random_location(rng).model_dump(mode="json")}
+            await self.api.post(f"/api/v1/drivers/{driver}/availability", json=shift, headers=headers)
+        for ref in refs:
+            await self.submit(ref)
+        waiting, deadline = set(drivers), time.monotonic() + 120
+        while waiting and time.monotonic() < deadline:
+            for driver in sorted(waiting):
+                offer = (
+                    await self.api.get(f"/api/v1/drivers/{driver}/offers/current", headers=headers)
+                ).json()
+                if offer["offer"] is not None:
+                    accept = f"/api/v1/drivers/{driver}/offers/{offer['offer']['offerId']}/accept"
+                    await self.api.post(accept, headers=headers)
+                    waiting.discard(driver)
+            await asyncio.sleep(0.1)
+        await self.until_status(refs, "WAITING_FOR_DRIVER", timeout_s=120)
+        return await self.assignments(drivers, refs)
+
     async def assignments(self, drivers: list[str], refs: list[str]) -> dict[str, str]:
         """Which order (workflow key) each bench driver carries."""
         rows = await self.sql(introspection.ORDER_HISTORIES)
@@ -700,7 +719,73 @@ class Bench:
             await asyncio.sleep(0.5)
         raise TimeoutError(f"orders did not all reach {status} in {timeout_s:.0f}s")
 
-    # 4. End to end ----------------------------------------------------------------------------
+    # 4. One region's matcher ---------------------------------------------------------------------
+
+    async def matcher(self) -> None:
+        """Matches per second through one region's matcher: K deliveries wait, then K drivers come on shift
+        (each arrival is one matcher call that makes an offer) and accept (one more call each)."""
+        k = self.plan.matcher_deliveries
+        done = self.phase(f"one region's matcher, {k} deliveries", self.plan.seconds)
+        refs = [f"match-{n}" for n in range(k)]
+        await asyncio.gather(*(self.submit(ref, restaurant=MATCHER_RESTAURANT) for ref in refs))
+        await self.until_matcher_holds(k)
+        center = load_catalog().center_of(MATCHER_RESTAURANT)
+        rng = random.Random(0)
+        shifts = {f"matcher-driver-{n}": geo.random_location(rng, center) for n in range(k)}
+        started = time.monotonic()
+        await asyncio.gather(
+            *(
+                self.ingress.post(
+                    f"/driver-digital-twin/{driver}/setDriverAvailable",
+                    json={"location": spot.model_dump(mode="json")},
+                )
+                for driver, spot in shifts.items()
+            )
+        )
+        offers = await self.until_offered(set(shifts))
+        offered = time.monotonic()
+        await asyncio.gather(
+            *(self.ingress.post(f"/driver-digital-twin/{d}/acceptOffer", json=o) for d, o in offers.items())
+        )
+        await self.until_status(refs, "WAITING_FOR_DRIVER", timeout_s=300)
+        matched = time.monotonic()
+        done()
+        self.results["matcher"] = {
+            "region": MATCHER_REGION,
+            "deliveries": k,
+            "offers_per_s": round(k / (offered - started), 1),
+            "matches_per_s": round(k / (matched - started), 1),
+        }
+
+    async def until_matcher_holds(self, pending: int, timeout_s: float = 300) -> None:
+        """Wait until the region's matcher queues `pending` deliveries (nobody to offer them to yet)."""
+        query = (
+            "SELECT value_utf8 FROM state WHERE service_name = 'driver-delivery-matcher'"
+            f" AND service_key = '{MATCHER_REGION}' AND key = 'pending-deliveries'"
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            rows = await self.sql(query)
+            if rows and len(json.loads(rows[0]["value_utf8"])) >= pending:
+                return
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"the matcher never held {pending} deliveries")
+
+    async def until_offered(self, drivers: set[str], timeout_s: float = 300) -> dict[str, str]:
+        """Wait until each of `drivers` holds an offer; their offer ids."""
+        query = (
+            "SELECT service_key, value_utf8 FROM state WHERE service_name = 'driver-digital-twin'"
+            " AND key = 'offer' AND service_key LIKE 'matcher-driver-%'"
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            offers = {r["service_key"]: json.loads(r["value_utf8"])["offerId"] for r in await self.sql(query)}
+            if set(offers) >= drivers:
+                return offers
+            await asyncio.sleep(0.05)
+        raise TimeoutError("not every driver was offered a delivery")
+
+    # 5. End to end ----------------------------------------------------------------------------
 
     async def end_to_end(self, stack: Stack) -> None:
         stack.start_drivers(self.plan.e2e_drivers)
@@ -775,7 +860,8 @@ class Bench:
             if time.monotonic() - started >= window:
                 break
             refs.append(f"{prefix}-{n}")
-            submissions.append(asyncio.ensure_future(self.submit(refs[-1])))
+            shop = E2E_RESTAURANTS[n % len(E2E_RESTAURANTS)]
+            submissions.append(asyncio.ensure_future(self.submit(refs[-1], restaurant=shop)))
             await asyncio.sleep(max(0.0, started + (n + 1) * interval - time.monotonic()))
         await asyncio.gather(*submissions)
         done()
@@ -831,7 +917,8 @@ def bench_settings(data_dir: Path) -> Settings:
             time_scale=20,
             driver_speed_mps=60,
             driver_silence_timeout_s=3600,
-            driver_search_timeout_s=3600,
+            driver_search_timeout_s=36_000,  # the matcher phase keeps hundreds of deliveries waiting
+            offer_timeout_s=3600,  # the matcher phase answers its offers after all were made
             # One load generator, one key: the public limits would stop the bench, not measure it.
             api_rate_limit="1000000/second",
             streams_per_address=100_000,
@@ -852,6 +939,7 @@ async def run_phases(stack: Stack, plan: Plan, progress: Progress) -> dict[str, 
         ("servers", lambda: bench.servers(stack)),
         ("watchers", bench.watchers),
         ("locations", lambda: bench.locations(stack)),
+        ("matcher", bench.matcher),
         ("end_to_end", lambda: bench.end_to_end(stack)),
     ]
     try:
@@ -921,6 +1009,11 @@ def table(results: dict[str, Any]) -> Table:
             "invocations per accepted order",
             results["invocations_per_accepted_order"],
             TARGETS["invocations_per_accepted_order"],
+        ),
+        (
+            f"one region's matcher: offers/s, matches/s ({results['matcher']['deliveries']} deliveries)",
+            f"{results['matcher']['offers_per_s']}, {results['matcher']['matches_per_s']}",
+            "",
         ),
         ("end to end: delivered orders/s", results["e2e_orders_per_s"], ""),
         ("end to end: p50 / p99 s", f"{results['e2e_p50_s']} / {results['e2e_p99_s']}", ""),

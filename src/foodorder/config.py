@@ -72,7 +72,12 @@ class Settings(BaseSettings):
         None, description="restaurants and menus (JSON like data/catalog.json); default: the demo catalog"
     )
     time_scale: float = Field(1.0, gt=0, description="every simulated duration is divided by this")
-    drivers: int = Field(2, ge=0, description="simulated drivers started by `foodorder up`")
+    drivers: int = Field(
+        6, ge=0, description="simulated drivers started by `foodorder up`, spread over the catalog's regions"
+    )
+    driver_decline_share: float = Field(
+        0.1, ge=0, le=1, description="share of delivery offers the simulated drivers decline"
+    )
 
     driver_speed_mps: float = Field(12.0, gt=0, description="driver speed used for moves and ETAs")
     preparation_s: float = Field(5.0, ge=0, description="how long the POS stub takes to prepare an order")
@@ -117,6 +122,12 @@ class Settings(BaseSettings):
     )
     driver_silence_timeout_s: float = Field(
         120.0, gt=0, description="an assigned driver silent this long before pickup is replaced"
+    )
+    offer_timeout_s: float = Field(
+        30.0, gt=0, description="a driver who does not answer a delivery offer this long lets it lapse"
+    )
+    offer_misses_off_duty: int = Field(
+        3, ge=1, description="a driver who lets this many offers in a row lapse is taken off duty"
     )
 
     retention_days: float = Field(

@@ -1,4 +1,4 @@
-"""Coordinates in the demo region: great-circle distances, ETAs and driver movement."""
+"""Coordinates: great-circle distances, ETAs and driver movement."""
 
 import itertools
 import math
@@ -6,8 +6,8 @@ import random
 
 from foodorder.models import Location
 
-DEMO_REGION = "San Jose (CA)"
-# Downtown San Jose; demo customers and drivers are placed within REGION_RADIUS_M of it.
+# Downtown San Jose, the default center; demo customers and drivers are placed within
+# REGION_RADIUS_M of their region's center.
 REGION_CENTER = Location(lat=37.3362, long=-121.8906)
 REGION_RADIUS_M = 2_500.0
 EARTH_RADIUS_M = 6_371_000.0

@@ -195,6 +195,7 @@ class OrderTerms(Model):
     )
     price: int = Field(0, ge=0, description="what the customer pays, in cents, from the menu")
     restaurant_location: Location | None = None
+    region: str | None = Field(None, description="the restaurant's region: its matcher finds the driver")
     customer_location: Location
     time_scale: float = Field(gt=0)
     restaurant_timeout_s: float = Field(gt=0)
@@ -206,6 +207,8 @@ class OrderTerms(Model):
     webhook: str | None = Field(
         None, description="the provider whose status webhook is told of every status change"
     )
+    offer_timeout_s: float = Field(30.0, gt=0)
+    offer_misses_off_duty: int = Field(3, ge=1)
 
     def scaled(self, seconds: float) -> float:
         """A simulated duration in wall-clock seconds under the order's time scale."""
@@ -231,15 +234,24 @@ class DeliveryRequest(Model):
     eta_tolerance_ms: int = Field(0, ge=0, description="the order hears of an ETA that moved by more")
 
 
+class OfferPolicy(Model):
+    """How long a driver has to answer an offer, and how many offers in a row they may let lapse."""
+
+    timeout_ms: int = Field(gt=0)
+    misses_off_duty: int = Field(ge=1, description="this many lapsed offers in a row end the driver's shift")
+
+
 class DeliveryInformation(Model):
     """The delivery manager's state for one delivery (the order workflow starts it with the first fields)."""
 
     order_id: str
     restaurant_id: str
+    region: str
     restaurant_location: Location
     customer_location: Location
     silence_timeout_ms: int = Field(gt=0, description="an assigned driver silent this long is replaced")
     eta_tolerance_ms: int = Field(0, ge=0, description="the order hears of an ETA that moved by more")
+    offer_policy: OfferPolicy
     order_picked_up: bool = False
     driver_id: str | None = None
     attempt: int = Field(0, description="how many drivers were replaced for silence so far")
@@ -256,7 +268,52 @@ class SilenceCheck(Model):
 class PendingDelivery(Model):
     """A delivery waiting for a driver; the matcher tells its delivery manager which driver it got."""
 
-    delivery_id: str
+    delivery: DeliveryRequest
+    policy: OfferPolicy
+    declined_by: list[str] = Field(default_factory=list, description="drivers who declined or let it lapse")
+    offers: int = Field(0, description="offers made so far (they number the offer ids)")
+
+
+class AvailableDriver(Model):
+    """A driver waiting for work in their region's matcher: where they are, idle since when (epoch ms)."""
+
+    driver_id: str = Field(min_length=1)
+    location: Location
+    since: int
+    missed: int = Field(0, description="offers let lapse in a row")
+
+
+class Offer(Model):
+    """A delivery offered to one driver, who accepts or declines it before `expires` (epoch ms)."""
+
+    offer_id: str
+    driver_id: str
+    region: str
+    delivery: DeliveryRequest
+    distance_m: float = Field(description="great-circle distance from the driver to the restaurant")
+    expires: int
+
+
+class OpenOffer(Model):
+    """The matcher's record of an offer out: the offer, the driver it holds and the delivery it serves."""
+
+    offer: Offer
+    driver: AvailableDriver
+    pending: PendingDelivery
+
+
+class OfferAnswer(Model):
+    """A driver's answer to an offer."""
+
+    offer_id: str = Field(min_length=1)
+    driver_id: str = Field(min_length=1)
+    accepted: bool
+
+
+class ShiftStart(Model):
+    """A driver taking work, and where they are: a new shift belongs to the region nearest to them."""
+
+    location: Location | None = None
 
 
 class DriverSelected(Model):

@@ -23,6 +23,7 @@ from typing import IO
 import httpx
 
 from foodorder import identity, releases, subscription, telemetry
+from foodorder.catalog import load_catalog
 from foodorder.clients import kafka
 from foodorder.config import Settings
 from foodorder.external import broker
@@ -384,11 +385,16 @@ class Stack:
             self.subscribed_run = self.broker_run or ""
 
     def start_drivers(self, count: int) -> list[str]:
-        """Start `count` simulated drivers (driver-1 …), or put them back on duty after a restart."""
+        """Start `count` simulated drivers (driver-1 …) spread over the catalog's regions in turn, or
+        put them back on duty after a restart."""
+        regions = [r.id for r in load_catalog().regions]
         drivers = [f"driver-{i}" for i in range(1, count + 1)]
-        for driver in drivers:
+        for i, driver in enumerate(drivers):
             # No idempotency key: every start must reach the phone, which makes a repeat harmless.
-            response = httpx.post(f"{self.settings.ingress_url}/driver-mobile-app/{driver}/startDriver/send")
+            response = httpx.post(
+                f"{self.settings.ingress_url}/driver-mobile-app/{driver}/startDriver/send",
+                json=regions[i % len(regions)],
+            )
             response.raise_for_status()
         return drivers
 

@@ -128,3 +128,18 @@ def test_the_operations_page_lists_every_driver_and_counts_orders(page: Page) ->
     )
     expect(page.get_by_test_id("pager")).to_contain_text("page 1 of 1")
     screenshot(page, "ops")
+
+
+def test_the_order_page_shows_its_region_and_the_operations_page_filters_by_region(page: Page) -> None:
+    fill_cart(page, "Golden Gate Grill", {"Sourdough bowl": 1})
+    checkout(page)
+    expect(page.get_by_test_id("region")).to_have_text("San Francisco")
+
+    page.goto("/ops?region=san-francisco")
+
+    drivers = page.get_by_test_id("drivers").locator("tbody tr")
+    expect(drivers.filter(has_text="driver-2")).to_have_count(1)  # the drivers start in the regions in turn
+    expect(drivers).to_have_count(1)
+    expect(drivers.first).to_contain_text("San Francisco")
+    expect(page.get_by_test_id("region")).to_have_value("san-francisco")
+    screenshot(page, "ops-one-region")

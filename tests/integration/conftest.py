@@ -30,7 +30,7 @@ ARTIFACTS = Path("test-artifacts")
 OTHER_PROVIDER_KEY = "other-provider-key"
 MCSTATE_KEY = "mcstate-only-key"
 DRIVER_9_KEY = "driver-9-only-key"
-DRIVERS = 2
+DRIVERS = 4  # spread over the catalog's regions in turn: two in San Jose, one in each other
 
 
 class Client:
@@ -130,6 +130,8 @@ def stack_settings(data_dir: Path) -> Settings:
         driver_speed_mps=60,
         location_report_interval_s=1,  # every step, so that tests see the driver move
         drivers=DRIVERS,
+        driver_decline_share=0,  # the offers tests decline on purpose
+        offer_timeout_s=600,  # 30 s of wall time: an offer waits for a test on a loaded machine
         provider_keys={
             DEV_PROVIDER_KEY: "dev-provider",
             OTHER_PROVIDER_KEY: "other-provider",

@@ -58,6 +58,7 @@ class Phones:
         driver = f"kafka-driver-{self.drivers}"
         self.party.driver(driver, "availability")
         ref = self.party.order(restaurantId=RESTAURANT)
+        self.party.take_offer(driver)
         self.party.api.wait_for(ref, Status.WAITING_FOR_DRIVER)
         assert self.party.driver(driver, "assignment")["delivery"]["orderId"] == f"dev-provider:{ref}"
         self.watch(ref)

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from foodorder import geo
 from foodorder.config import DEV_DRIVER_KEY
 from foodorder.models import Status
 from foodorder.stack import Stack
@@ -21,6 +20,7 @@ from tests.integration.conftest import Api, Client, api_order, running_stack, st
 
 PRICE = 2 * 1090 + 340  # api_order(): two pepperoni pizzas and chicken wings
 REFUSED_PRODUCT = "1101"  # the stalling kitchen cannot make garlic knots
+NEAR_BITES_N_BYTES = {"lat": 37.3330, "long": -121.8890}
 
 
 class Party:
@@ -42,12 +42,28 @@ class Party:
         return self.api.request("POST", f"/api/v1/orders/{ref}/cancel", json=body)
 
     def driver(self, driver_id: str, action: str, **kwargs: Any) -> Any:
-        method = "GET" if action == "assignment" else "POST"
+        method = "GET" if action in ("assignment", "offers/current") else "POST"
+        if action == "availability" and "json" not in kwargs:
+            kwargs["json"] = {"location": NEAR_BITES_N_BYTES}  # a shift in San Jose
         response = self.api.request(
             method, f"/api/v1/drivers/{driver_id}/{action}", key=DEV_DRIVER_KEY, **kwargs
         )
         assert response.is_success, response.text
         return response.json() if response.content else None
+
+    def offer(self, driver_id: str, timeout_s: float = 60) -> dict[str, Any]:
+        """Wait until the driver is offered a delivery; the offer."""
+        deadline = time.monotonic() + timeout_s
+        while (offer := self.driver(driver_id, "offers/current")["offer"]) is None:
+            assert time.monotonic() < deadline, f"{driver_id} was offered nothing"
+            time.sleep(0.05)
+        return dict(offer)
+
+    def take_offer(self, driver_id: str) -> dict[str, Any]:
+        """Wait for the driver's next offer and accept it; the offer."""
+        offer = self.offer(driver_id)
+        self.driver(driver_id, f"offers/{offer['offerId']}/accept")
+        return offer
 
     def history(self, ref: str) -> list[tuple[str, str | None]]:
         view = self.api.request("GET", f"/api/v1/orders/{ref}").json()
@@ -224,9 +240,7 @@ def test_cancel_while_scheduling_delivery_withdraws_the_driver_request(dispatch:
         "cancelled by the provider",
     )
     matcher = dispatch.client
-    matcher.eventually(
-        lambda: matcher.state("driver-delivery-matcher", geo.DEMO_REGION, "pending-deliveries"), []
-    )
+    matcher.eventually(lambda: matcher.state("driver-delivery-matcher", "san-jose", "pending-deliveries"), [])
     dispatch.driver("late-driver", "availability")
     assert dispatch.driver("late-driver", "assignment") == {"delivery": None}
     dispatch.driver("late-driver", "availability", json={"available": False})
@@ -248,6 +262,7 @@ def test_no_driver_found_in_time_cancels_the_order(dispatch: Party) -> None:
 def test_cancel_while_waiting_for_driver_releases_the_driver_to_the_next_order(dispatch: Party) -> None:
     dispatch.driver("driver-a", "availability")
     cancelled = dispatch.order()
+    dispatch.take_offer("driver-a")
     dispatch.api.wait_for(cancelled, Status.WAITING_FOR_DRIVER)
     assert dispatch.driver("driver-a", "assignment")["delivery"] is not None
 
@@ -265,6 +280,7 @@ def test_cancel_while_waiting_for_driver_releases_the_driver_to_the_next_order(d
 
     # The released driver takes the next order and delivers it: that one is paid in full.
     delivered = dispatch.order()
+    dispatch.take_offer("driver-a")
     dispatch.api.wait_for(delivered, Status.WAITING_FOR_DRIVER)
     assert dispatch.history(delivered)[-1] == ("WAITING_FOR_DRIVER", "driver driver-a")
     dispatch.driver("driver-a", "pickup")
@@ -275,6 +291,7 @@ def test_cancel_while_waiting_for_driver_releases_the_driver_to_the_next_order(d
 def test_cancel_after_pickup_is_refused_and_the_order_is_delivered(dispatch: Party) -> None:
     dispatch.driver("driver-b", "availability")
     ref = dispatch.order()
+    dispatch.take_offer("driver-b")
     dispatch.api.wait_for(ref, Status.WAITING_FOR_DRIVER)
     dispatch.driver("driver-b", "pickup")
     dispatch.api.wait_for(ref, Status.IN_DELIVERY)
@@ -290,8 +307,10 @@ def test_cancel_after_pickup_is_refused_and_the_order_is_delivered(dispatch: Par
 def test_a_silent_driver_is_replaced_and_taken_off_the_pool(dispatch: Party) -> None:
     dispatch.driver("silent-driver", "availability")
     ref = dispatch.order()
+    dispatch.take_offer("silent-driver")
     dispatch.api.wait_for(ref, Status.WAITING_FOR_DRIVER)
     dispatch.driver("stand-in", "availability")
+    dispatch.take_offer("stand-in")
 
     dispatch.wait_for_history(ref, ("WAITING_FOR_DRIVER", "driver stand-in"))
 

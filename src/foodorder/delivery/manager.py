@@ -19,6 +19,7 @@ from foodorder.models import (
     Location,
     PendingDelivery,
     Reassignment,
+    ShiftStart,
     SilenceCheck,
 )
 from foodorder.ordering import status, workflow
@@ -29,10 +30,10 @@ delivery_manager = VirtualObject("delivery-manager", ingress_private=True)
 DELIVERY_INFO: StateKey[DeliveryInformation] = StateKey("delivery-info", DeliveryInformation)
 
 
-def request_driver(ctx: ObjectContext) -> None:
-    ctx.object_send(
-        matcher.request_driver_for_delivery, key=geo.DEMO_REGION, arg=PendingDelivery(delivery_id=ctx.key())
-    )
+def request_driver(ctx: ObjectContext, info: DeliveryInformation) -> None:
+    """Ask the matcher of the restaurant's region for the nearest driver."""
+    pending = PendingDelivery(delivery=delivery_request(ctx, info), policy=info.offer_policy)
+    ctx.object_send(matcher.request_driver_for_delivery, key=info.region, arg=pending)
 
 
 def delivery_request(ctx: ObjectContext, info: DeliveryInformation) -> DeliveryRequest:
@@ -60,21 +61,21 @@ async def start(ctx: ObjectContext, delivery: DeliveryInformation) -> None:
     if await DELIVERY_INFO.get(ctx) is not None:
         return  # a repeated start
     DELIVERY_INFO.set(ctx, delivery)
-    request_driver(ctx)
+    request_driver(ctx, delivery)
 
 
 @delivery_manager.handler(name="driverFound")
 async def driver_found(ctx: ObjectContext, driver_id: str) -> None:
-    """The matcher picked `driver_id`: hand them the job, or give them back if nobody needs them now."""
+    """The driver accepted the matcher's offer: hand them the job, or send them back to wait for work."""
     info = await DELIVERY_INFO.get(ctx)
     if info is None or info.driver_id is not None:
-        ctx.object_send(matcher.set_driver_available, key=geo.DEMO_REGION, arg=driver_id)
+        ctx.object_send(twin.set_driver_available, key=driver_id, arg=ShiftStart())
         return
     request = delivery_request(ctx, info)
     try:
         await ctx.object_call(twin.assign_delivery_job, key=driver_id, arg=request)
     except TerminalError:
-        request_driver(ctx)  # the driver stopped waiting for work meanwhile: find another
+        request_driver(ctx, info)  # the driver stopped waiting for work meanwhile: find another
         return
     now = await now_ms(ctx)
     info.driver_id = driver_id
@@ -112,7 +113,7 @@ async def check_driver(ctx: ObjectContext, check: SilenceCheck) -> None:
     reason = f"driver {silent} was silent for {(now - last_heard) / 1000:.0f} s; finding another"
     replaced = Reassignment(attempt=check.attempt, reason=reason)
     ctx.workflow_send(workflow.driver_was_replaced, key=info.order_id, arg=replaced)
-    request_driver(ctx)
+    request_driver(ctx, info)
 
 
 @delivery_manager.handler()
@@ -123,7 +124,7 @@ async def cancel(ctx: ObjectContext) -> None:
         return
     DELIVERY_INFO.clear(ctx)
     if info.driver_id is None:
-        ctx.object_send(matcher.withdraw, key=geo.DEMO_REGION, arg=ctx.key())
+        ctx.object_send(matcher.withdraw, key=info.region, arg=ctx.key())
     else:
         ctx.object_send(twin.release_delivery, key=info.driver_id, arg=ctx.key())
 

@@ -1,15 +1,111 @@
-"""driver-delivery-matcher (key = region): pairs available drivers with deliveries waiting for one."""
+"""driver-delivery-matcher (key = region): offers each delivery to the nearest available driver.
+
+A delivery is offered to one driver at a time: the nearest by great-circle distance to the
+restaurant (whole metres; the longest idle wins a tie). The driver accepts or declines through
+their twin within the offer's timeout; a decline or a lapse hands it to the next-nearest driver
+who has not turned it down, and a driver who lets `misses_off_duty` offers in a row lapse is taken
+off duty. Every offer lives in this object's state and its expiry is a durable timer, so a restart
+neither loses an offer nor lets two deliveries hold the same driver.
+
+Drivers are scanned rather than indexed (no H3 cells): a region's pool of waiting drivers is read
+from state whole on every call anyway, and measuring the scan (`foodorder bench`) shows it costs a
+small part of a match at the pool sizes one region holds.
+"""
+
+from collections.abc import Iterable
+from datetime import timedelta
 
 from restate import ObjectContext, TerminalError, VirtualObject
 
-from foodorder.delivery import manager
-from foodorder.models import PendingDelivery
-from foodorder.state import StateKey, required
+from foodorder import geo
+from foodorder.delivery import manager, twin
+from foodorder.models import AvailableDriver, Location, Offer, OfferAnswer, OpenOffer, PendingDelivery
+from foodorder.state import StateKey, came_late, now_ms, required
 
 driver_delivery_matcher = VirtualObject("driver-delivery-matcher", ingress_private=True)
 
+AVAILABLE_DRIVERS: StateKey[dict[str, AvailableDriver]] = StateKey(
+    "available-drivers", dict[str, AvailableDriver]
+)
 PENDING_DELIVERIES: StateKey[list[PendingDelivery]] = StateKey("pending-deliveries", list[PendingDelivery])
-AVAILABLE_DRIVERS: StateKey[list[str]] = StateKey("available-drivers", list[str])
+OPEN_OFFERS: StateKey[dict[str, OpenOffer]] = StateKey("open-offers", dict[str, OpenOffer])
+
+
+def nearest(
+    drivers: Iterable[AvailableDriver], to: Location, excluding: Iterable[str] = ()
+) -> AvailableDriver | None:
+    """The driver nearest to `to` (whole metres), the longest idle first among equals; None if none."""
+    skip = set(excluding)
+    candidates = [d for d in drivers if d.driver_id not in skip]
+    return min(
+        candidates,
+        key=lambda d: (round(geo.distance_m(d.location, to)), d.since, d.driver_id),
+        default=None,
+    )
+
+
+class Pool:
+    """The region's drivers, waiting deliveries and open offers, read once and written back once."""
+
+    def __init__(self, ctx: ObjectContext) -> None:
+        self.ctx = ctx
+        self.drivers: dict[str, AvailableDriver] = {}
+        self.pending: list[PendingDelivery] = []
+        self.offers: dict[str, OpenOffer] = {}
+
+    async def load(self) -> "Pool":
+        self.drivers = await AVAILABLE_DRIVERS.get(self.ctx) or {}
+        self.pending = await PENDING_DELIVERIES.get(self.ctx) or []
+        self.offers = await OPEN_OFFERS.get(self.ctx) or {}
+        return self
+
+    def save(self) -> None:
+        AVAILABLE_DRIVERS.set(self.ctx, self.drivers)
+        PENDING_DELIVERIES.set(self.ctx, self.pending)
+        OPEN_OFFERS.set(self.ctx, self.offers)
+
+    def offer_of(self, delivery_id: str) -> OpenOffer | None:
+        return next((o for o in self.offers.values() if o.pending.delivery.delivery_id == delivery_id), None)
+
+    def offer_to(self, driver_id: str) -> OpenOffer | None:
+        return next((o for o in self.offers.values() if o.offer.driver_id == driver_id), None)
+
+    async def dispatch(self, pending: PendingDelivery) -> None:
+        """Offer the delivery to the nearest driver who has not turned it down, or queue it."""
+        restaurant = pending.delivery.restaurant_location
+        driver = nearest(self.drivers.values(), restaurant, excluding=pending.declined_by)
+        if driver is None:
+            self.pending.append(pending)
+            return
+        await self.make_offer(pending, driver)
+
+    async def driver_free(self, driver: AvailableDriver) -> None:
+        """A driver joins the pool: offer them the longest-waiting delivery they have not turned down."""
+        self.drivers[driver.driver_id] = driver
+        waiting = next((p for p in self.pending if driver.driver_id not in p.declined_by), None)
+        if waiting is not None:
+            self.pending.remove(waiting)
+            await self.make_offer(waiting, driver)
+
+    async def make_offer(self, pending: PendingDelivery, driver: AvailableDriver) -> None:
+        del self.drivers[driver.driver_id]
+        pending.offers += 1
+        now = await now_ms(self.ctx)
+        offer = Offer(
+            offer_id=f"{pending.delivery.delivery_id}.{pending.offers}",
+            driver_id=driver.driver_id,
+            region=self.ctx.key(),
+            delivery=pending.delivery,
+            distance_m=round(geo.distance_m(driver.location, pending.delivery.restaurant_location), 1),
+            expires=now + pending.policy.timeout_ms,
+        )
+        self.offers[offer.offer_id] = OpenOffer(offer=offer, driver=driver, pending=pending)
+        self.ctx.object_send(twin.offer_delivery, key=driver.driver_id, arg=offer)
+        self.expire_at(offer, now)
+
+    def expire_at(self, offer: Offer, now: int) -> None:
+        delay = timedelta(milliseconds=max(0, offer.expires - now))
+        self.ctx.object_send(expire_offer, key=self.ctx.key(), arg=offer.offer_id, send_delay=delay)
 
 
 def non_empty(name: str, value: object) -> str:
@@ -18,44 +114,107 @@ def non_empty(name: str, value: object) -> str:
     return value
 
 
-@driver_delivery_matcher.handler(name="setDriverAvailable")
-async def set_driver_available(ctx: ObjectContext, driver_id: str) -> None:
-    """A driver is ready for work: hand them the oldest waiting delivery, or remember them."""
-    non_empty("driverId", driver_id)
-    pending = await PENDING_DELIVERIES.get(ctx) or []
-    if pending:
-        PENDING_DELIVERIES.set(ctx, pending[1:])
-        ctx.object_send(manager.driver_found, key=pending[0].delivery_id, arg=driver_id)
-        return
-    available = await AVAILABLE_DRIVERS.get(ctx) or []
-    if driver_id not in available:
-        AVAILABLE_DRIVERS.set(ctx, [*available, driver_id])
+@driver_delivery_matcher.handler(name="setDriverAvailable", input_serde=required(AvailableDriver))
+async def set_driver_available(ctx: ObjectContext, driver: AvailableDriver) -> None:
+    """A driver waits for work here (or moved while waiting): offer them a waiting delivery, or keep them."""
+    pool = await Pool(ctx).load()
+    if pool.offer_to(driver.driver_id) is not None:
+        return  # they hold an offer: its answer puts them back
+    known = pool.drivers.get(driver.driver_id)
+    if known is not None:
+        known.location = driver.location  # keeps their place in the queue
+    else:
+        await pool.driver_free(driver)
+    pool.save()
 
 
 @driver_delivery_matcher.handler(name="requestDriverForDelivery", input_serde=required(PendingDelivery))
 async def request_driver_for_delivery(ctx: ObjectContext, request: PendingDelivery) -> None:
-    """A delivery needs a driver: give it the longest-waiting driver, or queue it until one comes."""
-    available = await AVAILABLE_DRIVERS.get(ctx) or []
-    if available:
-        AVAILABLE_DRIVERS.set(ctx, available[1:])
-        ctx.object_send(manager.driver_found, key=request.delivery_id, arg=available[0])
+    """A delivery needs a driver: offer it to the nearest available one, or queue it until one comes."""
+    pool = await Pool(ctx).load()
+    delivery_id = request.delivery.delivery_id
+    if pool.offer_of(delivery_id) is not None or any(
+        p.delivery.delivery_id == delivery_id for p in pool.pending
+    ):
+        return  # a repeated request
+    await pool.dispatch(request)
+    pool.save()
+
+
+@driver_delivery_matcher.handler(name="answerOffer", input_serde=required(OfferAnswer))
+async def answer_offer(ctx: ObjectContext, answer: OfferAnswer) -> None:
+    """The driver's twin passes on an accept or a decline; 409 if the offer is no longer open."""
+    pool = await Pool(ctx).load()
+    open_offer = pool.offers.get(answer.offer_id)
+    if open_offer is None or open_offer.offer.driver_id != answer.driver_id:
+        raise TerminalError(f"offer {answer.offer_id} is no longer open to driver {answer.driver_id}", 409)
+    del pool.offers[answer.offer_id]
+    delivery_id = open_offer.pending.delivery.delivery_id
+    if answer.accepted:
+        ctx.object_send(manager.driver_found, key=delivery_id, arg=answer.driver_id)
+    else:
+        open_offer.pending.declined_by.append(answer.driver_id)
+        await pool.dispatch(open_offer.pending)
+        open_offer.driver.missed = 0
+        await pool.driver_free(open_offer.driver)
+    pool.save()
+
+
+@driver_delivery_matcher.handler(name="expireOffer")
+async def expire_offer(ctx: ObjectContext, offer_id: str) -> None:
+    """An offer's time is up: the next-nearest driver gets the delivery; too many lapses end a shift.
+
+    An expiry that comes late was due while the system was down or stalled: the driver could not
+    answer meanwhile, so they get the whole timeout again from now.
+    """
+    non_empty("offerId", offer_id)
+    pool = await Pool(ctx).load()
+    open_offer = pool.offers.get(offer_id)
+    if open_offer is None:
+        return  # answered in time, or withdrawn
+    now = await now_ms(ctx)
+    offer = open_offer.offer
+    if came_late(now, offer.expires):
+        offer.expires = now + open_offer.pending.policy.timeout_ms
+        pool.expire_at(offer, now)
+        pool.save()
         return
-    pending = await PENDING_DELIVERIES.get(ctx) or []
-    if request not in pending:
-        PENDING_DELIVERIES.set(ctx, [*pending, request])
+    del pool.offers[offer_id]
+    ctx.object_send(twin.offer_withdrawn, key=offer.driver_id, arg=offer_id)
+    open_offer.pending.declined_by.append(offer.driver_id)
+    await pool.dispatch(open_offer.pending)
+    driver = open_offer.driver
+    driver.missed += 1
+    if driver.missed >= open_offer.pending.policy.misses_off_duty:
+        ctx.object_send(twin.end_shift, key=driver.driver_id, arg=f"let {driver.missed} offers lapse")
+    else:
+        await pool.driver_free(driver)
+    pool.save()
 
 
 @driver_delivery_matcher.handler()
 async def withdraw(ctx: ObjectContext, delivery_id: str) -> None:
-    """A delivery no longer needs a driver (its order was cancelled)."""
+    """A delivery no longer needs a driver (its order was cancelled): its offer, if any, is withdrawn."""
     non_empty("deliveryId", delivery_id)
-    pending = await PENDING_DELIVERIES.get(ctx) or []
-    PENDING_DELIVERIES.set(ctx, [p for p in pending if p.delivery_id != delivery_id])
+    pool = await Pool(ctx).load()
+    pool.pending = [p for p in pool.pending if p.delivery.delivery_id != delivery_id]
+    open_offer = pool.offer_of(delivery_id)
+    if open_offer is not None:
+        del pool.offers[open_offer.offer.offer_id]
+        ctx.object_send(twin.offer_withdrawn, key=open_offer.offer.driver_id, arg=open_offer.offer.offer_id)
+        await pool.driver_free(open_offer.driver)
+    pool.save()
 
 
 @driver_delivery_matcher.handler(name="removeDriver")
 async def remove_driver(ctx: ObjectContext, driver_id: str) -> None:
-    """A driver stopped waiting for work (end of shift)."""
+    """A driver stopped waiting for work (end of shift): an offer they held goes to the next-nearest."""
     non_empty("driverId", driver_id)
-    available = await AVAILABLE_DRIVERS.get(ctx) or []
-    AVAILABLE_DRIVERS.set(ctx, [d for d in available if d != driver_id])
+    pool = await Pool(ctx).load()
+    pool.drivers.pop(driver_id, None)
+    open_offer = pool.offer_to(driver_id)
+    if open_offer is not None:
+        del pool.offers[open_offer.offer.offer_id]
+        open_offer.pending.declined_by.append(driver_id)
+        await pool.dispatch(open_offer.pending)
+    pool.save()

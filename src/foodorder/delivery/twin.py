@@ -7,17 +7,23 @@ passes on every report. Readers of the order's tracking ask the twin for the pos
 
 from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
+from foodorder import geo
+from foodorder.catalog import load_catalog
 from foodorder.delivery import manager, matcher
 from foodorder.models import (
+    AvailableDriver,
     DeliveryRequest,
     DriverPosition,
     DriverStatus,
     DriverWatch,
     Location,
     LocationEvent,
+    Offer,
+    OfferAnswer,
+    ShiftStart,
 )
 from foodorder.ordering import board, status
-from foodorder.state import NO_INPUT, Nothing, StateKey, now_ms, required
+from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, now_ms, required
 
 driver_digital_twin = VirtualObject("driver-digital-twin")
 
@@ -35,6 +41,10 @@ WATCHED_UNTIL: StateKey[int] = StateKey("watched-until", int)  # epoch ms; see `
 # The order is told of a new ETA once it moved by more than this share of the time left (and by
 # more than the delivery's tolerance: a report processed late moves the ETA by as much).
 ETA_CHANGE = 0.1
+OFFER: StateKey[Offer] = StateKey("offer", Offer)
+POOL_LOCATION: StateKey[Location] = StateKey("pool-location", Location)  # where the matcher thinks they wait
+# A waiting driver who moved this far from where their matcher thinks they are tells it.
+POOL_MOVE_M = 250.0
 
 
 async def expect_status(ctx: ObjectContext, expected: DriverStatus) -> None:
@@ -52,19 +62,56 @@ async def assigned_delivery(ctx: ObjectContext) -> DeliveryRequest:
     return delivery
 
 
-@driver_digital_twin.handler(name="setDriverAvailable")
-async def set_driver_available(ctx: ObjectContext, region: str) -> None:
-    """Called by the driver's phone at the start of a shift or after a delivery (again: harmless)."""
-    if not isinstance(region, str) or not region:
-        raise TerminalError(f"region: expected a non-empty string, got {region!r}", 400)
+def shift_region(current: str | None, location: Location) -> str:
+    """The driver's region: the one of their shift so far, else the catalog's nearest to them."""
+    catalog = load_catalog()
+    if current is not None and catalog.region(current) is not None:
+        return current
+    return catalog.nearest_region(location).id
+
+
+def join_pool(ctx: ObjectContext, region: str, location: Location, since: int) -> None:
+    """Tell the region's matcher where the driver waits for work."""
+    POOL_LOCATION.set(ctx, location)
+    driver = AvailableDriver(driver_id=ctx.key(), location=location, since=since)
+    ctx.object_send(matcher.set_driver_available, key=region, arg=driver)
+
+
+@driver_digital_twin.handler(name="setDriverAvailable", input_serde=PydanticSerde(ShiftStart | None))
+async def set_driver_available(ctx: ObjectContext, start: ShiftStart | None = None) -> str:
+    """Called by the driver's phone at the start of a shift or after a delivery (again: harmless).
+
+    A shift belongs to the region nearest to where it starts, and keeps it as the driver moves;
+    the answer is that region.
+    """
     if await DRIVER_STATUS.get(ctx) != DriverStatus.WAITING_FOR_WORK:
         await expect_status(ctx, DriverStatus.IDLE)
+    if start is not None and start.location is not None:
+        DRIVER_LOCATION.set(ctx, start.location)
+        location: Location | None = start.location
+    else:
+        location = await DRIVER_LOCATION.get(ctx)
+    if location is None:
+        raise TerminalError(f"driver {ctx.key()}: where are you? send a location first", 409)
+    region = await ctx.run_typed(
+        "shift region", shift_region, current=await REGION.get(ctx), location=location
+    )
     DRIVER_STATUS.set(ctx, DriverStatus.WAITING_FOR_WORK)
     REGION.set(ctx, region)
-    ctx.object_send(matcher.set_driver_available, key=region, arg=ctx.key())
+    join_pool(ctx, region, location, await now_ms(ctx))
     if not await ON_BOARD.get(ctx):  # once per driver, so that /ops finds every driver by key
         ctx.object_send(board.driver_on_duty, key=board.FLEET, arg=ctx.key())
         ON_BOARD.set(ctx, True)
+    return region
+
+
+async def leave_region(ctx: ObjectContext) -> None:
+    """The shift ended: the driver leaves their region's pool and drops an offer they held."""
+    region = await REGION.get(ctx)
+    if region is not None:
+        ctx.object_send(matcher.remove_driver, key=region, arg=ctx.key())
+    REGION.clear(ctx)
+    OFFER.clear(ctx)
 
 
 @driver_digital_twin.handler(name="setDriverUnavailable")
@@ -72,9 +119,64 @@ async def set_driver_unavailable(ctx: ObjectContext) -> None:
     """Called by the driver's phone at the end of a shift (not while on a delivery)."""
     await expect_status(ctx, DriverStatus.WAITING_FOR_WORK)
     DRIVER_STATUS.set(ctx, DriverStatus.IDLE)
-    region = await REGION.get(ctx)
-    if region is not None:
-        ctx.object_send(matcher.remove_driver, key=region, arg=ctx.key())
+    await leave_region(ctx)
+
+
+@driver_digital_twin.handler(name="endShift", ingress_private=True)
+async def end_shift(ctx: ObjectContext, reason: str) -> None:
+    """The matcher takes a driver who lets offers lapse off duty (they left the pool already)."""
+    if await DRIVER_STATUS.get(ctx) == DriverStatus.WAITING_FOR_WORK:
+        DRIVER_STATUS.set(ctx, DriverStatus.IDLE)
+        REGION.clear(ctx)
+        OFFER.clear(ctx)
+
+
+@driver_digital_twin.handler(name="offerDelivery", input_serde=required(Offer), ingress_private=True)
+async def offer_delivery(ctx: ObjectContext, offer: Offer) -> None:
+    """The matcher offers the driver a delivery: the phone is told, and accepts or declines it."""
+    if await DRIVER_STATUS.get(ctx) != DriverStatus.WAITING_FOR_WORK:
+        # They stopped waiting as it was made: out of the pool, and the offer to the next-nearest.
+        ctx.object_send(matcher.remove_driver, key=offer.region, arg=ctx.key())
+        return
+    OFFER.set(ctx, offer)
+    await push_to_phone(ctx)
+
+
+@driver_digital_twin.handler(name="getOffer", kind="shared", input_serde=NO_INPUT)
+async def get_offer(ctx: ObjectSharedContext, _: Nothing = None) -> Offer | None:
+    """The offer waiting for the driver's answer, if any."""
+    return await OFFER.get(ctx)
+
+
+async def answer(ctx: ObjectContext, offer_id: str, accepted: bool) -> Offer:
+    """Pass the driver's answer to their matcher; 409 if the offer is no longer open."""
+    offer = await OFFER.get(ctx)
+    if offer is None or offer.offer_id != offer_id:
+        raise TerminalError(f"offer {offer_id} is not open to driver {ctx.key()}", 409)
+    OFFER.clear(ctx)
+    reply = OfferAnswer(offer_id=offer_id, driver_id=ctx.key(), accepted=accepted)
+    await ctx.object_call(matcher.answer_offer, key=offer.region, arg=reply)
+    return offer
+
+
+@driver_digital_twin.handler(name="acceptOffer")
+async def accept_offer(ctx: ObjectContext, offer_id: str) -> Offer:
+    """The driver takes the offered delivery (it is assigned a moment later); 409 once it lapsed."""
+    return await answer(ctx, offer_id, accepted=True)
+
+
+@driver_digital_twin.handler(name="declineOffer")
+async def decline_offer(ctx: ObjectContext, offer_id: str) -> Offer:
+    """The driver turns the offered delivery down: the next-nearest driver gets it."""
+    return await answer(ctx, offer_id, accepted=False)
+
+
+@driver_digital_twin.handler(name="offerWithdrawn", ingress_private=True)
+async def offer_withdrawn(ctx: ObjectContext, offer_id: str) -> None:
+    """The offer lapsed, or its order was cancelled: it is no longer the driver's to answer."""
+    offer = await OFFER.get(ctx)
+    if offer is not None and offer.offer_id == offer_id:
+        OFFER.clear(ctx)
 
 
 @driver_digital_twin.handler(name="getAssignedDelivery", input_serde=NO_INPUT)
@@ -94,6 +196,11 @@ async def assign_delivery_job(ctx: ObjectContext, request: DeliveryRequest) -> N
     location = await DRIVER_LOCATION.get(ctx)
     if location is not None:
         await track(ctx, request, location, await now_ms(ctx))
+    await push_to_phone(ctx)
+
+
+async def push_to_phone(ctx: ObjectContext) -> None:
+    """Have the driver's phone app, if it registered, look at its work (an offer or a delivery)."""
     if (phone_app := await PHONE_APP.get(ctx)) is not None:
         ctx.generic_send(phone_app, "pollForWork", b"", key=ctx.key())
 
@@ -170,8 +277,9 @@ async def release_delivery(ctx: ObjectContext, delivery_id: str) -> None:
     if await drop_delivery(ctx, delivery_id):
         DRIVER_STATUS.set(ctx, DriverStatus.WAITING_FOR_WORK)
         region = await REGION.get(ctx)
-        if region is not None:
-            ctx.object_send(matcher.set_driver_available, key=region, arg=ctx.key())
+        location = await DRIVER_LOCATION.get(ctx)
+        if region is not None and location is not None:
+            join_pool(ctx, region, location, await now_ms(ctx))
 
 
 @driver_digital_twin.handler(name="takeOffDuty", ingress_private=True)
@@ -179,6 +287,7 @@ async def take_off_duty(ctx: ObjectContext, delivery_id: str) -> None:
     """The driver went silent on this delivery: unassign it and take the driver out of the pool."""
     if await drop_delivery(ctx, delivery_id):
         DRIVER_STATUS.set(ctx, DriverStatus.IDLE)
+        REGION.clear(ctx)
 
 
 async def current_delivery(ctx: ObjectContext, delivery_id: str | None) -> DeliveryRequest:
@@ -226,6 +335,15 @@ async def handle_driver_location_update_event(ctx: ObjectContext, event: Locatio
     delivery = await ASSIGNED_DELIVERY.get(ctx)
     if delivery is not None:
         await track(ctx, delivery, location, now)
+    elif await DRIVER_STATUS.get(ctx) == DriverStatus.WAITING_FOR_WORK:
+        await follow_in_pool(ctx, location, now)
+
+
+async def follow_in_pool(ctx: ObjectContext, location: Location, now: int) -> None:
+    """A waiting driver's matcher learns where they are once they moved noticeably (not every report)."""
+    region, known = await REGION.get(ctx), await POOL_LOCATION.get(ctx)
+    if region is not None and (known is None or geo.distance_m(known, location) > POOL_MOVE_M):
+        join_pool(ctx, region, location, now)
 
 
 @driver_digital_twin.handler(name="lastSeen", kind="shared", ingress_private=True)

@@ -107,6 +107,7 @@ class OrderView(Model):
 
     id: str
     restaurant_id: str
+    region: str | None = Field(description="the restaurant's region, whose drivers deliver the order")
     status: Status
     eta: datetime | None = Field(description="estimated delivery time")
     history: list[HistoryEntry]

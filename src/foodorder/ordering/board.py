@@ -30,6 +30,7 @@ class OrderEnded(Model):
 
     order_id: str
     history: list[StatusChange]
+    region: str | None = Field(None, description="the region of the order's restaurant")
 
     @property
     def final(self) -> StatusChange:
@@ -57,6 +58,7 @@ class Problem(Model):
     status: Status
     at: int
     reason: str | None
+    region: str | None = None
 
 
 class OrderStarted(Model):
@@ -68,10 +70,11 @@ class OrderStarted(Model):
 
 class Tally(Model):
     """One shard's orders in flight (id -> epoch ms of their start), and of those that ended: how many
-    per final status, the seconds to each status, the latest problems."""
+    per final status (in all and per region), the seconds to each status, the latest problems."""
 
     in_flight: dict[str, int] = Field(default_factory=dict)
     ended: dict[Status, int] = Field(default_factory=dict)
+    ended_by_region: dict[str, dict[Status, int]] = Field(default_factory=dict)
     durations: dict[Status, Durations] = Field(default_factory=dict)
     problems: list[Problem] = Field(default_factory=list)
 
@@ -95,12 +98,17 @@ def tallied(tally: Tally, ended: OrderEnded) -> Tally:
     final = ended.final
     tally.in_flight.pop(ended.order_id, None)
     tally.ended[final.status] = tally.ended.get(final.status, 0) + 1
+    if ended.region is not None:
+        regional = tally.ended_by_region.setdefault(ended.region, {})
+        regional[final.status] = regional.get(final.status, 0) + 1
     submitted = ended.history[0].at
     for change in {c.status: c for c in reversed(ended.history)}.values():  # the first time of each
         durations = tally.durations.setdefault(change.status, Durations(buckets=[0] * (len(BUCKETS_S) + 1)))
         durations.add((change.at - submitted) / 1000)
     if final.status != Status.DELIVERED:
-        problem = Problem(order_id=ended.order_id, status=final.status, at=final.at, reason=final.reason)
+        problem = Problem(
+            order_id=ended.order_id, status=final.status, at=final.at, reason=final.reason, region=ended.region
+        )
         tally.problems = [*tally.problems, problem][-RECENT_PROBLEMS:]
     return tally
 

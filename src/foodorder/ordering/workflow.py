@@ -25,6 +25,7 @@ from foodorder.models import (
     Decision,
     DeliveryInformation,
     DriverSelected,
+    OfferPolicy,
     Order,
     OrderTerms,
     Reassignment,
@@ -77,7 +78,9 @@ def order_terms(order: Order) -> OrderTerms:
         rejection=menu_rejection(order, shop),
         price=menu_price(order, shop),
         restaurant_location=shop.location if shop else None,
-        customer_location=order.delivery_location or geo.random_location(random.Random()),
+        region=shop.region if shop else None,
+        customer_location=order.delivery_location
+        or geo.random_location(random.Random(), load_catalog().center_of(order.restaurant_id)),
         time_scale=settings.time_scale,
         restaurant_timeout_s=settings.restaurant_timeout_s,
         driver_search_timeout_s=settings.driver_search_timeout_s,
@@ -86,6 +89,8 @@ def order_terms(order: Order) -> OrderTerms:
         preparation_s=settings.preparation_s,
         driver_speed_mps=settings.driver_speed_mps,
         webhook=webhook_provider(order.id),
+        offer_timeout_s=settings.offer_timeout_s,
+        offer_misses_off_duty=settings.offer_misses_off_duty,
     )
 
 
@@ -276,7 +281,8 @@ async def process(this: OrderRun) -> Status:
         return await reject(this, decision.refusal or other("the order was denied"))
     # The first estimate: the kitchen's usual time (longer while it is busy), then the ride. Sent
     # before the status, which order-status then records after it: IN_PREPARATION comes with its ETA.
-    assert terms.restaurant_location is not None  # an order the catalog cannot serve was rejected
+    # An order the catalog cannot serve was rejected.
+    assert terms.restaurant_location is not None and terms.region is not None
     cooking_ms = terms.preparation_s * 1000 + store.extra_prep_ms(await now_ms(ctx))
     ride_ms = geo.eta_ms([terms.restaurant_location, terms.customer_location], terms.driver_speed_mps)
     ctx.object_send(order_status.set_eta, key=ctx.key(), arg=terms.scaled(cooking_ms + ride_ms))
@@ -297,10 +303,15 @@ async def process(this: OrderRun) -> Status:
     delivery = DeliveryInformation(
         order_id=order.id,
         restaurant_id=order.restaurant_id,
+        region=terms.region,
         restaurant_location=terms.restaurant_location,
         customer_location=terms.customer_location,
         silence_timeout_ms=int(terms.scaled(terms.driver_silence_timeout_s) * 1000),
         eta_tolerance_ms=int(terms.scaled(ETA_TOLERANCE_S) * 1000),
+        offer_policy=OfferPolicy(
+            timeout_ms=int(terms.scaled(terms.offer_timeout_s) * 1000),
+            misses_off_duty=terms.offer_misses_off_duty,
+        ),
     )
     ctx.object_send(manager.start, key=this.delivery_id, arg=delivery)
     attempt = 0
@@ -386,7 +397,7 @@ async def end(
 ) -> Status:
     """Record the final status, tell whoever asked to cancel how the order ended, plan forgetting it."""
     await this.set_status(status, reason, refusal)
-    ended = board.OrderEnded(order_id=this.ctx.key(), history=this.history)
+    ended = board.OrderEnded(order_id=this.ctx.key(), history=this.history, region=this.terms.region)
     this.ctx.object_send(board.order_ended, key=board.shard(this.ctx.key()), arg=ended)
     await resolve(this.ctx, CANCEL_OUTCOME, status)
     await resolve(this.ctx, ENDED, status)

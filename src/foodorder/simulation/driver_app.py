@@ -1,16 +1,18 @@
 """driver-mobile-app (key = driver id): a simulated phone that takes work, drives and reports locations."""
 
+import random
 from contextlib import suppress
 from datetime import timedelta
 
 from restate import ObjectContext, TerminalError, VirtualObject
 
 from foodorder import geo
+from foodorder.catalog import load_catalog
 from foodorder.clients.locations import location_publisher
 from foodorder.config import get_settings
 from foodorder.delivery import twin
-from foodorder.models import DeliveryRequest, Location, LocationEvent
-from foodorder.state import StateKey, now_ms
+from foodorder.models import DeliveryRequest, Location, LocationEvent, Offer, ShiftStart
+from foodorder.state import PydanticSerde, StateKey, now_ms
 
 driver_mobile_app = VirtualObject("driver-mobile-app")
 
@@ -35,33 +37,57 @@ async def publish_location(ctx: ObjectContext, location: Location) -> None:
     )
 
 
-@driver_mobile_app.handler(name="startDriver")
-async def start_driver(ctx: ObjectContext) -> None:
-    """Start the driver's shift (at a random spot in the region the first time), whatever happened before.
+def shift_start_spot(region_id: str | None) -> Location:
+    """A random spot in the region (a random region of the catalog if none or an unknown one is named)."""
+    catalog = load_catalog()
+    region = catalog.region(region_id) if region_id else None
+    center = (region or random.choice(catalog.regions)).center
+    return geo.random_location(random.Random(), center)
 
-    `foodorder up` calls it at every start: a driver taken off duty (say, found silent) is back on
-    duty; a driver on a delivery goes on with it.
+
+@driver_mobile_app.handler(name="startDriver", input_serde=PydanticSerde(str | None))
+async def start_driver(ctx: ObjectContext, region: str | None = None) -> None:
+    """Start the driver's shift (at a random spot in `region` the first time), whatever happened before.
+
+    `foodorder up` calls it at every start, spreading its drivers over the regions: a driver taken
+    off duty (say, found silent) is back on duty; a driver on a delivery goes on with it.
     """
     location = await CURRENT_LOCATION.get(ctx)
     if location is None:
-        location = geo.random_location(ctx.random())
+        location = await ctx.run_typed("shift start spot", shift_start_spot, region_id=region)
         CURRENT_LOCATION.set(ctx, location)
     await publish_location(ctx, location)
     # Work is pushed to this phone (the twin sends pollForWork), instead of polling every second.
     ctx.object_send(twin.register_phone_app, key=ctx.key(), arg=driver_mobile_app.name)
     if await ASSIGNED_DELIVERY.get(ctx) is None:
         with suppress(TerminalError):  # the twin has a delivery for this phone: it pushes it
-            await ctx.object_call(twin.set_driver_available, key=ctx.key(), arg=geo.DEMO_REGION)
+            await ctx.object_call(twin.set_driver_available, key=ctx.key(), arg=ShiftStart(location=location))
         ctx.object_send(poll_for_work, key=ctx.key(), arg=None)
+
+
+def declines() -> bool:
+    """Whether this simulated driver turns an offer down (FOODORDER_DRIVER_DECLINE_SHARE of them)."""
+    return random.random() < get_settings().driver_decline_share
+
+
+async def answer_offer(ctx: ObjectContext, offer: Offer) -> None:
+    """Accept the offer, or decline a share of them, like a driver looking at their phone."""
+    decline = await ctx.run_typed("decline offer?", declines)
+    handler = twin.decline_offer if decline else twin.accept_offer
+    with suppress(TerminalError):  # the offer lapsed or was withdrawn meanwhile
+        await ctx.object_call(handler, key=ctx.key(), arg=offer.offer_id)
 
 
 @driver_mobile_app.handler(name="pollForWork", ingress_private=True)
 async def poll_for_work(ctx: ObjectContext) -> None:
-    """Ask the twin for a delivery and start driving if there is one (the twin calls this on new work)."""
+    """Look at the twin's offer or delivery: answer the offer, or start driving (the twin pushes this)."""
     if await ASSIGNED_DELIVERY.get(ctx) is not None:
         return  # already on a delivery: the new one is picked up once this one ends
     delivery = await ctx.object_call(twin.get_assigned_delivery, key=ctx.key(), arg={})
     if delivery is None:
+        offer = await ctx.object_call(twin.get_offer, key=ctx.key(), arg={})
+        if offer is not None:
+            await answer_offer(ctx, offer)
         return
     ASSIGNED_DELIVERY.set(ctx, delivery)
     ctx.object_send(move, key=ctx.key(), arg=None, send_delay=_after(get_settings().move_interval_s))
@@ -96,7 +122,7 @@ async def move(ctx: ObjectContext) -> None:
         with suppress(TerminalError):  # the twin no longer expects this delivery: nothing to report
             await ctx.object_call(twin.notify_delivery_delivered, key=ctx.key(), arg=delivery_id)
         await ctx.sleep(_after(settings.pause_between_deliveries_s), name="pause between deliveries")
-        ctx.object_send(twin.set_driver_available, key=ctx.key(), arg=geo.DEMO_REGION)
+        ctx.object_send(twin.set_driver_available, key=ctx.key(), arg=ShiftStart(location=location))
         return
     if arrived:
         try:

@@ -15,13 +15,17 @@ class RestaurantSummary(Model):
 
     id: str
     name: str
+    region: str
     location: Location
 
 
 @router.get("")
 async def list_restaurants() -> list[RestaurantSummary]:
-    """Every restaurant with its location."""
-    return [RestaurantSummary(id=r.id, name=r.name, location=r.location) for r in load_catalog().restaurants]
+    """Every restaurant with its region and location."""
+    return [
+        RestaurantSummary(id=r.id, name=r.name, region=r.region, location=r.location)
+        for r in load_catalog().restaurants
+    ]
 
 
 def catalog_restaurant(restaurant_id: str) -> Restaurant:

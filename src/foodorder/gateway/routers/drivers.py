@@ -1,9 +1,8 @@
-"""Drivers' phones: availability, assignment, pickup, delivery and locations."""
+"""Drivers' phones: availability, delivery offers, assignment, pickup, delivery and locations."""
 
 from fastapi import APIRouter, status
 from pydantic import Field
 
-from foodorder import geo
 from foodorder.gateway.auth import DriverDep
 from foodorder.gateway.deps import IngressDep, LocationsDep
 from foodorder.gateway.schemas import (
@@ -13,9 +12,10 @@ from foodorder.gateway.schemas import (
     UNAVAILABLE,
     UNREADABLE_BODY,
     Body,
+    PathId,
     problems,
 )
-from foodorder.models import DeliveryRequest, Location, LocationEvent, Model
+from foodorder.models import DeliveryRequest, Location, LocationEvent, Model, Offer, ShiftStart
 
 router = APIRouter(
     prefix="/api/v1/drivers",
@@ -24,6 +24,7 @@ router = APIRouter(
 )
 TWIN = "driver-digital-twin"
 WRONG_STATE = problems({409: "the driver is not in a state for this"})
+CLOSED_OFFER = problems({409: "the offer is not open to the driver (it lapsed, was withdrawn or answered)"})
 
 
 class Assignment(Model):
@@ -32,7 +33,11 @@ class Assignment(Model):
     delivery: DeliveryRequest | None
 
 
-class LocationPoint(Body, Location):
+class Point(Body, Location):
+    """A point on Earth in degrees, numbers only."""
+
+
+class LocationPoint(Point):
     """Where the phone was, and when (epoch milliseconds)."""
 
     at: int = Field(ge=0)
@@ -52,22 +57,62 @@ class BatchAccepted(Model):
 
 
 class Availability(Body):
-    """Whether the driver takes work: true starts a shift, false ends it."""
+    """Whether the driver takes work (true starts a shift, false ends it), and where they are."""
 
     available: bool = True
+    location: Point | None = Field(
+        None, description="where the driver is; default: their last reported location"
+    )
+
+
+class Shift(Model):
+    """The region whose deliveries the driver is offered (null once the shift ended)."""
+
+    region: str | None
+
+
+class CurrentOffer(Model):
+    """The delivery offered to the driver and waiting for their answer, if any."""
+
+    offer: Offer | None
 
 
 @router.post(
-    "/{driver_id}/availability", status_code=status.HTTP_202_ACCEPTED, responses=WRONG_STATE | UNREADABLE_BODY
+    "/{driver_id}/availability",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems({409: "the driver is on a delivery, or no location of theirs is known"})
+    | UNREADABLE_BODY,
 )
 async def set_availability(
     driver_id: DriverDep, ingress: IngressDep, availability: Availability | None = None
-) -> None:
-    """Start a shift, or take new work after a delivery; `{"available": false}` ends the shift."""
+) -> Shift:
+    """Start a shift (in the region nearest to the driver) or take work; `{"available": false}` ends it."""
     if availability is None or availability.available:
-        await ingress.call(TWIN, driver_id, "setDriverAvailable", geo.DEMO_REGION)
-    else:
-        await ingress.call(TWIN, driver_id, "setDriverUnavailable")
+        start = ShiftStart(location=availability.location if availability else None)
+        region = await ingress.call(TWIN, driver_id, "setDriverAvailable", start.model_dump(mode="json"))
+        return Shift(region=region)
+    await ingress.call(TWIN, driver_id, "setDriverUnavailable")
+    return Shift(region=None)
+
+
+@router.get("/{driver_id}/offers/current")
+async def current_offer(driver_id: DriverDep, ingress: IngressDep) -> CurrentOffer:
+    """The delivery offered to the driver: accept or decline it before `expires` (epoch ms)."""
+    return CurrentOffer(offer=await ingress.call(TWIN, driver_id, "getOffer"))
+
+
+@router.post("/{driver_id}/offers/{offer_id}/accept", responses=CLOSED_OFFER)
+async def accept_offer(driver_id: DriverDep, offer_id: PathId, ingress: IngressDep) -> Offer:
+    """Take the offered delivery: it is the driver's assignment a moment later."""
+    offer: Offer = await ingress.call(TWIN, driver_id, "acceptOffer", offer_id)
+    return offer
+
+
+@router.post("/{driver_id}/offers/{offer_id}/decline", responses=CLOSED_OFFER)
+async def decline_offer(driver_id: DriverDep, offer_id: PathId, ingress: IngressDep) -> Offer:
+    """Turn the offered delivery down: the next-nearest driver is offered it."""
+    offer: Offer = await ingress.call(TWIN, driver_id, "declineOffer", offer_id)
+    return offer
 
 
 @router.get("/{driver_id}/assignment")

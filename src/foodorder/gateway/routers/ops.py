@@ -5,6 +5,9 @@ workflows whose invocation has not completed (`sys_invocation`), with why Restat
 invocation of theirs; their statuses come from order-status for those orders only, and the orders
 that ended are counted by the ops board (`ordering/board.py`). So a refresh costs the same with
 10,000 ended orders as with 10, and no invocation.
+
+`/ops?region=<id>` shows one region's drivers (those whose shift is in it) and orders (of its
+restaurants) only; the board counts the orders that ended per region too.
 """
 
 import asyncio
@@ -17,7 +20,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import Field
@@ -46,13 +49,14 @@ ORDER_SERVICES = "('order-workflow', 'order-status')"
 READS = (
     "(service_name = 'order-status' AND key = 'history')"
     " OR (service_name = 'order-workflow' AND key = 'order')"
-    " OR (service_name = 'driver-digital-twin' AND key IN ('driver-status', 'driver-location'))"
+    " OR (service_name = 'driver-digital-twin' AND key IN ('driver-status', 'driver-location', 'region'))"
 )
 
 
 class DriverRow(Model):
     id: str
     status: DriverStatus
+    region: str | None = Field(description="the region of the driver's shift (none between shifts)")
     location: Location | None
 
 
@@ -63,6 +67,7 @@ class OrderRow(Model):
     stale: bool
     reason: str | None
     retrying: str | None = Field(description="why Restate retries an invocation of the order")
+    region: str | None
     restaurant_location: Location | None
     delivery_location: Location | None
 
@@ -83,9 +88,14 @@ class Snapshot(Model):
 
 
 async def snapshot(
-    admin: httpx.AsyncClient, settings: Settings, page: int = 1, size: int = PAGE_SIZE
+    admin: httpx.AsyncClient,
+    settings: Settings,
+    page: int = 1,
+    size: int = PAGE_SIZE,
+    region: str | None = None,
 ) -> Snapshot:
-    """Drivers, one page of the orders in flight and the counts, as the engine holds them now.
+    """Drivers, one page of the orders in flight and the counts (of `region`, if given), as the engine
+    holds them now.
 
     Every read is by key (the board's shards, the orders in flight, the drivers) or of the invocations
     Restate is working on: its cost grows with the drivers and the orders in flight, never with the
@@ -114,27 +124,42 @@ async def snapshot(
     def since(key: str) -> int:
         return latest[key].at if key in latest else in_flight[key]
 
+    def submitted(key: str) -> Order | None:
+        order = state.get(("order-workflow", key), {}).get("order")
+        return Order.model_validate(order) if order else None
+
     # An order whose ending the board has not counted yet, but whose final status is recorded, is done.
     orders = sorted((k for k in in_flight if k not in latest or not latest[k].final), key=since)
+    if region is not None:
+        orders = [k for k in orders if order_region(submitted(k)) == region]
     pages = max(1, -(-len(orders) // size))
     page = min(max(page, 1), pages)
     counts = Counter((latest[k].status or Status.NEW) if k in latest else Status.NEW for k in orders)
     for tally in listed.tallies:
-        counts.update(tally.ended)
-    problems = sorted((p for tally in listed.tallies for p in tally.problems), key=lambda p: -p.at)
+        counts.update(tally.ended if region is None else tally.ended_by_region.get(region, {}))
+    problems = sorted(
+        (p for tally in listed.tallies for p in tally.problems if region in (None, p.region)),
+        key=lambda p: -p.at,
+    )
+    drivers = [
+        DriverRow(
+            id=driver,
+            status=values["driver-status"],
+            region=values.get("region"),
+            location=values.get("driver-location"),
+        )
+        for driver in sorted(listed.drivers)
+        if "driver-status" in (values := state.get(("driver-digital-twin", driver), {}))
+    ]
     return Snapshot(
         at=now,
-        drivers=[
-            DriverRow(id=driver, status=values["driver-status"], location=values.get("driver-location"))
-            for driver in sorted(listed.drivers)
-            if "driver-status" in (values := state.get(("driver-digital-twin", driver), {}))
-        ],
+        drivers=[driver for driver in drivers if region in (None, driver.region)],
         active_orders=[
             order_row(
                 key,
                 latest.get(key),
                 since(key),
-                state.get(("order-workflow", key), {}).get("order"),
+                submitted(key),
                 retrying[key].reason if key in retrying else None,
                 stale_before,
             )
@@ -186,33 +211,38 @@ def epoch_ms(timestamp: str) -> int:
 
 
 class Snapshots:
-    """The latest snapshot of each page, shared by every open /ops: however many tabs are open, Restate
-    is asked at most once per SNAPSHOT_EVERY_S for a page."""
+    """The latest snapshot of each page (of each region filter), shared by every open /ops: however many
+    tabs are open, Restate is asked at most once per SNAPSHOT_EVERY_S for a page."""
 
     def __init__(self, admin: httpx.AsyncClient, settings: Settings) -> None:
         self.admin, self.settings = admin, settings
-        self.latest: dict[tuple[int, int], tuple[float, asyncio.Future[Snapshot]]] = {}
+        self.latest: dict[tuple[int, int, str | None], tuple[float, asyncio.Future[Snapshot]]] = {}
 
-    async def get(self, page: int, size: int) -> Snapshot:
+    async def get(self, page: int, size: int, region: str | None = None) -> Snapshot:
         """The page's snapshot, read now unless another tab had it read less than a period ago."""
         now = asyncio.get_running_loop().time()
         self.latest = {k: v for k, v in self.latest.items() if now - v[0] < SNAPSHOT_EVERY_S}
-        if (page, size) not in self.latest:
-            reading = asyncio.ensure_future(snapshot(self.admin, self.settings, page, size))
-            self.latest[(page, size)] = (now, reading)
-        return await asyncio.shield(self.latest[(page, size)][1])
+        if (page, size, region) not in self.latest:
+            reading = asyncio.ensure_future(snapshot(self.admin, self.settings, page, size, region))
+            self.latest[(page, size, region)] = (now, reading)
+        return await asyncio.shield(self.latest[(page, size, region)][1])
+
+
+def order_region(order: Order | None) -> str | None:
+    """The region of the order's restaurant (None before the order is stored)."""
+    shop = load_catalog().restaurant(order.restaurant_id) if order else None
+    return shop.region if shop else None
 
 
 def order_row(
     key: str,
     last: OrderEvent | None,
     since: int,
-    order: dict[str, Any] | None,
+    submitted: Order | None,
     retrying: str | None,
     stale_before: float,
 ) -> OrderRow:
     """One order in flight as /ops lists it."""
-    submitted = Order.model_validate(order) if order else None
     shop = load_catalog().restaurant(submitted.restaurant_id) if submitted else None
     return OrderRow(
         id=key,
@@ -221,26 +251,44 @@ def order_row(
         stale=since < stale_before,
         reason=last.reason if last else None,
         retrying=retrying,
+        region=shop.region if shop else None,
         restaurant_location=shop.location if shop else None,
         delivery_location=submitted.delivery_location if submitted else None,
     )
 
 
+def region_filter(
+    region: Annotated[str | None, Query(description="show only this region's drivers and orders")] = None,
+) -> str | None:
+    """The region asked for, if the catalog has it (404 otherwise); None for every region."""
+    if region is not None and load_catalog().region(region) is None:
+        raise HTTPException(404, f"no region {region!r}")
+    return region
+
+
+RegionFilter = Annotated[str | None, Depends(region_filter)]
+
+
 @router.get("/ops", response_class=HTMLResponse, include_in_schema=False)
-async def ops_page(request: Request, _: OperatorDep) -> HTMLResponse:
-    """The dashboard page; its data arrives over /ops/events."""
-    return render(request, "ops.html")
+async def ops_page(request: Request, _: OperatorDep, region: RegionFilter = None) -> HTMLResponse:
+    """The dashboard page, of every region or one; its data arrives over /ops/events."""
+    regions = [r.model_dump(mode="json") for r in load_catalog().regions]
+    return render(request, "ops.html", regions=regions, region=region)
 
 
 @router.get("/ops/events", response_class=EventSourceResponse, include_in_schema=False)
 async def ops_events(
-    request: Request, _: OperatorDep, page: PageDep = 1, size: SizeDep = PAGE_SIZE
+    request: Request,
+    _: OperatorDep,
+    page: PageDep = 1,
+    size: SizeDep = PAGE_SIZE,
+    region: RegionFilter = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """A snapshot of drivers and one page of orders every second."""
+    """A snapshot of drivers and one page of orders (of one region, if given) every second."""
     snapshots: Snapshots = request.app.state.snapshots
     while True:
         try:
-            data = (await snapshots.get(page, size)).model_dump(mode="json")
+            data = (await snapshots.get(page, size, region)).model_dump(mode="json")
             yield ServerSentEvent(event="snapshot", data=data)
         except httpx.HTTPError as error:
             yield ServerSentEvent(event="unavailable", data={"detail": f"restate admin: {error}"})
@@ -249,7 +297,11 @@ async def ops_events(
 
 @router.get("/ops/snapshot", include_in_schema=False)
 async def ops_snapshot(
-    request: Request, _: OperatorDep, page: PageDep = 1, size: SizeDep = PAGE_SIZE
+    request: Request,
+    _: OperatorDep,
+    page: PageDep = 1,
+    size: SizeDep = PAGE_SIZE,
+    region: RegionFilter = None,
 ) -> Snapshot:
     """One snapshot, read now, as JSON (what /ops/events sends every second)."""
-    return await snapshot(request.app.state.admin, request.app.state.settings, page, size)
+    return await snapshot(request.app.state.admin, request.app.state.settings, page, size, region)

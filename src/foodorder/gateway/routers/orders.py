@@ -131,9 +131,11 @@ async def get_order(order_id: PathId, order: ProviderOrderDep, ingress: IngressD
     ]
     tracking = Tracking.model_validate(await ingress.call("order-status", order.id, "getTracking"))
     current = history[-1].status if history else Status.NEW
+    shop = load_catalog().restaurant(order.restaurant_id)
     return OrderView(
         id=order_id,
         restaurant_id=order.restaurant_id,
+        region=shop.region if shop else None,
         status=current,
         eta=at(tracking.arrival) if tracking.arrival and not current.terminal else None,
         history=[

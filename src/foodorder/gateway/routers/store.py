@@ -109,10 +109,11 @@ async def quote(cart: Cart) -> Quote:
     responses=UNREADABLE_BODY | UNAVAILABLE | TOO_MANY | problems({422: "the cart cannot be ordered"}),
 )
 async def checkout(cart: Cart, request: Request) -> JSONResponse:
-    """Place the order through the public API; the customer's door is a spot in the demo region."""
+    """Place the order through the public API; the customer's door is a spot in the restaurant's region."""
     ref = uuid.uuid4().hex
     body: dict[str, Any] = order_request(cart, ref).model_dump(mode="json", exclude_none=True)
-    body["deliveryLocation"] = geo.random_location(random.Random()).model_dump(mode="json")
+    door = geo.random_location(random.Random(), load_catalog().center_of(cart.restaurant_id))
+    body["deliveryLocation"] = door.model_dump(mode="json")
     response = await storefront_api(request).post("/api/v1/orders", json=body)
     if response.status_code != 202:
         return passthrough(response)
@@ -134,12 +135,15 @@ async def order_page(order_id: PathId, request: Request) -> HTMLResponse:
         raise HTTPException(404, f"no order {order_id!r}")
     response.raise_for_status()
     order = response.json()
-    restaurant = load_catalog().restaurant(order["restaurantId"])
+    catalog = load_catalog()
+    restaurant = catalog.restaurant(order["restaurantId"])
+    region = catalog.region(restaurant.region) if restaurant else None
     return render(
         request,
         "order.html",
         order=order,
         restaurant=restaurant.model_dump(mode="json") if restaurant else None,
+        region=region.model_dump(mode="json") if region else None,
     )
 
 

@@ -1,18 +1,20 @@
 // Shared by every page: the map and small formatting helpers.
 //
-// The map of the demo region is drawn as SVG: no tiles, no network. Markers are placed by latitude and
-// longitude with an equirectangular projection around downtown San Jose (fine at city scale).
+// The map of one region is drawn as SVG: no tiles, no network. Markers are placed by latitude and
+// longitude with an equirectangular projection around the region's center (fine at city scale).
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const CENTER = { lat: 37.3362, long: -121.8906 };
+const SAN_JOSE = { name: "San Jose", center: { lat: 37.3362, long: -121.8906 } };
 const HALF_SPAN_M = 3500; // the map shows 7 km by 7 km
 const M_PER_DEG_LAT = 110540;
-const M_PER_DEG_LONG = 111320 * Math.cos((CENTER.lat * Math.PI) / 180);
 const ICONS = { restaurant: "🍴", customer: "🏠", driver: "🚗" };
 
 class FoodMap {
-  constructor(container) {
+  // `region`: {name, center} of the catalog (San Jose when not given).
+  constructor(container, region) {
+    this.region = region || SAN_JOSE;
+    this.mPerDegLong = 111320 * Math.cos((this.region.center.lat * Math.PI) / 180);
     this.svg = document.createElementNS(SVG_NS, "svg");
     this.svg.setAttribute("viewBox", `${-HALF_SPAN_M} ${-HALF_SPAN_M} ${2 * HALF_SPAN_M} ${2 * HALF_SPAN_M}`);
     this.svg.setAttribute("role", "img");
@@ -24,8 +26,8 @@ class FoodMap {
 
   project(location) {
     return {
-      x: (location.long - CENTER.long) * M_PER_DEG_LONG,
-      y: (CENTER.lat - location.lat) * M_PER_DEG_LAT,
+      x: (location.long - this.region.center.long) * this.mPerDegLong,
+      y: (this.region.center.lat - location.lat) * M_PER_DEG_LAT,
     };
   }
 
@@ -46,7 +48,7 @@ class FoodMap {
     }
     this.add(ground, "circle", { cx: 0, cy: 0, r: 2500, class: "region" });
     const label = this.add(ground, "text", { x: -HALF_SPAN_M + 120, y: HALF_SPAN_M - 140, class: "scale" });
-    label.textContent = "grid: 500 m · San Jose, CA";
+    label.textContent = `grid: 500 m · ${this.region.name}`;
     this.routes = this.add(this.svg, "g", { class: "routes" });
     this.layer = this.add(this.svg, "g", { class: "markers" });
   }

@@ -1,7 +1,11 @@
-// The operations dashboard: a snapshot of drivers and orders pushed every second over SSE.
+// The operations dashboard: a snapshot of drivers and orders (of every region, or one) pushed every
+// second over SSE. The map shows the chosen region (the first one when every region is shown).
 "use strict";
 
-const map = new FoodMap(document.getElementById("map"));
+const REGIONS = JSON.parse(document.getElementById("regions").textContent);
+const REGION = JSON.parse(document.getElementById("region").textContent);
+const REGION_NAMES = new Map(REGIONS.map((r) => [r.id, r.name]));
+const map = new FoodMap(document.getElementById("map"), REGIONS.find((r) => r.id === REGION) || REGIONS[0]);
 
 function cells(row, values) {
   row.replaceChildren(...values.map((value) => Object.assign(document.createElement("td"), { textContent: value })));
@@ -10,6 +14,12 @@ function cells(row, values) {
 
 function where(location) {
   return location ? `${location.lat.toFixed(4)}, ${location.long.toFixed(4)}` : "unknown";
+}
+
+document.querySelector("select[name=region]").addEventListener("change", (event) => event.target.form.submit());
+
+function regionName(id) {
+  return id ? REGION_NAMES.get(id) || id : "";
 }
 
 function show(snapshot) {
@@ -26,7 +36,7 @@ function show(snapshot) {
   drivers.replaceChildren(
     ...snapshot.drivers.map((d) => {
       if (d.location) shown.add(map.mark(`driver:${d.id}`, "driver", d.location, `${d.id} (${d.status})`).dataset.marker);
-      const row = cells(document.createElement("tr"), [d.id, d.status, where(d.location)]);
+      const row = cells(document.createElement("tr"), [d.id, regionName(d.region), d.status, where(d.location)]);
       row.dataset.driver = d.id;
       return row;
     }),
@@ -36,7 +46,7 @@ function show(snapshot) {
     ...snapshot.activeOrders.map((o) => {
       if (o.restaurantLocation) shown.add(map.mark(`shop:${o.id}`, "restaurant", o.restaurantLocation, o.id).dataset.marker);
       if (o.deliveryLocation) shown.add(map.mark(`to:${o.id}`, "customer", o.deliveryLocation, o.id).dataset.marker);
-      const row = cells(document.createElement("tr"), [o.id, o.status, duration(snapshot.at - o.since), o.retrying || ""]);
+      const row = cells(document.createElement("tr"), [o.id, regionName(o.region), o.status, duration(snapshot.at - o.since), o.retrying || ""]);
       row.classList.toggle("stale", o.stale);
       return row;
     }),
@@ -58,7 +68,8 @@ let page = 1;
 let source = null;
 function follow() {
   if (source) source.close();
-  source = new EventSource(`/ops/events?page=${page}`);
+  const region = REGION ? `&region=${encodeURIComponent(REGION)}` : "";
+  source = new EventSource(`/ops/events?page=${page}${region}`);
   source.addEventListener("snapshot", (message) => {
     connection.hidden = true;
     show(JSON.parse(message.data));

@@ -3,6 +3,7 @@
 
 const ORDER = JSON.parse(document.getElementById("order").textContent);
 const RESTAURANT = JSON.parse(document.getElementById("restaurant").textContent);
+const REGION = JSON.parse(document.getElementById("region").textContent);
 const LABELS = {
   NEW: "Received",
   CREATED: "Order placed",
@@ -18,7 +19,7 @@ const LABELS = {
 const CANCELLABLE = new Set(["NEW", "CREATED", "SCHEDULED", "IN_PREPARATION", "SCHEDULING_DELIVERY", "WAITING_FOR_DRIVER"]);
 const TERMINAL = new Set(["DELIVERED", "REJECTED", "CANCELLED"]);
 
-const map = new FoodMap(document.getElementById("map"));
+const map = new FoodMap(document.getElementById("map"), REGION);
 const state = { status: ORDER.status, arrival: null, driver: null, lastEvent: 0 };
 
 if (RESTAURANT) map.mark("restaurant", "restaurant", RESTAURANT.location, RESTAURANT.name);

@@ -19,8 +19,10 @@ function element(tag, attributes = {}, text = "") {
 
 function showRestaurants() {
   const tabs = document.getElementById("restaurants");
+  const regions = new Map(CATALOG.regions.map((r) => [r.id, r.name]));
   for (const shop of CATALOG.restaurants) {
-    const tab = element("button", { role: "tab", "data-restaurant": shop.id }, shop.name);
+    const label = `${shop.name} · ${regions.get(shop.region) || shop.region}`;
+    const tab = element("button", { role: "tab", "data-restaurant": shop.id, "data-region": shop.region }, label);
     tab.addEventListener("click", () => choose(shop.id));
     tabs.appendChild(tab);
   }
