@@ -10,6 +10,7 @@ import httpx
 from pydantic import ValidationError
 from rich.console import Console
 
+from foodorder import cluster
 from foodorder.config import (
     DEV_DRIVER_KEY,
     DEV_OPS_PASSWORD,
@@ -68,9 +69,18 @@ def location_path(settings: Settings) -> str:
     return f"Kafka topic driver-updates on {settings.kafka_servers} ({where})"
 
 
-def print_banner(settings: Settings, drivers: list[str]) -> None:
-    """Tell the user where everything is and how to look inside."""
+def print_banner(settings: Settings, drivers: list[str], nodes: list[str]) -> None:
+    """Tell the user where everything is and how to look inside (`nodes`: the Restate cluster, described)."""
     s = settings
+    restate_nodes = (
+        f"""
+  Restate cluster      {len(nodes)} nodes, log and partitions on {cluster.REPLICATION} of them \
+(any node's ingress takes orders):
+    """
+        + "\n    ".join(nodes)
+        if nodes
+        else ""
+    )
     dev_keys = (
         f"""
 Dev API keys (Authorization: Bearer <key>): provider {DEV_PROVIDER_KEY}, \
@@ -83,8 +93,8 @@ restaurant {DEV_RESTAURANT_KEY}, driver {DEV_DRIVER_KEY}; /ops password {DEV_OPS
 
   order food           {s.gateway_url}/   (operations: {s.gateway_url}/ops, user ops)
   public API           {s.gateway_url}/api/v1   (OpenAPI: {s.gateway_url}/docs)
-  Restate ingress      {s.ingress_url}
-  Restate UI / admin   {s.admin_url}
+  Restate ingress      {", ".join(s.ingress_urls)}
+  Restate UI / admin   {", ".join(s.admin_urls)}{restate_nodes}
   services endpoint    {s.services_url}
   restaurant POS       {s.pos_url}
   payment provider     {s.payment_url}   (ledger: {s.payment_url}/ledger)
@@ -145,7 +155,7 @@ def up(settings: Settings) -> None:
         console.print("starting restate-server, the services, the gateway and the stubs…")
         stack.start_all()
         drivers = stack.start_drivers(settings.drivers)
-        print_banner(settings, drivers)
+        print_banner(settings, drivers, stack.describe_cluster())
         print_releases(settings)
         next_drain_check = time.monotonic() + DRAIN_CHECK_INTERVAL_S
         while not stopping:
