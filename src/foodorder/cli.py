@@ -181,18 +181,20 @@ COMMANDS: dict[str, Callable[[Settings], None]] = {
 }
 
 
-def bench(quick: bool) -> None:
+def bench(quick: bool, replication: bool) -> None:
     """Measure throughput, latency, cost per order and memory on a stack of its own."""
     from foodorder import bench as benchmark
 
-    benchmark.run(quick, console)
+    (benchmark.run_replication if replication else benchmark.run)(quick, console)
 
 
-def chaos(orders: int, fault_rate: float, kill_every_s: float) -> None:
+def chaos(orders: int, fault_rate: float, kill_every_s: float, restate_nodes: int) -> None:
     """Crash every process and inject faults under load, then check every order and its money."""
     from foodorder import chaos as chaos_run
 
-    plan = chaos_run.Plan(orders=orders, fault_rate=fault_rate, kill_every_s=kill_every_s)
+    plan = chaos_run.Plan(
+        orders=orders, fault_rate=fault_rate, kill_every_s=kill_every_s, restate_nodes=restate_nodes
+    )
     if not chaos_run.run(plan, console).ok:
         sys.exit(1)
 
@@ -205,6 +207,11 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_parser(name, help=(fn.__doc__ or "").strip())
     bench_parser = sub.add_parser("bench", help=(bench.__doc__ or "").strip())
     bench_parser.add_argument("--quick", action="store_true", help="short phases (about a minute and a half)")
+    bench_parser.add_argument(
+        "--replication",
+        action="store_true",
+        help="engine ceiling, intake and end to end on 1 restate-server node, then on a cluster of 3",
+    )
     chaos_parser = sub.add_parser("chaos", help=(chaos.__doc__ or "").strip())
     chaos_parser.add_argument("--orders", type=int, default=200, help="orders to submit (default 200)")
     chaos_parser.add_argument(
@@ -213,11 +220,17 @@ def main(argv: list[str] | None = None) -> None:
     chaos_parser.add_argument(
         "--kill-every", type=float, default=4.0, help="seconds between kills of the services (default 4)"
     )
+    chaos_parser.add_argument(
+        "--restate-nodes",
+        type=int,
+        default=1,
+        help="run a replicated Restate cluster of this many nodes and kill one node at a time (default 1)",
+    )
     args = parser.parse_args(argv)
     if args.command == "bench":
-        bench(args.quick)
+        bench(args.quick, args.replication)
     elif args.command == "chaos":
-        chaos(args.orders, args.fault_rate, args.kill_every)
+        chaos(args.orders, args.fault_rate, args.kill_every, args.restate_nodes)
     else:
         try:
             settings = get_settings()
