@@ -40,11 +40,14 @@ def test_every_nodes_ingress_takes_orders_and_reads_them_from_any_node(
         # With the first node gone, the gateway goes on through another node's ingress.
         stack.processes["restate-1"].stop(signal.SIGKILL)
         api = Api(settings)
-        assert api.request("GET", "/readyz", key=None).status_code == 200
-        order = api_order()
-        response = api.request("POST", "/api/v1/orders", json=order)
-        assert response.status_code == 202, response.text
-        assert api.wait_for(order["id"], Status.DELIVERED, timeout_s=180)["status"] == "DELIVERED"
+        try:
+            assert api.request("GET", "/readyz", key=None).status_code == 200
+            order = api_order()
+            response = api.request("POST", "/api/v1/orders", json=order)
+            assert response.status_code == 202, response.text
+            assert api.wait_for(order["id"], Status.DELIVERED, timeout_s=180)["status"] == "DELIVERED"
+        finally:
+            api.http.close()
 
 
 def test_orders_survive_each_node_of_a_cluster_killed_in_turn() -> None:
