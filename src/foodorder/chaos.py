@@ -69,6 +69,7 @@ class Report:
     outages: list[tuple[str, int, int]] = field(default_factory=list)
     moves_during_outages: list[int] = field(default_factory=list)  # status changes in each outage
     longest_pause_ms: int = 0  # the longest time while the nodes were killed that no order moved
+    endings: Counter[str] = field(default_factory=Counter)  # why orders ended other than DELIVERED
 
     @property
     def ok(self) -> bool:
@@ -83,6 +84,7 @@ class Report:
             ("kills per process", ", ".join(f"{k} {n}" for k, n in sorted(self.kills.items()))),
             ("faults injected", ", ".join(f"{k} {n}" for k, n in sorted(self.faults.items())) or "0"),
             ("terminal per status", ", ".join(f"{k} {n}" for k, n in sorted(self.statuses.items()))),
+            ("why not delivered", "; ".join(f"{k}: {n}" for k, n in self.endings.most_common(5)) or "-"),
             ("lost (not in a final status)", str(len(self.lost))),
             ("duplicated charges", str(len(self.duplicated_charges))),
             ("money not right", str(len(self.wrong_money))),
@@ -167,11 +169,16 @@ def crash_nodes(stack: Stack, plan: Plan, report: Report, submitting: threading.
         report.outages.append((name, killed, started))
 
 
-def pauses(rows: introspection.Rows, keys: list[str], report: Report) -> None:
-    """From the orders' histories: status changes during each outage, and the longest time none moved."""
-    moments = sorted(
-        change["at"] for row in rows if row["service_key"] in keys for change in json.loads(row["value_utf8"])
+def read_histories(rows: introspection.Rows, keys: list[str], report: Report) -> None:
+    """From the orders' histories: why orders ended other than DELIVERED, the status changes during
+    each outage, and the longest time during the outages that no order moved."""
+    histories = [json.loads(row["value_utf8"]) for row in rows if row["service_key"] in keys]
+    report.endings.update(
+        f"{history[-1]['status']}, {history[-1].get('reason') or 'no reason'}"
+        for history in histories
+        if history[-1]["status"] != Status.DELIVERED
     )
+    moments = sorted(change["at"] for history in histories for change in history)
     report.moves_during_outages = [
         sum(start <= at <= end for at in moments) for _, start, end in report.outages
     ]
@@ -274,7 +281,7 @@ def run(plan: Plan, console: Console) -> Report:
                 seen = settle(settings, keys, plan, progress)
             collect_faults(stack, report)
             audit(settings, keys, seen, report)
-            pauses(histories(settings), keys, report)
+            read_histories(histories(settings), keys, report)
         finally:
             stack.stop()
     console.print(report.table())
