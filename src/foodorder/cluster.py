@@ -60,13 +60,16 @@ class Restatectl:
 
     def sql(self, query: str) -> list[dict[str, Any]]:
         """Rows of one of the cluster's own tables (nodes, partition_state, logs …)."""
-        done = subprocess.run(
-            [str(self.binary), "--address", ",".join(self.node_urls), "sql", "--jsonl", query],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                [str(self.binary), "--address", ",".join(self.node_urls), "sql", "--jsonl", query],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError("restatectl sql: no answer in 30 s") from None
         if done.returncode != 0:
             raise RuntimeError(f"restatectl sql: {done.stderr.strip()[:300]}")
         return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -74,6 +77,13 @@ class Restatectl:
     def nodes(self) -> list[dict[str, Any]]:
         """Each node: name, address, `state` (alive, dead…) and `metadata_server_state` (member…)."""
         return self.sql("SELECT name, plain_node_id, address, state, metadata_server_state FROM nodes")
+
+    def whole(self, expected: int) -> bool:
+        """Whether the cluster of `expected` nodes is `healthy`; False while it cannot tell yet."""
+        try:
+            return healthy(self.nodes(), self.partitions(), expected)
+        except RuntimeError:  # no node answers yet, or the cluster is not provisioned yet
+            return False
 
     def partitions(self) -> list[dict[str, Any]]:
         """Each partition's processors: partition_id, plain_node_id, effective_mode, replay_status."""

@@ -235,7 +235,7 @@ class Stack:
         if s.restate_nodes > 1:
             ctl = self.restatectl()
             wait_until(
-                lambda: cluster.healthy(ctl.nodes(), ctl.partitions(), s.restate_nodes),
+                functools.partial(ctl.whole, s.restate_nodes),
                 "restate cluster (every node a metadata member, every partition led and replicated)",
                 timeout_s,
             )
