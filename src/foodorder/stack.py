@@ -8,6 +8,7 @@ import ctypes
 import functools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from foodorder.external import broker
 from foodorder.releases import Deployment
 
 PR_SET_PDEATHSIG = 1
+RUN_PORTS = range(20000, 32768)  # where runs of ports for a cluster's nodes are picked (see on_free_ports)
 STOP_TIMEOUT_S = 15.0
 
 
@@ -62,17 +64,24 @@ def on_free_ports(settings: Settings) -> Settings:
 
 
 def _hold_free_run(held: contextlib.ExitStack, length: int) -> int:
-    """The first of `length` consecutive free ports, each bound by a socket in `held` until it closes."""
+    """The first of `length` consecutive free ports, each bound by a socket in `held` until it closes.
+
+    A single port is the kernel's choice. A run (a cluster's nodes) comes from below the kernel's
+    ephemeral range (32768 and up by default), where no client connection can take one of its ports
+    as its own end between the moment they are picked and the moment each node binds its own.
+    """
+    if length == 1:
+        single = held.enter_context(socket.socket())
+        single.bind(("127.0.0.1", 0))
+        return int(single.getsockname()[1])
     while True:
-        first = held.enter_context(socket.socket())
-        first.bind(("127.0.0.1", 0))
-        start = int(first.getsockname()[1])
+        start = random.randrange(RUN_PORTS.start, RUN_PORTS.stop - length)
         with contextlib.ExitStack() as attempt:
             try:
-                for port in range(start + 1, start + length):
+                for port in range(start, start + length):
                     attempt.enter_context(socket.socket()).bind(("127.0.0.1", port))
             except OSError:
-                continue  # one of them is taken: keep `first` held (so it is not drawn again) and retry
+                continue  # one of them is taken: try another run
             held.enter_context(attempt.pop_all())
             return start
 
@@ -227,11 +236,12 @@ class Stack:
         timeout_s = 60.0 if s.restate_nodes == 1 else 240.0
         for name in names:
             index = cluster.node_names(s).index(name)
+            process = self.processes[name]
             for url, what in (
                 (f"{s.admin_urls[index]}/health", "admin"),
                 (f"{s.ingress_urls[index]}/restate/health", "ingress"),
             ):
-                wait_until(functools.partial(_answers, url), f"{name} {what}", timeout_s)
+                wait_until(functools.partial(_answers, url, process), f"{name} {what}", timeout_s)
         if s.restate_nodes > 1:
             ctl = self.restatectl()
             wait_until(
@@ -445,7 +455,10 @@ class Stack:
                 process.log.close()
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, process: Process) -> bool:
+    """Whether `url` answers; an error at once if `process`, which should answer there, has exited."""
+    if not process.alive:
+        raise RuntimeError(f"{process.name} exited before it answered: see its log")
     return httpx.get(url).is_success
 
 

@@ -58,6 +58,8 @@ def test_free_ports_leave_room_for_every_node() -> None:
     ports = [*settings.restate_ports, settings.services_port, settings.gateway_port, settings.kafka_port]
 
     assert len(set(ports)) == len(ports) == 12
+    # Below the kernel's ephemeral range: no client connection takes them before the nodes bind them.
+    assert max(settings.restate_ports) < 32768
 
 
 def node(name: str, state: str = "alive", metadata: str = "member") -> dict[str, Any]:
