@@ -215,9 +215,19 @@ async def submit_all(settings: Settings, plan: Plan, progress: Progress) -> list
     return refs
 
 
-def histories(settings: Settings) -> introspection.Rows:
-    """Every order's history of statuses (rows of ORDER_HISTORIES)."""
-    return introspection.query_blocking(settings.admin_url, introspection.ORDER_HISTORIES)
+def histories(settings: Settings, timeout_s: float = 60) -> introspection.Rows:
+    """Every order's history of statuses (rows of ORDER_HISTORIES).
+
+    A cluster's query fails (500) while one of its partitions changes leader: it is asked again.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return introspection.query_blocking(settings.admin_url, introspection.ORDER_HISTORIES)
+        except httpx.HTTPStatusError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def settle(settings: Settings, keys: list[str], plan: Plan, progress: Progress) -> dict[str, Status]:
