@@ -4,9 +4,13 @@ It starts a stack of its own on free ports, runs seven phases against it, and wr
 bench/results/latest.json and latest.md. The HTTP phases are driven by wrk (a native load
 generator: a Python one took half a core of the two it measured); it runs on the same machine, so
 every figure is next to the engine ceiling measured in the same run, with the same generator.
+
+`--replication` instead runs the engine ceiling, intake and end-to-end phases twice, back to back:
+on one restate-server and on a replicated cluster of three (bench/results/replication.json).
 """
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
@@ -20,8 +24,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -908,11 +912,12 @@ class Bench:
         return (last - first) / 1000
 
 
-def bench_settings(data_dir: Path) -> Settings:
+def bench_settings(data_dir: Path, restate_nodes: int = 1) -> Settings:
     """Free ports, no simulated drivers at first, and timings that deliver in seconds."""
     return on_free_ports(
         Settings(
             data_dir=data_dir,
+            restate_nodes=restate_nodes,
             drivers=0,
             time_scale=20,
             driver_speed_mps=60,
@@ -951,18 +956,17 @@ async def run_phases(stack: Stack, plan: Plan, progress: Progress) -> dict[str, 
     return bench.results
 
 
-def run(quick: bool, console: Console) -> dict[str, Any]:
-    """Run every phase on a fresh stack (the observability phases on stacks of their own); write and print
-    the results."""
-    from foodorder import bench_observability
+Phases = Callable[[Stack, Plan, Progress], Coroutine[Any, Any, dict[str, Any]]]
 
-    plan = QUICK if quick else FULL
+
+def on_fresh_stack(phases: Phases, plan: Plan, console: Console, restate_nodes: int = 1) -> dict[str, Any]:
+    """Run `phases` on a stack of its own; their results, with each process's peak memory."""
     if shutil.which("wrk") is None:  # before minutes of starting a stack
         raise BenchError(MISSING_WRK)
     with tempfile.TemporaryDirectory(prefix="foodorder-bench-") as tmp:
-        stack = Stack(bench_settings(Path(tmp)), log_dir=Path(tmp) / "logs")
+        stack = Stack(bench_settings(Path(tmp), restate_nodes), log_dir=Path(tmp) / "logs")
         try:
-            console.print("starting a stack on free ports…")
+            console.print(f"starting a stack on free ports, {restate_nodes} restate-server node(s)…")
             stack.start_all()
             with (
                 MemoryWatch(stack) as memory,
@@ -970,15 +974,16 @@ def run(quick: bool, console: Console) -> dict[str, Any]:
                     TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
                 ) as progress,
             ):
-                results = asyncio.run(run_phases(stack, plan, progress))
+                results = asyncio.run(phases(stack, plan, progress))
         finally:
             stack.stop()
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
-    ) as progress:
-        results["observability"] = bench_observability.run(plan, progress)
     peaks = {name: round(mb, 1) for name, mb in memory.peaks_mb.items()}
     results["peak_rss_mb"] = {**peaks, "total": round(sum(peaks.values()), 1)}
+    return results
+
+
+def stamp(results: dict[str, Any], quick: bool) -> None:
+    """Add the machine, the mode and the time to `results`."""
     results["machine"] = {
         "cpus": psutil.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -986,8 +991,109 @@ def run(quick: bool, console: Console) -> dict[str, Any]:
     }
     results["mode"] = "quick" if quick else "full"
     results["at"] = datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run(quick: bool, console: Console) -> dict[str, Any]:
+    """Run every phase on a fresh stack (the observability phases on stacks of their own); write and print
+    the results."""
+    from foodorder import bench_observability
+
+    plan = QUICK if quick else FULL
+    results = on_fresh_stack(run_phases, plan, console)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        results["observability"] = bench_observability.run(plan, progress)
+    stamp(results, quick)
     write(results)
     console.print(table(results))
+    return results
+
+
+# What the replication comparison keeps of each run.
+REPLICATION_FIGURES = (
+    "engine_noop_invocations_per_s",
+    "engine_noop_p99_ms",
+    "intake_orders_per_s",
+    "intake_p99_ms",
+    "e2e_orders_per_s",
+    "e2e_p50_s",
+    "e2e_p99_s",
+    "invocations_per_order",
+)
+REPLICATION_NODES = (1, 3)
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """The CPU time (user and system) each process of the stack has used so far."""
+    used = {}
+    for name, process in stack.processes.items():
+        if process.popen is not None:
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(process.popen.pid).cpu_times()
+                used[name] = times.user + times.system
+    return used
+
+
+async def replication_phases(stack: Stack, plan: Plan, progress: Progress) -> dict[str, Any]:
+    """The phases that show what replication costs: the engine's ceiling, intake, end to end.
+
+    Also the CPU each process spent per delivered order during the end-to-end phase. An end-to-end
+    phase whose orders are not all delivered in time is reported as such, beside the other figures.
+    """
+    bench = Bench(stack, plan, progress)
+    figures: dict[str, Any] = {"load_average": round(psutil.getloadavg()[0], 1)}
+    try:
+        await bench.engine()
+        await bench.intake()
+        before = cpu_seconds(stack)
+        try:
+            await bench.end_to_end(stack)
+        except TimeoutError as error:
+            figures["e2e_unfinished"] = str(error)
+        after = cpu_seconds(stack)
+    finally:
+        await bench.close()
+    figures |= {key: bench.results[key] for key in REPLICATION_FIGURES if key in bench.results}
+    if "e2e_orders" in bench.results:
+        orders = bench.results["e2e_orders"]
+        cpu_ms = {name: round((after[name] - before.get(name, 0.0)) * 1000 / orders) for name in after}
+        figures["e2e_cpu_ms_per_order"] = cpu_ms | {"total": sum(cpu_ms.values())}
+    return figures
+
+
+def run_replication(quick: bool, console: Console) -> dict[str, Any]:
+    """The same phases on one node and on a cluster of three, back to back; write and print both.
+
+    End to end runs at half the main bench's rate, so that a loaded machine still delivers every order.
+    """
+    base = QUICK if quick else FULL
+    plan = replace(base, concurrency_levels=[16], e2e_orders_per_s=base.e2e_orders_per_s / 2)
+    results: dict[str, Any] = {
+        f"nodes_{nodes}": on_fresh_stack(replication_phases, plan, console, nodes)
+        for nodes in REPLICATION_NODES
+    }
+    for figures in results.values():
+        peaks = figures.pop("peak_rss_mb")
+        figures["restate_rss_mb"] = round(sum(mb for name, mb in peaks.items() if name.startswith("restate")))
+        figures["total_rss_mb"] = round(peaks["total"])
+    stamp(results, quick)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "replication.json").write_text(json.dumps(results, indent=2) + "\n")
+    out = Table(title=f"foodorder bench --replication ({results['mode']}, {results['machine']['cpus']} CPUs)")
+    out.add_column("measure")
+    for nodes in REPLICATION_NODES:
+        out.add_column(f"{nodes} node{'s' if nodes > 1 else ''}")
+    for key in (
+        "load_average",
+        *REPLICATION_FIGURES,
+        "restate_rss_mb",
+        "total_rss_mb",
+        "e2e_cpu_ms_per_order",
+        "e2e_unfinished",
+    ):
+        out.add_row(key, *(str(results[f"nodes_{nodes}"].get(key, "-")) for nodes in REPLICATION_NODES))
+    console.print(out)
     return results
 
 

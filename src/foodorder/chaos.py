@@ -7,12 +7,18 @@ carries the drivers' locations) and the webhook receiver once each, restarting e
 Then every order must end in a final status with its money right: one capture and the price for a
 delivered order, nothing for any other, no order prepared twice; and the provider's webhook must have
 received the order's every status once, in order, ending in its final status.
+
+With `--restate-nodes n` (n > 1) the stack runs a replicated Restate cluster, and the chaos kills its
+nodes instead, one at a time: each stays down for a while (the orders must keep moving meanwhile)
+and comes back before the next one goes down. It reports the longest time no order changed status.
 """
 
 import asyncio
 import contextlib
+import itertools
 import json
 import secrets
+import signal
 import tempfile
 import threading
 import time
@@ -25,7 +31,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from foodorder import introspection
+from foodorder import cluster, introspection
 from foodorder.config import DEV_PROVIDER_KEY, ProviderWebhook, Settings
 from foodorder.models import Status
 from foodorder.stack import Stack, on_free_ports
@@ -46,6 +52,8 @@ class Plan:
     orders_per_s: float = 5.0
     drivers: int = 20
     settle_timeout_s: float = 600.0
+    restate_nodes: int = 1
+    node_down_s: float = 10.0  # how long a killed Restate node of a cluster stays down
 
 
 @dataclass
@@ -61,6 +69,11 @@ class Report:
     wrong_money: list[str] = field(default_factory=list)
     duplicated_preparations: list[str] = field(default_factory=list)
     wrong_webhooks: list[str] = field(default_factory=list)
+    # Each time a Restate node of a cluster was down: its name, and from when until when (epoch ms).
+    outages: list[tuple[str, int, int]] = field(default_factory=list)
+    moves_during_outages: list[int] = field(default_factory=list)  # status changes in each outage
+    longest_pause_ms: int = 0  # the longest time while the nodes were killed that no order moved
+    endings: Counter[str] = field(default_factory=Counter)  # why orders ended other than DELIVERED
 
     @property
     def ok(self) -> bool:
@@ -81,12 +94,26 @@ class Report:
             ("kills per process", ", ".join(f"{k} {n}" for k, n in sorted(self.kills.items()))),
             ("faults injected", ", ".join(f"{k} {n}" for k, n in sorted(self.faults.items())) or "0"),
             ("terminal per status", ", ".join(f"{k} {n}" for k, n in sorted(self.statuses.items()))),
+            ("why not delivered", "; ".join(f"{k}: {n}" for k, n in self.endings.most_common(5)) or "-"),
             ("lost (not in a final status)", str(len(self.lost))),
             ("duplicated charges", str(len(self.duplicated_charges))),
             ("money not right", str(len(self.wrong_money))),
             ("duplicated preparations", str(len(self.duplicated_preparations))),
             ("status webhooks not every status once, in order", str(len(self.wrong_webhooks))),
         ]
+        if self.outages:
+            rows += [
+                (
+                    "status changes while a node was down",
+                    ", ".join(
+                        f"{name} {(end - start) / 1000:.1f} s: {moves}"
+                        for (name, start, end), moves in zip(
+                            self.outages, self.moves_during_outages, strict=True
+                        )
+                    ),
+                ),
+                ("longest time no order changed status", f"{self.longest_pause_ms / 1000:.1f} s"),
+            ]
         for name, figure in rows:
             out.add_row(name, figure)
         return out
@@ -100,6 +127,7 @@ def chaos_settings(data_dir: Path, plan: Plan) -> Settings:
     settings = on_free_ports(
         Settings(
             data_dir=data_dir,
+            restate_nodes=plan.restate_nodes,
             drivers=plan.drivers,
             time_scale=20,
             driver_speed_mps=60,
@@ -142,6 +170,46 @@ def crash(stack: Stack, plan: Plan, report: Report, submitting: threading.Thread
             report.kills[name] += 1
 
 
+def crash_nodes(stack: Stack, plan: Plan, report: Report, submitting: threading.Thread) -> None:
+    """Kill one Restate node at a time, keep it down a while, restart it and wait until the cluster is whole.
+
+    Every node goes down at least once, and the kills go on while orders are submitted. This runs on the
+    main thread, like `crash`.
+    """
+    nodes = cluster.node_names(stack.settings)
+    for turn in itertools.count():
+        if turn >= len(nodes) and not submitting.is_alive():
+            return
+        time.sleep(plan.kill_every_s)
+        name = nodes[turn % len(nodes)]
+        killed = time.time_ns() // 1_000_000
+        stack.processes[name].stop(signal.SIGKILL)
+        report.kills[name] += 1
+        time.sleep(plan.node_down_s)  # down on purpose: the other nodes must carry the orders meanwhile
+        started = time.time_ns() // 1_000_000
+        stack.start_again(name)
+        report.outages.append((name, killed, started))
+
+
+def read_histories(rows: introspection.Rows, keys: list[str], report: Report) -> None:
+    """From the orders' histories: why orders ended other than DELIVERED, the status changes during
+    each outage, and the longest time during the outages that no order moved."""
+    histories = [json.loads(row["value_utf8"]) for row in rows if row["service_key"] in keys]
+    report.endings.update(
+        f"{history[-1]['status']}, {history[-1].get('reason') or 'no reason'}"
+        for history in histories
+        if history[-1]["status"] != Status.DELIVERED
+    )
+    moments = sorted(change["at"] for history in histories for change in history)
+    report.moves_during_outages = [
+        sum(start <= at <= end for at in moments) for _, start, end in report.outages
+    ]
+    if report.outages:
+        first, last = report.outages[0][1], report.outages[-1][2]
+        during = [first, *(at for at in moments if first < at < last), last]
+        report.longest_pause_ms = max(b - a for a, b in itertools.pairwise(during))
+
+
 async def submit_all(settings: Settings, plan: Plan, progress: Progress) -> list[str]:
     """Submit the orders at a steady rate; a submission that fails (a crash) is retried, same id."""
     refs = [f"chaos-{n}" for n in range(plan.orders)]
@@ -169,11 +237,19 @@ async def submit_all(settings: Settings, plan: Plan, progress: Progress) -> list
     return refs
 
 
-def statuses(settings: Settings) -> dict[str, Status]:
-    """Every order's status, by its workflow key."""
-    return introspection.latest_statuses(
-        introspection.query_blocking(settings.admin_url, introspection.ORDER_HISTORIES)
-    )
+def histories(settings: Settings, timeout_s: float = 60) -> introspection.Rows:
+    """Every order's history of statuses (rows of ORDER_HISTORIES).
+
+    A cluster's query fails (500) while one of its partitions changes leader: it is asked again.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return introspection.query_blocking(settings.admin_url, introspection.ORDER_HISTORIES)
+        except httpx.HTTPStatusError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def settle(settings: Settings, keys: list[str], plan: Plan, progress: Progress) -> dict[str, Status]:
@@ -181,7 +257,7 @@ def settle(settings: Settings, keys: list[str], plan: Plan, progress: Progress) 
     task = progress.add_task("waiting for every order to end", total=len(keys))
     deadline = time.monotonic() + plan.settle_timeout_s
     while True:
-        seen = statuses(settings)
+        seen = introspection.latest_statuses(histories(settings))
         done = sum(1 for key in keys if key in seen and seen[key].terminal)
         progress.update(task, completed=done)
         if done == len(keys) or time.monotonic() > deadline:
@@ -189,10 +265,12 @@ def settle(settings: Settings, keys: list[str], plan: Plan, progress: Progress) 
         time.sleep(1)
 
 
-def histories(settings: Settings) -> dict[str, list[str]]:
+def statuses(settings: Settings) -> dict[str, list[str]]:
     """Every order's statuses in the order they happened, by its workflow key."""
-    rows = introspection.query_blocking(settings.admin_url, introspection.ORDER_HISTORIES)
-    return {row["service_key"]: [e["status"] for e in json.loads(row["value_utf8"])] for row in rows}
+    return {
+        row["service_key"]: [e["status"] for e in json.loads(row["value_utf8"])]
+        for row in histories(settings)
+    }
 
 
 def received(settings: Settings) -> dict[str, list[str]]:
@@ -212,7 +290,7 @@ def settle_webhooks(
     task = progress.add_task("waiting for the status webhooks", total=len(keys))
     deadline = time.monotonic() + plan.settle_timeout_s
     while True:
-        wanted, got = histories(settings), received(settings)
+        wanted, got = statuses(settings), received(settings)
         done = sum(1 for key in keys if got.get(key) == wanted.get(key))
         progress.update(task, completed=done)
         if done == len(keys) or time.monotonic() > deadline:
@@ -242,7 +320,7 @@ def audit(settings: Settings, keys: list[str], seen: dict[str, Status], report: 
             report.wrong_money.append(key)
         if prepared[key] > 1:
             report.duplicated_preparations.append(key)
-    wanted, got = histories(settings), received(settings)
+    wanted, got = statuses(settings), received(settings)
     for key in keys:
         if not got.get(key) or got.get(key) != wanted.get(key) or Status(got[key][-1]) != seen.get(key):
             report.wrong_webhooks.append(key)
@@ -266,13 +344,14 @@ def run(plan: Plan, console: Console) -> Report:
                     target=lambda: refs.extend(asyncio.run(submit_all(settings, plan, progress)))
                 )
                 submitting.start()
-                crash(stack, plan, report, submitting)
+                (crash_nodes if plan.restate_nodes > 1 else crash)(stack, plan, report, submitting)
                 submitting.join()
                 keys = [f"dev-provider:{ref}" for ref in refs]
                 seen = settle(settings, keys, plan, progress)
                 settle_webhooks(settings, keys, plan, progress)
             collect_faults(stack, report)
             audit(settings, keys, seen, report)
+            read_histories(histories(settings), keys, report)
         finally:
             stack.stop()
     console.print(report.table())

@@ -10,7 +10,7 @@ import httpx
 from pydantic import ValidationError
 from rich.console import Console
 
-from foodorder import telemetry
+from foodorder import cluster, telemetry
 from foodorder.config import (
     DEV_DRIVER_KEY,
     DEV_OPS_PASSWORD,
@@ -87,9 +87,18 @@ def location_path(settings: Settings) -> str:
     return f"Kafka topic driver-updates on {settings.kafka_servers} ({where})"
 
 
-def print_banner(settings: Settings, drivers: list[str]) -> None:
-    """Tell the user where everything is and how to look inside."""
+def print_banner(settings: Settings, drivers: list[str], nodes: list[str]) -> None:
+    """Tell the user where everything is and how to look inside (`nodes`: the Restate cluster, described)."""
     s = settings
+    restate_nodes = (
+        f"""
+  Restate cluster      {len(nodes)} nodes, log and partitions on {cluster.REPLICATION} of them \
+(any node's ingress takes orders):
+    """
+        + "\n    ".join(nodes)
+        if nodes
+        else ""
+    )
     dev_keys = (
         f"""
 Dev API keys (Authorization: Bearer <key>): provider {DEV_PROVIDER_KEY}, \
@@ -102,8 +111,8 @@ restaurant {DEV_RESTAURANT_KEY}, driver {DEV_DRIVER_KEY}; /ops password {DEV_OPS
 
   order food           {s.gateway_url}/   (operations: {s.gateway_url}/ops, user ops)
   public API           {s.gateway_url}/api/v1   (OpenAPI: {s.gateway_url}/docs)
-  Restate ingress      {s.ingress_url}
-  Restate UI / admin   {s.admin_url}
+  Restate ingress      {", ".join(s.ingress_urls)}
+  Restate UI / admin   {", ".join(s.admin_urls)}{restate_nodes}
   services endpoint    {s.services_url}
   restaurant POS       {s.pos_url}
   payment provider     {s.payment_url}   (ledger: {s.payment_url}/ledger){webhooks_banner(s)}
@@ -192,7 +201,7 @@ def up(settings: Settings) -> None:
         console.print("starting restate-server, the services, the gateway and the stubs…")
         stack.start_all()
         drivers = stack.start_drivers(settings.drivers)
-        print_banner(settings, drivers)
+        print_banner(settings, drivers, stack.describe_cluster())
         print_releases(settings)
         next_drain_check = time.monotonic() + DRAIN_CHECK_INTERVAL_S
         while not stopping:
@@ -222,22 +231,26 @@ COMMANDS: dict[str, Callable[[Settings], None]] = {
 PROCESSES = ("services", "payment", "pos", "gateway")
 
 
-def bench(quick: bool, observability: bool = False) -> None:
+def bench(quick: bool, observability: bool = False, replication: bool = False) -> None:
     """Measure throughput, latency, cost per order and memory on a stack of its own."""
     from foodorder import bench as benchmark
     from foodorder import bench_observability
 
     if observability:
         bench_observability.standalone(quick, console)
+    elif replication:
+        benchmark.run_replication(quick, console)
     else:
         benchmark.run(quick, console)
 
 
-def chaos(orders: int, fault_rate: float, kill_every_s: float) -> None:
+def chaos(orders: int, fault_rate: float, kill_every_s: float, restate_nodes: int) -> None:
     """Crash every process and inject faults under load, then check every order and its money."""
     from foodorder import chaos as chaos_run
 
-    plan = chaos_run.Plan(orders=orders, fault_rate=fault_rate, kill_every_s=kill_every_s)
+    plan = chaos_run.Plan(
+        orders=orders, fault_rate=fault_rate, kill_every_s=kill_every_s, restate_nodes=restate_nodes
+    )
     if not chaos_run.run(plan, console).ok:
         sys.exit(1)
 
@@ -253,6 +266,11 @@ def main(argv: list[str] | None = None) -> None:
     bench_parser.add_argument(
         "--observability", action="store_true", help="only the cost of tracing and of /ops at 10,000 orders"
     )
+    bench_parser.add_argument(
+        "--replication",
+        action="store_true",
+        help="engine ceiling, intake and end to end on 1 restate-server node, then on a cluster of 3",
+    )
     chaos_parser = sub.add_parser("chaos", help=(chaos.__doc__ or "").strip())
     chaos_parser.add_argument("--orders", type=int, default=200, help="orders to submit (default 200)")
     chaos_parser.add_argument(
@@ -261,11 +279,17 @@ def main(argv: list[str] | None = None) -> None:
     chaos_parser.add_argument(
         "--kill-every", type=float, default=4.0, help="seconds between kills of the services (default 4)"
     )
+    chaos_parser.add_argument(
+        "--restate-nodes",
+        type=int,
+        default=1,
+        help="run a replicated Restate cluster of this many nodes and kill one node at a time (default 1)",
+    )
     args = parser.parse_args(argv)
     if args.command == "bench":
-        bench(args.quick, args.observability)
+        bench(args.quick, args.observability, args.replication)
     elif args.command == "chaos":
-        chaos(args.orders, args.fault_rate, args.kill_every)
+        chaos(args.orders, args.fault_rate, args.kill_every, args.restate_nodes)
     else:
         try:
             settings = get_settings()

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     ingress_port: int = 8080
     admin_port: int = 9070
     node_port: int = 5122
+    restate_nodes: int = Field(
+        1,
+        ge=1,
+        le=9,
+        description="restate-server nodes in one replicated cluster; node n uses each Restate port + n - 1",
+    )
     services_port: int = 9080
     services_server: Literal["hypercorn", "granian"] = Field(
         "hypercorn", description="the services endpoint's HTTP/2 server (see Performance in the README)"
@@ -278,11 +284,37 @@ class Settings(BaseSettings):
 
     @property
     def ingress_url(self) -> str:
-        return f"http://{self.host}:{self.ingress_port}"
+        """The first node's ingress (the only one on a single node)."""
+        return self.ingress_urls[0]
 
     @property
     def admin_url(self) -> str:
-        return f"http://{self.host}:{self.admin_port}"
+        """The first node's admin API (the only one on a single node)."""
+        return self.admin_urls[0]
+
+    @property
+    def ingress_urls(self) -> list[str]:
+        """Every Restate node's ingress: each takes any invocation and routes it to its partition's leader."""
+        return [f"http://{self.host}:{self.ingress_port + n}" for n in range(self.restate_nodes)]
+
+    @property
+    def admin_urls(self) -> list[str]:
+        """Every Restate node's admin API: each serves the whole cluster's metadata and SQL introspection."""
+        return [f"http://{self.host}:{self.admin_port + n}" for n in range(self.restate_nodes)]
+
+    @property
+    def node_urls(self) -> list[str]:
+        """Every Restate node's node-to-node address (what the nodes and restatectl connect to)."""
+        return [f"http://{self.host}:{self.node_port + n}" for n in range(self.restate_nodes)]
+
+    @property
+    def restate_ports(self) -> list[int]:
+        """Every port the Restate nodes listen on: ingress, admin API and node port of each."""
+        return [
+            port + n
+            for port in (self.ingress_port, self.admin_port, self.node_port)
+            for n in range(self.restate_nodes)
+        ]
 
     @property
     def services_url(self) -> str:

@@ -8,6 +8,7 @@ import ctypes
 import functools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,7 +23,7 @@ from typing import IO
 
 import httpx
 
-from foodorder import identity, releases, subscription, telemetry
+from foodorder import cluster, identity, releases, subscription, telemetry
 from foodorder.catalog import load_catalog
 from foodorder.clients import kafka
 from foodorder.config import Settings
@@ -30,6 +31,7 @@ from foodorder.external import broker
 from foodorder.releases import Deployment
 
 PR_SET_PDEATHSIG = 1
+RUN_PORTS = range(20000, 32768)  # where runs of ports for a cluster's nodes are picked (see on_free_ports)
 STOP_TIMEOUT_S = 15.0
 
 
@@ -50,13 +52,39 @@ def free_port(host: str = "127.0.0.1") -> int:
 def on_free_ports(settings: Settings) -> Settings:
     """The same settings with every port moved to one nobody listens on (beside a running `make up`)."""
     ports = ("ingress", "admin", "node", "services", "pos", "payment", "gateway", "kafka", "receiver")
+    # Each Restate node takes the port after the previous node's, so those ports come in runs.
+    runs = {
+        "ingress": settings.restate_nodes,
+        "admin": settings.restate_nodes,
+        "node": settings.restate_nodes,
+    }
     # All held at once while they are picked: one after the other, the kernel may hand out a port twice.
     with contextlib.ExitStack() as held:
-        sockets = [held.enter_context(socket.socket()) for _ in ports]
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        chosen = {f"{name}_port": int(s.getsockname()[1]) for name, s in zip(ports, sockets, strict=True)}
+        chosen = {f"{name}_port": _hold_free_run(held, runs.get(name, 1)) for name in ports}
     return settings.model_copy(update=chosen)
+
+
+def _hold_free_run(held: contextlib.ExitStack, length: int) -> int:
+    """The first of `length` consecutive free ports, each bound by a socket in `held` until it closes.
+
+    A single port is the kernel's choice. A run (a cluster's nodes) comes from below the kernel's
+    ephemeral range (32768 and up by default), where no client connection can take one of its ports
+    as its own end between the moment they are picked and the moment each node binds its own.
+    """
+    if length == 1:
+        single = held.enter_context(socket.socket())
+        single.bind(("127.0.0.1", 0))
+        return int(single.getsockname()[1])
+    while True:
+        start = random.randrange(RUN_PORTS.start, RUN_PORTS.stop - length)
+        with contextlib.ExitStack() as attempt:
+            try:
+                for port in range(start, start + length):
+                    attempt.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue  # one of them is taken: try another run
+            held.enter_context(attempt.pop_all())
+            return start
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -160,16 +188,12 @@ class Stack:
         process.start()
         return process
 
-    def _restate_env(self) -> dict[str, str]:
+    def _restate_env(self, index: int) -> dict[str, str]:
         s = self.settings
         config = resources.files("foodorder").joinpath("data/restate.toml")
         return {
             "RESTATE_CONFIG": str(config),
-            "RESTATE_BASE_DIR": str((s.data_dir / "restate").resolve()),
-            "RESTATE_INGRESS__BIND_ADDRESS": f"{s.host}:{s.ingress_port}",
-            "RESTATE_ADMIN__BIND_ADDRESS": f"{s.host}:{s.admin_port}",
-            "RESTATE_BIND_ADDRESS": f"{s.host}:{s.node_port}",
-            "RESTATE_ADVERTISED_ADDRESS": f"http://{s.host}:{s.node_port}",
+            **cluster.node_env(s, index),
             "RESTATE_LISTEN_MODE": "tcp",
             "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(
                 s.identity_key_file.resolve()
@@ -193,18 +217,50 @@ class Stack:
             raise FileNotFoundError(f"no restate-server under {self.node_modules}: run `make setup` first")
         return found[0]
 
-    def start_restate(self) -> None:
-        """Start restate-server and wait until its admin API answers."""
-        self._add("restate-server", [str(self.restate_server_binary()), "--no-logo"], self._restate_env())
-        self._wait_restate()
+    def restatectl(self) -> cluster.Restatectl:
+        """restatectl from node_modules, pointed at every node."""
+        found = sorted(self.node_modules.glob("@restatedev/restatectl-*/bin/restatectl"))
+        if not found:
+            raise FileNotFoundError(f"no restatectl under {self.node_modules}: run `make setup` first")
+        return cluster.Restatectl(found[0], self.settings.node_urls)
 
-    def _wait_restate(self) -> None:
-        wait_until(lambda: httpx.get(f"{self.settings.admin_url}/health").is_success, "restate-server admin")
-        wait_until(
-            lambda: httpx.get(f"{self.settings.ingress_url}/restate/health").is_success, "restate ingress"
-        )
+    def describe_cluster(self) -> list[str]:
+        """A line per Restate node (name, address, state, partitions); none for the single node."""
+        if self.settings.restate_nodes == 1:
+            return []
+        ctl = self.restatectl()
+        return cluster.describe(ctl.nodes(), ctl.partitions())
+
+    def start_restate(self) -> None:
+        """Start restate-server (every node of the cluster at once) and wait until it takes invocations."""
+        names = cluster.node_names(self.settings)
+        for index, name in enumerate(names):
+            self._add(name, [str(self.restate_server_binary()), "--no-logo"], self._restate_env(index))
+        self._wait_restate(names)
+
+    def _wait_restate(self, names: list[str]) -> None:
+        """Wait until the nodes `names` answer, and the cluster is whole again (a node may fail next)."""
+        s = self.settings
+        # A cluster comes up in steps (the metadata group forms, then the logs, then the partitions'
+        # leaders): on a loaded machine that takes far longer than one node's start.
+        timeout_s = 60.0 if s.restate_nodes == 1 else 240.0
+        for name in names:
+            index = cluster.node_names(s).index(name)
+            process = self.processes[name]
+            for url, what in (
+                (f"{s.admin_urls[index]}/health", "admin"),
+                (f"{s.ingress_urls[index]}/restate/health", "ingress"),
+            ):
+                wait_until(functools.partial(_answers, url, process), f"{name} {what}", timeout_s)
+        if s.restate_nodes > 1:
+            ctl = self.restatectl()
+            wait_until(
+                functools.partial(ctl.whole, s.restate_nodes),
+                "restate cluster (every node a metadata member, every partition led and replicated)",
+                timeout_s,
+            )
         # The releases are planned from what the partitions know of the invocations.
-        wait_until(lambda: releases.Admin(self.settings.admin_url).pinned() is not None, "restate partitions")
+        wait_until(lambda: releases.Admin(s.admin_url).pinned() is not None, "restate partitions", timeout_s)
 
     def python_ports(self) -> dict[str, int]:
         """Our own processes (`foodorder <command>`) and the port each one answers on."""
@@ -221,15 +277,19 @@ class Stack:
 
     def kill(self, name: str) -> None:
         """Kill the process `name` at once (SIGKILL, no goodbye), start it again, wait until it answers."""
+        self.processes[name].stop(signal.SIGKILL)
+        self.start_again(name)
+
+    def start_again(self, name: str) -> None:
+        """Start the stopped process `name` again and wait until it answers."""
         process = self.processes[name]
-        process.stop(signal.SIGKILL)
         if name == "broker":  # a broker that starts empty needs a new subscription (subscription.py)
             self.start_broker()
             self.subscribe_locations()
             return
         process.start()
-        if name == "restate-server":
-            self._wait_restate()
+        if name in cluster.node_names(self.settings):
+            self._wait_restate([name])
         else:
             wait_until(functools.partial(_listening, self.bind_host(name), self.python_ports()[name]), name)
 
@@ -238,8 +298,7 @@ class Stack:
         process = self.processes[name]
         process.stop()
         process.env.update(env)
-        process.start()
-        wait_until(functools.partial(_listening, self.bind_host(name), self.python_ports()[name]), name)
+        self.start_again(name)
 
     def start_python(self, command: str) -> None:
         """Start one of our own processes (`foodorder <command>`)."""
@@ -253,7 +312,7 @@ class Stack:
     def start_all(self) -> None:
         """Start every process, wait until each answers, and register the services with Restate."""
         s = self.settings
-        every_port = (s.ingress_port, s.admin_port, s.node_port, s.services_port, s.payment_port, s.pos_port)
+        every_port = (*s.restate_ports, s.services_port, s.payment_port, s.pos_port)
         broker_port = [s.kafka_port] if s.embedded_broker else []
         receiver_port = [s.receiver_port] if s.receiver_wanted else []
         taken = [port for port in (*every_port, *broker_port, *receiver_port) if _listening(s.host, port)]
@@ -299,7 +358,7 @@ class Stack:
             self._retire(admin, deployment)
         deployments = admin.deployments()
         releases.prune(s.data_dir, self.release, deployments)
-        taken = {d.address[1] for d in deployments} | {s.ingress_port, s.admin_port, s.node_port}
+        taken = {d.address[1] for d in deployments} | set(s.restate_ports)
         taken |= set(self.python_ports().values())
         for deployment in deployments:
             if deployment.release is None:
@@ -404,7 +463,7 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every process: restate-server first, so that it stops invoking the others, then the rest."""
-        engine = [p for p in self.processes.values() if p.name == "restate-server"]
+        engine = [p for p in self.processes.values() if p.name in cluster.node_names(self.settings)]
         self._stop(engine)
         self._stop([p for p in self.processes.values() if p not in engine])
         self.processes.clear()
@@ -420,6 +479,13 @@ class Stack:
             process.wait(deadline)
             if process.log:
                 process.log.close()
+
+
+def _answers(url: str, process: Process) -> bool:
+    """Whether `url` answers; an error at once if `process`, which should answer there, has exited."""
+    if not process.alive:
+        raise RuntimeError(f"{process.name} exited before it answered: see its log")
+    return httpx.get(url).is_success
 
 
 def _listening(host: str, port: int) -> bool:

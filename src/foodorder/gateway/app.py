@@ -29,10 +29,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.ingress = Ingress(settings.ingress_url, settings.http_timeout_s)
+        app.state.ingress = Ingress(settings.ingress_urls, settings.http_timeout_s)
         app.state.stores = StoreStates(app.state.ingress)
         # A connection for each watched order's wait, in a pool of its own beside the API's.
-        waits = Ingress(settings.ingress_url, settings.http_timeout_s, settings.streams_total)
+        waits = Ingress(settings.ingress_urls, settings.http_timeout_s, settings.streams_total)
         app.state.feeds = OrderFeeds(waits, settings.stream_batch_s)
         app.state.locations = publisher_for(settings, app.state.ingress.http)
         app.state.admin = httpx.AsyncClient(base_url=settings.admin_url, timeout=5)  # /ops and /metrics

@@ -107,7 +107,11 @@ def tallied(tally: Tally, ended: OrderEnded) -> Tally:
         durations.add((change.at - submitted) / 1000)
     if final.status != Status.DELIVERED:
         problem = Problem(
-            order_id=ended.order_id, status=final.status, at=final.at, reason=final.reason, region=ended.region
+            order_id=ended.order_id,
+            status=final.status,
+            at=final.at,
+            reason=final.reason,
+            region=ended.region,
         )
         tally.problems = [*tally.problems, problem][-RECENT_PROBLEMS:]
     return tally

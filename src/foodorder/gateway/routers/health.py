@@ -19,13 +19,20 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     """Restate answers and the foodorder services are registered with it."""
     settings: Settings = request.app.state.settings
-    try:
-        async with httpx.AsyncClient(base_url=settings.admin_url, timeout=2) as admin:
-            health = await admin.get("/health")
-            services = await admin.get("/services")
-        names = {s["name"] for s in services.json().get("services", [])} if services.is_success else set()
-    except httpx.HTTPError as error:
-        return JSONResponse({"status": "unavailable", "detail": f"restate admin: {error}"}, status_code=503)
+    # Any node's admin API answers for the whole cluster: ready while one of them does.
+    for admin_url in settings.admin_urls:
+        try:
+            async with httpx.AsyncClient(base_url=admin_url, timeout=2) as admin:
+                health = await admin.get("/health")
+                services = await admin.get("/services")
+            break
+        except httpx.HTTPError as error:
+            unreachable = error
+    else:
+        return JSONResponse(
+            {"status": "unavailable", "detail": f"restate admin: {unreachable}"}, status_code=503
+        )
+    names = {s["name"] for s in services.json().get("services", [])} if services.is_success else set()
     if not health.is_success or "order-workflow" not in names:
         return JSONResponse({"status": "unavailable", "detail": "services not registered"}, status_code=503)
     return JSONResponse({"status": "ready"})
