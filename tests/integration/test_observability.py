@@ -103,6 +103,8 @@ def test_one_order_is_one_trace_across_every_process(api: Api, receiver: Receive
         "foodorder-pos",
     }
     for span in spans:
+        if "store-state" in span.name:  # the workflow reads the restaurant's state: keyed by the restaurant
+            continue
         if span.service == "Restate":  # restate-server names the invocation's target, with its key
             assert key in str(span.attributes["restate.invocation.target"]), span
         else:

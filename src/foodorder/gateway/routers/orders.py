@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Response, status
 
+from foodorder import telemetry
 from foodorder.catalog import load_catalog
 from foodorder.gateway.auth import ProviderDep
 from foodorder.gateway.deps import IngressDep, ProviderOrderDep, order_key, stored_order
@@ -95,7 +96,8 @@ async def submit_order(
 async def take_order(ingress: Ingress, stores: StoreStates, order: Order) -> Status | None:
     """Start the order's workflow unless the store refuses it: None when this request started it,
     the order's status when it was submitted before with the same content (409 for another)."""
-    await refuse_unavailable(stores, ingress, order)
+    with telemetry.about_order(order.id):  # the store's state is read for this order
+        await refuse_unavailable(stores, ingress, order)
     # Restate starts a workflow once per key and says whether this request started it: an accepted
     # order costs this one invocation; a GET that comes before the workflow stored the order waits
     # for it (see `provider_order`), and only a resubmission reads the stored order to compare.
