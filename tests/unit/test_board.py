@@ -41,6 +41,25 @@ def test_a_tally_keeps_only_the_latest_problems() -> None:
     assert [p.order_id for p in tally.problems] == [f"o{n}" for n in range(5, RECENT_PROBLEMS + 5)]
 
 
+def test_a_tally_counts_endings_and_keeps_problems_per_region_for_the_region_filter() -> None:
+    tally = Tally()
+    for order_id, region, status in [
+        ("sj-1", "san-jose", Status.DELIVERED),
+        ("sj-2", "san-jose", Status.CANCELLED),
+        ("sf-1", "san-francisco", Status.CANCELLED),
+    ]:
+        tally = tallied(tally, ended(order_id, (status, 1)).model_copy(update={"region": region}))
+    assert tally.ended == {Status.DELIVERED: 1, Status.CANCELLED: 2}
+    assert tally.ended_by_region == {
+        "san-jose": {Status.DELIVERED: 1, Status.CANCELLED: 1},
+        "san-francisco": {Status.CANCELLED: 1},
+    }
+    assert [(p.order_id, p.region) for p in tally.problems] == [
+        ("sj-2", "san-jose"),
+        ("sf-1", "san-francisco"),
+    ]
+
+
 def test_orders_spread_over_every_shard_and_stay_on_theirs() -> None:
     keys = {shard(f"dev-provider:order-{n}") for n in range(1000)}
     assert keys == {str(n) for n in range(SHARDS)}
