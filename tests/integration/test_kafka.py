@@ -62,12 +62,16 @@ class Phones:
         self.party.api.wait_for(ref, Status.WAITING_FOR_DRIVER)
         assert self.party.driver(driver, "assignment")["delivery"]["orderId"] == f"dev-provider:{ref}"
         self.watch(ref)
-        # A first location gives the order a driver to watch; the twin is told it is watched.
-        start = {**seed_record(north_of_the_restaurant(3_000)), "at": 1}
+        # The twin is told the order is watched, and the order hears of a first location of the test's.
+        # The order knows its driver from the assignment (at the shift's start position), so the watch
+        # may come before that location: the count starts once the order was told of it.
+        location = seed_record(north_of_the_restaurant(3_000))
+        start = {**location, "at": 1}
         self.party.driver(driver, "locations", json={"points": [start]})
         self.client.eventually(
             lambda: self.client.state("driver-digital-twin", driver, "watched-until") is not None, True, 30
         )
+        self.client.eventually(lambda: self.told_at(ref, location), True, 30)
         self.before[ref] = self.changes(ref)
         return driver, ref
 
@@ -99,6 +103,11 @@ class Phones:
 
     def driver_shown(self, ref: str) -> Any:
         return self.view(ref)["driver"]
+
+    def told_at(self, ref: str, location: dict[str, float]) -> bool:
+        """Whether the order heard of its driver at `location`."""
+        events = self.client.call(f"order-status/dev-provider:{ref}/getEvents", 0).json()
+        return any(e["type"] == "driver" and e["driver"]["location"] == location for e in events)
 
     def changes(self, ref: str) -> int:
         """How many locations changed the order: its event log numbers one event per applied location,
