@@ -1,5 +1,6 @@
 """Wire and state models shared by every service; JSON is camelCase like the seed."""
 
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
@@ -10,6 +11,16 @@ from pydantic.alias_generators import to_camel
 
 ORDER_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 MAX_DELAY_MS = 7 * 24 * 3600 * 1000  # a week
+
+
+def epoch_ms() -> int:
+    """The wall clock in epoch milliseconds, the unit of every `at` (outside a handler: see state.now_ms)."""
+    return int(time.time() * 1000)
+
+
+def as_datetime(at: int) -> datetime:
+    """An epoch-ms time as a UTC datetime (the JSON of the API and the webhooks carries ISO 8601 times)."""
+    return datetime.fromtimestamp(at / 1000, UTC)
 
 
 class Model(BaseModel):
@@ -449,7 +460,7 @@ class StoreState(Model):
 
 def utc(epoch_ms: int) -> str:
     """An epoch-ms time as people read it, in UTC to the minute ("2026-11-26 14:35 UTC")."""
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return as_datetime(epoch_ms).strftime("%Y-%m-%d %H:%M UTC")
 
 
 WebhookType = Literal["order.status", "store.status", "menu.updated"]

@@ -11,7 +11,7 @@ next event of the stream goes. The event id is the same on every try, so the rec
 repeat. Each stream keeps the log of its deliveries (the API's delivery log and /ops read it).
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field
@@ -19,7 +19,7 @@ from restate import Context, ObjectContext, RunOptions, Service, TerminalError, 
 
 from foodorder.clients.webhooks import post_event
 from foodorder.config import get_settings
-from foodorder.models import Delivery, Model, OrderEvent, WebhookEvent
+from foodorder.models import Delivery, Model, OrderEvent, WebhookEvent, as_datetime
 from foodorder.ordering.steps import UNEXPECTED_ERROR_ATTEMPTS, Try, try_once
 from foodorder.state import StateKey, now_ms, required
 
@@ -31,15 +31,6 @@ FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 300.0
 # A store's stream lives on; its log keeps the newest deliveries (an order's is cleared with the order).
 MAX_LOG = 100
-
-
-def at_ms(epoch_ms: int) -> datetime:
-    """An epoch-milliseconds time as a UTC datetime (the webhooks' JSON carries ISO 8601 times)."""
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
-
-
-def epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 class Plan(Model):
@@ -77,7 +68,9 @@ async def log(ctx: ObjectContext, delivery: Delivery) -> None:
 @webhook_outbox.handler(input_serde=required(Delivery), ingress_private=True)
 async def deliver(ctx: ObjectContext, delivery: Delivery) -> None:
     """POST one event to its provider's webhook until it is acknowledged or its retry window closes."""
-    plan = await ctx.run_typed("plan delivery", delivery_plan, queued_at=epoch_ms(delivery.queued_at))
+    plan = await ctx.run_typed(
+        "plan delivery", delivery_plan, queued_at=int(delivery.queued_at.timestamp() * 1000)
+    )
     await log(ctx, delivery)
     options: RunOptions[Try] = RunOptions(type_hint=Try, max_attempts=UNEXPECTED_ERROR_ATTEMPTS)
     arguments = {"provider": delivery.provider, "event": delivery.event}
@@ -96,7 +89,7 @@ async def deliver(ctx: ObjectContext, delivery: Delivery) -> None:
             "delivered" if error is None else "failed" if now >= deadline else "pending"
         )
         delivery = delivery.model_copy(
-            update={"state": state, "attempts": tried, "last_error": error, "updated_at": at_ms(now)}
+            update={"state": state, "attempts": tried, "last_error": error, "updated_at": as_datetime(now)}
         )
         await log(ctx, delivery)
         if state == "pending":
@@ -112,7 +105,7 @@ async def replay(ctx: ObjectContext, event_id: str) -> Delivery:
     found = next((d for d in entries if d.event.event_id == event_id), None)
     if found is None:
         raise TerminalError(f"no delivery of event {event_id!r} in {ctx.key()!r}", 404)
-    now = at_ms(await now_ms(ctx))
+    now = as_datetime(await now_ms(ctx))
     again = found.model_copy(
         update={"state": "pending", "attempts": 0, "last_error": None, "queued_at": now, "updated_at": now}
     )
@@ -137,8 +130,8 @@ def order_status_changed(ctx: ObjectContext, provider: str, event: OrderEvent, a
         reason=event.reason,
         reason_code=event.reason_code,
         items=event.items,
-        eta=None if arrival is None else at_ms(arrival),
-        at=at_ms(event.at),
+        eta=None if arrival is None else as_datetime(arrival),
+        at=as_datetime(event.at),
     )
     ctx.object_send(deliver, key=ctx.key(), arg=Delivery(provider=provider, event=wire, queued_at=wire.at))
 
@@ -162,7 +155,7 @@ def configured_providers() -> list[str]:
 async def announce(ctx: Context, change: StoreEvent) -> None:
     """Queue a store's change for every provider with a webhook (one stream per provider and store)."""
     providers = await ctx.run_typed("providers with a webhook", configured_providers)
-    at = at_ms(await now_ms(ctx))
+    at = as_datetime(await now_ms(ctx))
     for provider in providers:
         wire = WebhookEvent(
             event_id=str(ctx.uuid()),

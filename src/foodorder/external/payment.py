@@ -5,7 +5,6 @@ delivered and to zero otherwise. The ledger can be read over HTTP.
 """
 
 import asyncio
-import time
 import uuid
 from enum import StrEnum
 from typing import Annotated, Any
@@ -18,7 +17,7 @@ from foodorder import telemetry
 from foodorder.config import Settings
 from foodorder.external.faults import inject_faults
 from foodorder.external.store import open_store
-from foodorder.models import Model
+from foodorder.models import Model, epoch_ms
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS authorizations (
@@ -111,7 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
     def record(key: str, auth_id: str, order_id: str, op: Operation, amount: float, outcome: str) -> None:
         db.execute(
             "INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, auth_id, order_id, op, amount, outcome, int(time.time() * 1000)),
+            (key, auth_id, order_id, op, amount, outcome, epoch_ms()),
         )
 
     def answer(entry: LedgerEntry) -> JSONResponse:

@@ -9,7 +9,6 @@ cancel is recorded once per idempotency key.
 import asyncio
 import logging
 import random
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from urllib.parse import quote
@@ -23,7 +22,7 @@ from foodorder import telemetry
 from foodorder.config import Settings
 from foodorder.external.faults import inject_faults
 from foodorder.external.store import open_store
-from foodorder.models import Model, Refusal, RejectionReason
+from foodorder.models import Model, Refusal, RejectionReason, epoch_ms
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS preparations (
@@ -95,10 +94,6 @@ class Cancellations(Model):
     cancellations: list[Cancellation]
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def create_app(settings: Settings) -> FastAPI:
     """The POS's HTTP API and the loop that reports finished orders."""
     db = open_store(settings.data_dir / "pos.sqlite3", SCHEMA, version=3)
@@ -109,7 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
         due = db.execute(
             "SELECT order_id, restaurant_id FROM preparations"
             " WHERE state = ? AND reported_at IS NULL AND ready_at <= ?",
-            (PREPARING, now_ms()),
+            (PREPARING, epoch_ms()),
         ).fetchall()
         for order_id, restaurant_id in due:
             path = (
@@ -126,7 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
                 )
             elif not response.is_success:
                 continue
-            db.execute("UPDATE preparations SET reported_at = ? WHERE order_id = ?", (now_ms(), order_id))
+            db.execute("UPDATE preparations SET reported_at = ? WHERE order_id = ?", (epoch_ms(), order_id))
 
     async def reporter() -> None:
         headers = {"Authorization": f"Bearer {settings.pos_restaurant_key}"}
@@ -184,7 +179,7 @@ def create_app(settings: Settings) -> FastAPI:
             if product in request.product_ids:
                 return JSONResponse({"detail": f"failing orders with product {product}"}, status_code)
         if preparation(request.order_id) is None:
-            at = now_ms()
+            at = epoch_ms()
             refused = refusal(request)
             db.execute(
                 "INSERT OR IGNORE INTO preparations VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
@@ -222,7 +217,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         db.execute(
             "INSERT OR IGNORE INTO cancellations VALUES (?, ?, ?)",
-            (idempotency_key, request.order_id, now_ms()),
+            (idempotency_key, request.order_id, epoch_ms()),
         )
         return preparation(request.order_id)
 

@@ -17,7 +17,7 @@ from pydantic import Field
 from foodorder.config import Settings
 from foodorder.external.faults import inject_faults
 from foodorder.external.store import open_store
-from foodorder.models import Model, WebhookEvent
+from foodorder.models import Model, WebhookEvent, epoch_ms
 from foodorder.signing import EVENT_ID, SIGNATURE, TIMESTAMP, BadSignature, verify
 
 SCHEMA = """
@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
         db.execute(
             "INSERT INTO events VALUES (?, ?, ?, ?, 1)"
             " ON CONFLICT (event_id) DO UPDATE SET receipts = receipts + 1",
-            (event.event_id, provider, body.decode(), int(time.time() * 1000)),
+            (event.event_id, provider, body.decode(), epoch_ms()),
         )
         return JSONResponse({"eventId": event.event_id})
 

@@ -1,7 +1,6 @@
 """Restaurants' store state as the gateway reads it: the intake's refusal and the restaurant's view."""
 
 import time
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -11,7 +10,7 @@ from foodorder.catalog import Restaurant
 from foodorder.gateway.deps import load_order
 from foodorder.gateway.restate import Ingress
 from foodorder.gateway.schemas import ItemAvailability, RestaurantView
-from foodorder.models import Order, Refusal, RejectionReason, StoreState, StoreStatus
+from foodorder.models import Order, Refusal, RejectionReason, StoreState, StoreStatus, as_datetime, epoch_ms
 
 # A sold-out item is wrong content (422); a paused or closed store is a state that passes (409).
 REFUSAL_STATUS = {RejectionReason.ITEM_AVAILABILITY: 422}
@@ -33,10 +32,6 @@ def refusal_response(refusal: Refusal) -> JSONResponse:
     """The answer to a refused order: {detail, reasonCode, items}."""
     body = {"detail": refusal.reason, "reasonCode": refusal.reason_code, "items": refusal.items}
     return JSONResponse(body, status_code=REFUSAL_STATUS.get(refusal.reason_code, 409))
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 # How long the gateway answers from its copy of a store's state. A change made through this gateway
@@ -86,26 +81,22 @@ async def refuse_unavailable(stores: StoreStates, ingress: Ingress, order: Order
     An order submitted before goes on, so that a resend is answered as the first submission was.
     """
     state = await stores.get(order.restaurant_id)
-    refusal = state.refusal([p.product_id for p in order.products], now_ms())
+    refusal = state.refusal([p.product_id for p in order.products], epoch_ms())
     if refusal is not None and await load_order(ingress, order.id) is None:
         raise StoreRefused(refusal)
 
 
-def moment(epoch_ms: int | None) -> datetime | None:
-    """An epoch-ms time as a datetime (None stays None)."""
-    return None if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, UTC)
-
-
 def restaurant_view(shop: Restaurant, state: StoreState) -> RestaurantView:
     """The restaurant with its store state in effect now."""
-    now = now_ms()
+    now = epoch_ms()
     status = state.state_at(now)
+    paused_until = state.status.paused_until if status == StoreStatus.PAUSED else None
     return RestaurantView(
         id=shop.id,
         name=shop.name,
         location=shop.location,
         state=status,
-        paused_until=moment(state.status.paused_until) if status == StoreStatus.PAUSED else None,
+        paused_until=None if paused_until is None else as_datetime(paused_until),
         extra_prep_minutes=state.extra_prep_ms(now) // 60_000,
         open=state.hours.open_at(now),
         timezone=state.hours.timezone,
@@ -115,7 +106,7 @@ def restaurant_view(shop: Restaurant, state: StoreState) -> RestaurantView:
                 product_id=item.id,
                 name=item.name,
                 available=(until := state.snoozed_until(item.id, now)) is None,
-                snoozed_until=moment(until),
+                snoozed_until=None if until is None else as_datetime(until),
             )
             for item in shop.menu
         ],

@@ -8,6 +8,7 @@ pickup, after which the order can no longer be cancelled.
 """
 
 import random
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -368,23 +369,25 @@ async def give_up(this: OrderRun, status: Status, reason: str, refusal: Refusal 
     for as long as its POS takes to answer. An undo that fails for good is named in the history.
     """
     await resolve(this.ctx, CANCEL_OUTCOME, status)
-    unresolved = []
     if this.delivery_id is not None:
         await this.ctx.object_call(manager.cancel, key=this.delivery_id, arg=None)
+    undo: list[Callable[[], Awaitable[Any]]] = []
     if this.authorization_id is not None:
-        try:
-            await this.settle("refund" if this.captured else "void", UNDO)
-        except StepFailed as error:
-            unresolved.append(str(error))
+        undo.append(lambda: this.settle("refund" if this.captured else "void", UNDO))
     if this.at_restaurant:
-        try:
-            await this.step(
+        undo.append(
+            lambda: this.step(
                 "cancel at restaurant",
                 REACH_POS,
                 restaurant.cancel,
                 cancellable=False,
                 order_id=this.ctx.key(),
             )
+        )
+    unresolved = []
+    for action in undo:
+        try:
+            await action()
         except StepFailed as error:
             unresolved.append(str(error))
     if unresolved:

@@ -12,7 +12,6 @@ restaurants) only; the board counts the orders that ended per region too.
 
 import asyncio
 import json
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from foodorder.catalog import load_catalog
 from foodorder.config import Settings
 from foodorder.gateway.auth import OperatorDep
 from foodorder.gateway.web import render
-from foodorder.models import DriverStatus, Location, Model, Order, OrderEvent, Status
+from foodorder.models import DriverStatus, Location, Model, Order, OrderEvent, Status, epoch_ms
 from foodorder.ordering import board
 from foodorder.ordering.board import Problem
 
@@ -118,7 +117,7 @@ async def snapshot(
         for (service, key), values in state.items()
         if service == "order-status" and values.get("history")
     }
-    now = int(time.time() * 1000)
+    now = epoch_ms()
     stale_before = now - settings.stale_after_s * 1000
 
     def since(key: str) -> int:
@@ -200,12 +199,12 @@ async def retrying_orders(admin: httpx.AsyncClient) -> dict[str, Retrying]:
         step = failure.get("last_failure_related_command_name")
         where = f"{handler} ({step})" if step else handler
         reason = f"{where}, retry {failure['retry_count']}: {failure['last_failure']}"
-        run_since = epoch_ms(target["created_at"]) if handler == "run" else None
+        run_since = sql_time_ms(target["created_at"]) if handler == "run" else None
         orders[target["target_service_key"]] = Retrying(reason, run_since)
     return orders
 
 
-def epoch_ms(timestamp: str) -> int:
+def sql_time_ms(timestamp: str) -> int:
     """Epoch ms of a timestamp as Restate's SQL answers it (RFC 3339)."""
     return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
 

@@ -1,7 +1,5 @@
 """Providers: submit orders, read them, follow them live."""
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, HTTPException, Response, status
 
 from foodorder import telemetry
@@ -28,7 +26,7 @@ from foodorder.gateway.schemas import (
     problems,
 )
 from foodorder.gateway.stores import REFUSALS, StoresDep, StoreStates, refuse_unavailable
-from foodorder.models import Order, Product, Status, StatusChange, Tracking
+from foodorder.models import Order, Product, Status, StatusChange, Tracking, as_datetime
 
 router = APIRouter(
     prefix="/api/v1/orders",
@@ -121,10 +119,6 @@ def priced_items(order: Order) -> list[Item]:
     return lines
 
 
-def at(epoch_ms: int) -> datetime:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
-
-
 @router.get("/{order_id}", responses=NOT_FOUND)
 async def get_order(order_id: PathId, order: ProviderOrderDep, ingress: IngressDep) -> OrderView:
     """The order: status, ETA, history, driver, items and price."""
@@ -139,10 +133,14 @@ async def get_order(order_id: PathId, order: ProviderOrderDep, ingress: IngressD
         restaurant_id=order.restaurant_id,
         region=shop.region if shop else None,
         status=current,
-        eta=at(tracking.arrival) if tracking.arrival and not current.terminal else None,
+        eta=as_datetime(tracking.arrival) if tracking.arrival and not current.terminal else None,
         history=[
             HistoryEntry(
-                status=h.status, at=at(h.at), reason=h.reason, reason_code=h.reason_code, items=h.items
+                status=h.status,
+                at=as_datetime(h.at),
+                reason=h.reason,
+                reason_code=h.reason_code,
+                items=h.items,
             )
             for h in history
         ],
