@@ -38,6 +38,7 @@ from rich.table import Table
 
 from foodorder import geo, introspection
 from foodorder.catalog import load_catalog
+from foodorder.clients.restate import RestateApi
 from foodorder.config import DEV_DRIVER_KEY, DEV_PROVIDER_KEY, Settings
 from foodorder.models import MAX_DELAY_MS, Status
 from foodorder.stack import Stack, on_free_ports
@@ -320,12 +321,13 @@ class Bench:
         limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
         self.ingress = httpx.AsyncClient(base_url=self.s.ingress_url, timeout=30, limits=limits)
         self.api = httpx.AsyncClient(base_url=self.s.gateway_url, timeout=30, limits=limits)
-        self.admin = httpx.AsyncClient(base_url=self.s.admin_url, timeout=30)
+        self.admin = RestateApi(self.s.admin_urls, timeout_s=30)
         self.results: dict[str, Any] = {}
 
     async def close(self) -> None:
-        for client in (self.ingress, self.api, self.admin):
+        for client in (self.ingress, self.api):
             await client.aclose()
+        await self.admin.close()
 
     def phase(self, name: str, seconds: float) -> Callable[[], None]:
         """A progress line for a phase; call the result when the phase is over."""

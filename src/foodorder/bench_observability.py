@@ -24,6 +24,7 @@ from rich.table import Table
 
 from foodorder import introspection
 from foodorder.bench import FULL, ORDER, QUICK, RESULTS, Plan, bench_settings, closed_loop
+from foodorder.clients.restate import RestateApi
 from foodorder.config import DEV_OPS_PASSWORD, DEV_PROVIDER_KEY, OPS_USER, Settings
 from foodorder.models import MAX_DELAY_MS, Status
 from foodorder.ordering import board
@@ -100,7 +101,7 @@ async def seed_ended(stack: Stack, count: int, first: int) -> None:
                 response.raise_for_status()
 
         await asyncio.gather(*(sender() for _ in range(SEED_CONCURRENCY)))
-    async with httpx.AsyncClient(base_url=s.admin_url, timeout=30) as admin:
+    async with RestateApi(s.admin_urls, timeout_s=30) as admin:
         deadline = asyncio.get_running_loop().time() + SEED_TIMEOUT_S
         while asyncio.get_running_loop().time() < deadline:
             if (
@@ -118,7 +119,7 @@ async def refreshes(stack: Stack) -> dict[str, Any]:
     count = "SELECT count(*) AS n FROM sys_invocation_status"
     async with (
         httpx.AsyncClient(base_url=s.gateway_url, timeout=30, auth=(OPS_USER, DEV_OPS_PASSWORD)) as api,
-        httpx.AsyncClient(base_url=s.admin_url, timeout=30) as admin,
+        RestateApi(s.admin_urls, timeout_s=30) as admin,
     ):
         before = (await introspection.query(admin, count))[0]["n"]
         latencies = []

@@ -19,7 +19,9 @@ from foodorder.config import (
     DEV_WEBHOOK_SECRET,
     ProviderWebhook,
     Settings,
+    env_name,
     get_settings,
+    problems,
 )
 from foodorder.releases import DRAIN_CHECK_INTERVAL_S, Admin
 from foodorder.serve import serve, serve_granian
@@ -99,6 +101,7 @@ def print_banner(settings: Settings, drivers: list[str], nodes: list[str]) -> No
         if nodes
         else ""
     )
+    ledger = f"   (ledger: {s.payment_url}/ledger)" if "payment" in s.stubs else ""
     dev_keys = (
         f"""
 Dev API keys (Authorization: Bearer <key>): provider {DEV_PROVIDER_KEY}, \
@@ -114,8 +117,8 @@ restaurant {DEV_RESTAURANT_KEY}, driver {DEV_DRIVER_KEY}; /ops password {DEV_OPS
   Restate ingress      {", ".join(s.ingress_urls)}
   Restate UI / admin   {", ".join(s.admin_urls)}{restate_nodes}
   services endpoint    {s.services_url}
-  restaurant POS       {s.pos_url}
-  payment provider     {s.payment_url}   (ledger: {s.payment_url}/ledger){webhooks_banner(s)}
+  restaurant POS       {s.pos_url}{origin(s, "pos")}
+  payment provider     {s.payment_url}{origin(s, "payment")}{ledger}{webhooks_banner(s)}
   driver locations     {location_path(s)}
   metrics              {s.gateway_url}/metrics (user ops), restate-server's: http://{s.host}:{s.node_port}/metrics
   traces               {s.otlp_endpoint or "off (FOODORDER_OTLP_ENDPOINT: an OTLP/HTTP receiver)"}{dev_keys}
@@ -135,6 +138,11 @@ Inspect state:
   npx restate sql "select target, status from sys_invocation where status != 'completed'"
 
 Process logs: {s.data_dir / "logs"}/<process>.log. Ctrl-C stops everything.""")
+
+
+def origin(settings: Settings, system: str) -> str:
+    """After an outside system's URL in the banner: whether it is our stub or the setting's URL."""
+    return "   (stub)" if system in settings.stubs else f"   ({env_name(f'{system}_url_setting')})"
 
 
 def webhooks_banner(settings: Settings) -> str:
@@ -295,8 +303,7 @@ def main(argv: list[str] | None = None) -> None:
             settings = get_settings()
         except ValidationError as error:
             # A setting that is unsafe or wrong: say which, without a traceback.
-            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
-            sys.exit(f"foodorder {args.command}: refusing to start: {problems}")
+            sys.exit(f"foodorder {args.command}: refusing to start: {problems(error)}")
         if args.command in PROCESSES:
             telemetry.setup(settings, args.command)
         COMMANDS[args.command](settings)

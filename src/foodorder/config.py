@@ -6,7 +6,16 @@ from pathlib import Path
 from typing import Literal
 
 import limits
-from pydantic import AnyHttpUrl, BaseModel, Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PROVIDER_KEY = "dev-provider-key"
@@ -50,7 +59,8 @@ class ProviderWebhook(BaseModel):
 class Settings(BaseSettings):
     """Ports, timings and limits; every field is FOODORDER_<NAME> in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="FOODORDER_", extra="ignore")
+    # populate_by_name: the fields named apart from their variable (see env_name) take their own name too.
+    model_config = SettingsConfigDict(env_prefix="FOODORDER_", extra="ignore", populate_by_name=True)
 
     host: str = Field("127.0.0.1", description="bind address of every process but the gateway")
     public_host: str = Field("127.0.0.1", description="the gateway's bind address")
@@ -63,6 +73,16 @@ class Settings(BaseSettings):
         le=9,
         description="restate-server nodes in one replicated cluster; node n uses each Restate port + n - 1",
     )
+    restate_ingress_urls: list[AnyHttpUrl] | None = Field(
+        None,
+        min_length=1,
+        description="Restate's ingress, a base URL per node (or balancer); unset: `foodorder up`'s nodes",
+    )
+    restate_admin_urls: list[AnyHttpUrl] | None = Field(
+        None,
+        min_length=1,
+        description="Restate's admin API, a base URL per node (or balancer); unset: `foodorder up`'s nodes",
+    )
     services_port: int = 9080
     services_server: Literal["hypercorn", "granian"] = Field(
         "hypercorn", description="the services endpoint's HTTP/2 server (see Performance in the README)"
@@ -72,6 +92,22 @@ class Settings(BaseSettings):
     payment_port: int = 5060
     gateway_port: int = 3000
     receiver_port: int = 5070
+    # Named apart from the properties every reader uses (pos_url …), which fall back to host and port.
+    pos_url_setting: AnyHttpUrl | None = Field(
+        None,
+        validation_alias="FOODORDER_POS_URL",
+        description="the restaurant POS's base URL; unset: the POS stub `foodorder up` runs on pos_port",
+    )
+    payment_url_setting: AnyHttpUrl | None = Field(
+        None,
+        validation_alias="FOODORDER_PAYMENT_URL",
+        description="the payment provider's base URL; unset: the stub `foodorder up` runs on payment_port",
+    )
+    gateway_url_setting: AnyHttpUrl | None = Field(
+        None,
+        validation_alias="FOODORDER_GATEWAY_URL",
+        description="the gateway's base URL for the other processes; unset: on public_host and gateway_port",
+    )
 
     data_dir: Path = Path(".foodorder")
     catalog_file: Path | None = Field(
@@ -295,17 +331,30 @@ class Settings(BaseSettings):
     @property
     def ingress_urls(self) -> list[str]:
         """Every Restate node's ingress: each takes any invocation and routes it to its partition's leader."""
-        return [f"http://{self.host}:{self.ingress_port + n}" for n in range(self.restate_nodes)]
+        return bases(self.restate_ingress_urls) or self.local_ingress_urls
 
     @property
     def admin_urls(self) -> list[str]:
         """Every Restate node's admin API: each serves the whole cluster's metadata and SQL introspection."""
-        return [f"http://{self.host}:{self.admin_port + n}" for n in range(self.restate_nodes)]
+        return bases(self.restate_admin_urls) or self.local_admin_urls
+
+    @property
+    def local_ingress_urls(self) -> list[str]:
+        """The ingress of each node `foodorder up` runs (on `host`, from ingress_port on)."""
+        return self._on_each_node(self.ingress_port)
+
+    @property
+    def local_admin_urls(self) -> list[str]:
+        """The admin API of each node `foodorder up` runs (on `host`, from admin_port on)."""
+        return self._on_each_node(self.admin_port)
+
+    def _on_each_node(self, port: int) -> list[str]:
+        return [f"http://{self.host}:{port + n}" for n in range(self.restate_nodes)]
 
     @property
     def node_urls(self) -> list[str]:
         """Every Restate node's node-to-node address (what the nodes and restatectl connect to)."""
-        return [f"http://{self.host}:{self.node_port + n}" for n in range(self.restate_nodes)]
+        return self._on_each_node(self.node_port)
 
     @property
     def restate_ports(self) -> list[int]:
@@ -322,17 +371,34 @@ class Settings(BaseSettings):
 
     @property
     def gateway_url(self) -> str:
-        """The gateway's address from this machine (loopback when it binds every address)."""
+        """The gateway's address for the other processes: FOODORDER_GATEWAY_URL, or on this machine."""
+        if self.gateway_url_setting is not None:
+            return base(self.gateway_url_setting)
         host = "127.0.0.1" if self.public_host in ("0.0.0.0", "::") else self.public_host
         return f"http://{host}:{self.gateway_port}"
 
     @property
     def pos_url(self) -> str:
+        """The restaurant POS: FOODORDER_POS_URL, or the stub on `host`."""
+        if self.pos_url_setting is not None:
+            return base(self.pos_url_setting)
         return f"http://{self.host}:{self.pos_port}"
 
     @property
     def payment_url(self) -> str:
+        """The payment provider: FOODORDER_PAYMENT_URL, or the stub on `host`."""
+        if self.payment_url_setting is not None:
+            return base(self.payment_url_setting)
         return f"http://{self.host}:{self.payment_port}"
+
+    @property
+    def stubs(self) -> list[str]:
+        """The stand-ins for outside systems that `foodorder up` runs: those without a URL of their own."""
+        return [
+            name
+            for name, url in (("payment", self.payment_url_setting), ("pos", self.pos_url_setting))
+            if url is None
+        ]
 
     @property
     def receiver_url(self) -> str:
@@ -350,6 +416,35 @@ class Settings(BaseSettings):
     def scaled(self, seconds: float) -> float:
         """A simulated duration in wall-clock seconds under the configured time scale."""
         return seconds / self.time_scale
+
+
+def base(url: AnyHttpUrl) -> str:
+    """A base URL to append paths to ("/ledger"): without the slash pydantic adds to a bare host."""
+    return str(url).rstrip("/")
+
+
+def bases(urls: list[AnyHttpUrl] | None) -> list[str]:
+    """Base URLs (see `base`); none when unset."""
+    return [base(url) for url in urls or []]
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a Settings field (FOODORDER_<FIELD>, unless it is named apart)."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"FOODORDER_{field.upper()}"
+
+
+def problems(error: ValidationError) -> str:
+    """What is wrong with the settings, in one line that names each bad setting by its variable."""
+
+    def problem(details: ErrorDetails) -> str:
+        message = details["msg"].removeprefix("Value error, ")
+        if not details["loc"]:  # a rule across settings: its message names them
+            return message
+        name = str(details["loc"][0])  # a field's name, or the variable of one named apart
+        return f"{env_name(name) if name in Settings.model_fields else name}: {message}"
+
+    return "; ".join(problem(details) for details in error.errors())
 
 
 def loopback(host: str) -> bool:

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from foodorder.clients.restate import RestateApi
 from foodorder.models import Status
 
 Rows = list[dict[str, Any]]
@@ -25,9 +26,9 @@ def _rows(response: httpx.Response) -> Rows:
     return rows
 
 
-async def query(admin: httpx.AsyncClient, sql: str) -> Rows:
-    """The rows `sql` selects, through `admin` (a client of the admin API)."""
-    return _rows(await admin.post("/query", **_request(sql)))
+async def query(admin: RestateApi, sql: str) -> Rows:
+    """The rows `sql` selects, through `admin` (the admin API of every node)."""
+    return _rows(await admin.request("POST", "/query", **_request(sql)))
 
 
 def query_blocking(admin_url: str, sql: str, timeout_s: float = 30) -> Rows:

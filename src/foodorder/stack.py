@@ -26,7 +26,7 @@ import httpx
 from foodorder import cluster, identity, releases, subscription, telemetry
 from foodorder.catalog import load_catalog
 from foodorder.clients import kafka
-from foodorder.config import Settings
+from foodorder.config import Settings, env_name
 from foodorder.external import broker
 from foodorder.releases import Deployment
 
@@ -90,7 +90,7 @@ def _hold_free_run(held: contextlib.ExitStack, length: int) -> int:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as FOODORDER_* variables, so that child processes see the same configuration."""
     return {
-        f"FOODORDER_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+        env_name(name): value if isinstance(value, str) else json.dumps(value)
         for name, value in settings.model_dump(mode="json").items()
         if value is not None
     }
@@ -188,6 +188,12 @@ class Stack:
         process.start()
         return process
 
+    @property
+    def admin_url(self) -> str:
+        """The admin API of the first Restate node the stack runs: it talks to its own nodes directly,
+        whatever address the other processes are given for them (FOODORDER_RESTATE_ADMIN_URLS)."""
+        return self.settings.local_admin_urls[0]
+
     def _restate_env(self, index: int) -> dict[str, str]:
         s = self.settings
         config = resources.files("foodorder").joinpath("data/restate.toml")
@@ -248,8 +254,8 @@ class Stack:
             index = cluster.node_names(s).index(name)
             process = self.processes[name]
             for url, what in (
-                (f"{s.admin_urls[index]}/health", "admin"),
-                (f"{s.ingress_urls[index]}/restate/health", "ingress"),
+                (f"{s.local_admin_urls[index]}/health", "admin"),
+                (f"{s.local_ingress_urls[index]}/restate/health", "ingress"),
             ):
                 wait_until(functools.partial(_answers, url, process), f"{name} {what}", timeout_s)
         if s.restate_nodes > 1:
@@ -260,20 +266,20 @@ class Stack:
                 timeout_s,
             )
         # The releases are planned from what the partitions know of the invocations.
-        wait_until(lambda: releases.Admin(s.admin_url).pinned() is not None, "restate partitions", timeout_s)
+        wait_until(
+            lambda: releases.Admin(self.admin_url).pinned() is not None, "restate partitions", timeout_s
+        )
 
     def python_ports(self) -> dict[str, int]:
         """Our own processes (`foodorder <command>`) and the port each one answers on."""
         s = self.settings
         # The webhook receiver stub runs only where a provider's webhook points at it.
         receiver = {"receiver": s.receiver_port} if s.receiver_wanted else {}
-        return {
-            "services": s.services_port,
-            "payment": s.payment_port,
-            "pos": s.pos_port,
-            **receiver,
-            "gateway": s.gateway_port,
+        # A payment provider or POS with a URL of its own (FOODORDER_PAYMENT_URL …) runs elsewhere.
+        stubs = {
+            name: port for name, port in (("payment", s.payment_port), ("pos", s.pos_port)) if name in s.stubs
         }
+        return {"services": s.services_port, **stubs, **receiver, "gateway": s.gateway_port}
 
     def kill(self, name: str) -> None:
         """Kill the process `name` at once (SIGKILL, no goodbye), start it again, wait until it answers."""
@@ -312,12 +318,13 @@ class Stack:
     def start_all(self) -> None:
         """Start every process, wait until each answers, and register the services with Restate."""
         s = self.settings
-        every_port = (*s.restate_ports, s.services_port, s.payment_port, s.pos_port)
         broker_port = [s.kafka_port] if s.embedded_broker else []
-        receiver_port = [s.receiver_port] if s.receiver_wanted else []
-        taken = [port for port in (*every_port, *broker_port, *receiver_port) if _listening(s.host, port)]
-        if _listening(s.public_host, s.gateway_port):
-            taken.append(s.gateway_port)
+        taken = [
+            port
+            for name, port in (*(("restate", p) for p in s.restate_ports), *self.python_ports().items())
+            if _listening(self.bind_host(name), port)
+        ]
+        taken += [port for port in broker_port if _listening(s.host, port)]
         if taken:
             raise RuntimeError(f"ports {taken} are in use: is another foodorder running?")
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -335,7 +342,7 @@ class Stack:
         self.start_broker()
         # On a restart the twins are known already: subscribing now lets the consumer join while the
         # services start, so that the phones are heard again as soon as the timers fire.
-        if httpx.get(f"{s.admin_url}/services/driver-digital-twin").is_success:
+        if httpx.get(f"{self.admin_url}/services/driver-digital-twin").is_success:
             self.subscribe_locations()
         self.start_releases()
         for command in self.python_ports():
@@ -353,7 +360,7 @@ class Stack:
         """Serve this code on the services port, and each older release still needed on a port of its own."""
         s = self.settings
         self.release = releases.snapshot(s.data_dir)
-        admin = releases.Admin(s.admin_url)
+        admin = releases.Admin(self.admin_url)
         for deployment in admin.drained():  # superseded in an earlier run and finished since
             self._retire(admin, deployment)
         deployments = admin.deployments()
@@ -395,7 +402,7 @@ class Stack:
     def register(self) -> None:
         """Register the current release beside older ones (again: a no-op); new invocations go to it."""
         s = self.settings
-        admin = releases.Admin(s.admin_url)
+        admin = releases.Admin(self.admin_url)
         # A deployment on the services port without a release was registered before releases
         # existed: it is replaced, as every start did then.
         legacy = any(
@@ -405,7 +412,7 @@ class Stack:
 
     def retire_drained(self) -> list[Deployment]:
         """Retire every older release that nothing needs any more; the ones retired."""
-        admin = releases.Admin(self.settings.admin_url)
+        admin = releases.Admin(self.admin_url)
         drained = admin.drained()
         for deployment in drained:
             self._retire(admin, deployment)
@@ -425,7 +432,7 @@ class Stack:
         run, whose offsets start again at 0 (see subscription.py).
         """
         s = self.settings
-        subscription.unsubscribe(s.admin_url)
+        subscription.unsubscribe(self.admin_url)
         if s.location_transport != "kafka":
             return
         if s.embedded_broker:
@@ -440,7 +447,7 @@ class Stack:
     def subscribe_locations(self) -> None:
         """Have Restate deliver driver-updates to the twins (once per start of the broker)."""
         if self.settings.location_transport == "kafka" and self.subscribed_run != (self.broker_run or ""):
-            subscription.subscribe(self.settings, self.broker_run)
+            subscription.subscribe(self.admin_url, self.settings, self.broker_run)
             self.subscribed_run = self.broker_run or ""
 
     def start_drivers(self, count: int) -> list[str]:
@@ -451,7 +458,7 @@ class Stack:
         for i, driver in enumerate(drivers):
             # No idempotency key: every start must reach the phone, which makes a repeat harmless.
             response = httpx.post(
-                f"{self.settings.ingress_url}/driver-mobile-app/{driver}/startDriver/send",
+                f"{self.settings.local_ingress_urls[0]}/driver-mobile-app/{driver}/startDriver/send",
                 json=regions[i % len(regions)],
             )
             response.raise_for_status()

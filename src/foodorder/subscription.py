@@ -35,14 +35,15 @@ def unsubscribe(admin_url: str) -> None:
             _check(admin.delete(f"/subscriptions/{subscription['id']}"), "deleting a subscription")
 
 
-def subscribe(settings: Settings, broker_run: str | None) -> None:
-    """Point the cluster at the configured servers and replace the subscription with a new one.
+def subscribe(admin_url: str, settings: Settings, broker_run: str | None) -> None:
+    """Point the cluster (its admin API: `admin_url`) at the configured servers, and replace the
+    subscription with a new one.
 
     `broker_run` names this start of the embedded broker, whose consumer group is new and so starts at
     the earliest record; an external cluster (None) keeps one group, which resumes where it committed.
     """
-    unsubscribe(settings.admin_url)
-    with httpx.Client(base_url=settings.admin_url, timeout=30) as admin:
+    unsubscribe(admin_url)
+    with httpx.Client(base_url=admin_url, timeout=30) as admin:
         properties = {"bootstrap.servers": settings.kafka_servers}
         created = admin.post("/kafka-clusters", json={"name": CLUSTER, "properties": properties})
         if created.status_code == httpx.codes.CONFLICT:

@@ -4,11 +4,9 @@ from functools import lru_cache
 from typing import Protocol
 from urllib.parse import quote
 
-import httpx
-
-from foodorder.clients import ingress
-from foodorder.clients.http import http_client
+from foodorder.clients.http import check_response
 from foodorder.clients.kafka import Producer
+from foodorder.clients.restate import RestateApi
 from foodorder.config import Settings, get_settings
 from foodorder.models import LocationEvent
 
@@ -26,21 +24,22 @@ class LocationPublisher(Protocol):
 class IngressLocationPublisher:
     """Durable one-way sends on the Restate ingress, deduplicated by Restate through the key."""
 
-    def __init__(self, ingress_url: str, http: httpx.AsyncClient | None = None) -> None:
-        self.ingress_url, self.http = ingress_url, http
+    def __init__(self, ingress: RestateApi) -> None:
+        self.ingress = ingress
 
     async def publish(self, driver_id: str, event: LocationEvent, idempotency_key: str) -> None:
         """Enqueue driver-digital-twin/{driver_id}/handleDriverLocationUpdateEvent."""
-        await ingress.send(
-            self.http or http_client(),
-            self.ingress_url,
-            LOCATION_HANDLER.format(driver_id=quote(driver_id, safe="")),
-            event.model_dump(mode="json", exclude_none=True),
-            idempotency_key,
+        target = LOCATION_HANDLER.format(driver_id=quote(driver_id, safe=""))
+        response = await self.ingress.request(
+            "POST",
+            f"/{target}/send",
+            json=event.model_dump(mode="json", exclude_none=True),
+            headers={"idempotency-key": idempotency_key},
         )
+        check_response(response, f"restate ingress ({target})")
 
     async def close(self) -> None:
-        """Nothing to release: the HTTP client is its owner's."""
+        """Nothing to release: the ingress client is its owner's."""
 
 
 class KafkaLocationPublisher:
@@ -62,11 +61,12 @@ class KafkaLocationPublisher:
         await self.producer.close()
 
 
-def publisher_for(settings: Settings, http: httpx.AsyncClient | None = None) -> LocationPublisher:
-    """The publisher of the configured location transport (sending on `http` to the ingress)."""
+def publisher_for(settings: Settings, ingress: RestateApi | None = None) -> LocationPublisher:
+    """The publisher of the configured location transport (sending through `ingress`, or a client of
+    its own, to the ingress)."""
     if settings.location_transport == "kafka":
         return KafkaLocationPublisher(Producer(settings.kafka_servers, settings.http_timeout_s))
-    return IngressLocationPublisher(settings.ingress_url, http)
+    return IngressLocationPublisher(ingress or RestateApi(settings.ingress_urls, settings.http_timeout_s))
 
 
 @lru_cache

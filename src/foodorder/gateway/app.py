@@ -11,6 +11,7 @@ from restate.exceptions import TerminalError
 from foodorder import telemetry
 from foodorder.clients.http import Transient
 from foodorder.clients.locations import publisher_for
+from foodorder.clients.restate import RestateApi
 from foodorder.config import Settings
 from foodorder.gateway import metrics
 from foodorder.gateway.auth import Keys
@@ -34,8 +35,9 @@ def create_app(settings: Settings) -> FastAPI:
         # A connection for each watched order's wait, in a pool of its own beside the API's.
         waits = Ingress(settings.ingress_urls, settings.http_timeout_s, settings.streams_total)
         app.state.feeds = OrderFeeds(waits, settings.stream_batch_s)
-        app.state.locations = publisher_for(settings, app.state.ingress.http)
-        app.state.admin = httpx.AsyncClient(base_url=settings.admin_url, timeout=5)  # /ops and /metrics
+        app.state.locations = publisher_for(settings, app.state.ingress)
+        # /readyz, /ops, /metrics and the webhook delivery logs: any node's admin API answers for all.
+        app.state.admin = RestateApi(settings.admin_urls, timeout_s=5)
         app.state.snapshots = ops.Snapshots(app.state.admin, settings)
         app.state.storefront_api = httpx.AsyncClient(
             base_url=settings.gateway_url,
@@ -49,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         await app.state.feeds.close()
         await app.state.ingress.close()
         await app.state.locations.close()
-        await app.state.admin.aclose()
+        await app.state.admin.close()
 
     app = FastAPI(
         title="foodorder public API",

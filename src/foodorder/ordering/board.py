@@ -9,11 +9,11 @@ every start and ending.
 
 import zlib
 
-import httpx
 from pydantic import Field
 from restate import ObjectContext, VirtualObject
 
 from foodorder import introspection
+from foodorder.clients.restate import RestateApi
 from foodorder.models import Model, Status, StatusChange
 from foodorder.state import StateKey, required
 
@@ -151,8 +151,8 @@ class Board(Model):
         return {order: at for tally in self.tallies for order, at in tally.in_flight.items()}
 
 
-async def read(admin: httpx.AsyncClient) -> Board:
-    """The board, through Restate's SQL introspection (`admin`: a client of the admin API)."""
+async def read(admin: RestateApi) -> Board:
+    """The board, through Restate's SQL introspection (`admin`: the admin API)."""
     board = Board(tallies=[], drivers=[])
     for row in await introspection.query(admin, BOARD_QUERY):
         if row["key"] == "tally":

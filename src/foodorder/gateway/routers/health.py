@@ -4,7 +4,7 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from foodorder.config import Settings
+from foodorder.clients.restate import RestateApi
 
 router = APIRouter(tags=["health"])
 
@@ -18,20 +18,13 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", responses={503: {"description": "Restate unreachable or services not registered"}})
 async def readyz(request: Request) -> JSONResponse:
     """Restate answers and the foodorder services are registered with it."""
-    settings: Settings = request.app.state.settings
+    admin: RestateApi = request.app.state.admin
     # Any node's admin API answers for the whole cluster: ready while one of them does.
-    for admin_url in settings.admin_urls:
-        try:
-            async with httpx.AsyncClient(base_url=admin_url, timeout=2) as admin:
-                health = await admin.get("/health")
-                services = await admin.get("/services")
-            break
-        except httpx.HTTPError as error:
-            unreachable = error
-    else:
-        return JSONResponse(
-            {"status": "unavailable", "detail": f"restate admin: {unreachable}"}, status_code=503
-        )
+    try:
+        health = await admin.request("GET", "/health", timeout=2)
+        services = await admin.request("GET", "/services", timeout=2)
+    except httpx.HTTPError as error:
+        return JSONResponse({"status": "unavailable", "detail": f"restate admin: {error}"}, status_code=503)
     names = {s["name"] for s in services.json().get("services", [])} if services.is_success else set()
     if not health.is_success or "order-workflow" not in names:
         return JSONResponse({"status": "unavailable", "detail": "services not registered"}, status_code=503)

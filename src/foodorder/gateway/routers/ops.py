@@ -26,6 +26,7 @@ from pydantic import Field
 
 from foodorder import introspection
 from foodorder.catalog import load_catalog
+from foodorder.clients.restate import RestateApi
 from foodorder.config import Settings
 from foodorder.gateway.auth import OperatorDep
 from foodorder.gateway.web import render
@@ -87,7 +88,7 @@ class Snapshot(Model):
 
 
 async def snapshot(
-    admin: httpx.AsyncClient,
+    admin: RestateApi,
     settings: Settings,
     page: int = 1,
     size: int = PAGE_SIZE,
@@ -183,7 +184,7 @@ class Retrying:
     run_since: int | None  # epoch ms the run was created, for the workflow's run
 
 
-async def retrying_orders(admin: httpx.AsyncClient) -> dict[str, Retrying]:
+async def retrying_orders(admin: RestateApi) -> dict[str, Retrying]:
     """The orders with an invocation Restate retries (the latest such invocation), by order."""
     failures = {r["id"]: r for r in await introspection.query(admin, FAILURES_QUERY)}
     if not failures:
@@ -213,7 +214,7 @@ class Snapshots:
     """The latest snapshot of each page (of each region filter), shared by every open /ops: however many
     tabs are open, Restate is asked at most once per SNAPSHOT_EVERY_S for a page."""
 
-    def __init__(self, admin: httpx.AsyncClient, settings: Settings) -> None:
+    def __init__(self, admin: RestateApi, settings: Settings) -> None:
         self.admin, self.settings = admin, settings
         self.latest: dict[tuple[int, int, str | None], tuple[float, asyncio.Future[Snapshot]]] = {}
 

@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from typing import Annotated
 
-import httpx
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from pydantic import Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
@@ -124,10 +123,9 @@ def deliveries_query(provider: str | None) -> str:
     return f"{sql} AND starts_with(service_key, '{prefix}')"
 
 
-async def provider_deliveries(settings: Settings, provider: str | None) -> list[tuple[str, Delivery]]:
+async def provider_deliveries(request: Request, provider: str | None) -> list[tuple[str, Delivery]]:
     """Every logged delivery of `provider` (None: of every provider) with its stream's key, newest first."""
-    async with httpx.AsyncClient(base_url=settings.admin_url, timeout=settings.http_timeout_s) as admin:
-        rows = await introspection.query(admin, deliveries_query(provider))
+    rows = await introspection.query(request.app.state.admin, deliveries_query(provider))
     found = [
         (row["service_key"], Delivery.model_validate(entry))
         for row in rows
@@ -150,7 +148,7 @@ async def deliveries(
     request: Request, provider: ProviderDep, wanted: Annotated[DeliveryFilter, Query()]
 ) -> DeliveryLog:
     """Your status webhooks (pending, delivered or failed), newest first."""
-    found = await provider_deliveries(_settings(request), provider.id)
+    found = await provider_deliveries(request, provider.id)
     return DeliveryLog(deliveries=[d for _, d in found if wanted.status in (None, d.state)][: wanted.limit])
 
 
@@ -164,7 +162,7 @@ async def replay(
     event_id: PathId, request: Request, provider: ProviderDep, ingress: IngressDep
 ) -> ReplayAccepted:
     """Send one of your status webhooks again (same event id), with a new retry window."""
-    found = await provider_deliveries(_settings(request), provider.id)
+    found = await provider_deliveries(request, provider.id)
     stream = next((key for key, d in found if d.event.event_id == event_id and d.state != "pending"), None)
     if stream is None:
         if any(d.event.event_id == event_id for _, d in found):
@@ -184,7 +182,7 @@ class WebhooksOverview(Model):
 @router.get("/ops/webhooks", include_in_schema=False)
 async def ops_webhooks(request: Request, _: OperatorDep) -> WebhooksOverview:
     """Every provider's status webhooks for the operations dashboard."""
-    found = [d for _, d in await provider_deliveries(_settings(request), None)]
+    found = [d for _, d in await provider_deliveries(request, None)]
     counts: dict[str, Counter[str]] = {}
     for delivery in found:
         counts.setdefault(delivery.provider, Counter())[delivery.state] += 1
