@@ -1,13 +1,15 @@
 """Settings come from FOODORDER_* variables and scale every simulated duration."""
 
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
 
-from foodorder import identity
-from foodorder.config import Settings
+from foodorder import cli, identity
+from foodorder.config import Settings, get_settings
 from foodorder.services import create_app
-from foodorder.stack import settings_env
+from foodorder.stack import Stack, settings_env
 
 
 def test_ports_and_time_scale_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,3 +100,81 @@ def test_a_short_webhook_secret_or_the_dev_one_outside_development_is_refused() 
             ops_password="y",
             provider_webhooks={"p": {"url": "https://example.com/hooks", "secret": "dev-webhook-secret"}},
         )
+
+
+def test_every_address_is_derived_from_host_and_ports_until_a_url_is_set() -> None:
+    derived = Settings(restate_nodes=2).model_copy(update={"pos_port": 15050, "admin_port": 19070})
+    assert derived.pos_url == "http://127.0.0.1:15050"
+    assert derived.admin_urls == ["http://127.0.0.1:19070", "http://127.0.0.1:19071"]
+    assert derived.stubs == ["payment", "pos"]
+
+    given = Settings(
+        restate_nodes=2,
+        restate_ingress_urls=["http://restate-0.restate:8080", "http://restate-1.restate:8080/"],
+        restate_admin_urls=["https://restate.internal:9070/cluster-a"],
+        payment_url_setting="https://payments.example/v2/",
+        pos_url_setting="http://pos.example:5050",
+        gateway_url_setting="http://gateway.foodorder.svc:3000",
+    ).model_copy(update={"pos_port": 15050, "gateway_port": 13000})  # as the tests and the bench do
+    assert given.ingress_urls == ["http://restate-0.restate:8080", "http://restate-1.restate:8080"]
+    assert given.ingress_url == "http://restate-0.restate:8080"
+    assert given.admin_urls == ["https://restate.internal:9070/cluster-a"]
+    assert given.payment_url == "https://payments.example/v2"
+    assert given.pos_url == "http://pos.example:5050"
+    assert given.gateway_url == "http://gateway.foodorder.svc:3000"
+    assert given.stubs == []
+    # `foodorder up` still runs its own nodes there, whatever the other processes are told.
+    assert given.local_admin_urls == ["http://127.0.0.1:9070", "http://127.0.0.1:9071"]
+
+
+def test_the_urls_come_from_their_variables_and_reach_child_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FOODORDER_RESTATE_ADMIN_URLS", '["http://r0:9070", "http://r1:9070"]')
+    monkeypatch.setenv("FOODORDER_PAYMENT_URL", "http://payments.example")
+    monkeypatch.setenv("FOODORDER_GATEWAY_URL", "http://gateway:3000")
+    original = Settings()
+    assert original.admin_urls == ["http://r0:9070", "http://r1:9070"]
+    assert (original.payment_url, original.gateway_url) == ("http://payments.example", "http://gateway:3000")
+    assert original.stubs == ["pos"]
+
+    child = settings_env(original)
+    assert child["FOODORDER_PAYMENT_URL"] == "http://payments.example/"
+    for name in ("FOODORDER_RESTATE_ADMIN_URLS", "FOODORDER_PAYMENT_URL", "FOODORDER_GATEWAY_URL"):
+        monkeypatch.delenv(name)
+    for name, value in child.items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == original
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("FOODORDER_PAYMENT_URL", "payments.example:5060"),
+        ("FOODORDER_POS_URL", "ftp://pos.example"),
+        ("FOODORDER_GATEWAY_URL", "http://"),
+        ("FOODORDER_RESTATE_INGRESS_URLS", '["http://restate-0:8080", "restate-1:8080"]'),
+        ("FOODORDER_RESTATE_ADMIN_URLS", "[]"),
+    ],
+)
+def test_a_process_refuses_to_start_on_a_bad_url_and_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as refused:
+            cli.main(["gateway"])
+    finally:
+        get_settings.cache_clear()
+    assert str(refused.value.code).startswith(f"foodorder gateway: refusing to start: {variable}: ")
+
+
+def test_foodorder_up_runs_no_stub_for_a_system_with_a_url_of_its_own(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, payment_url_setting="http://payments.example")
+    assert set(Stack(settings).python_ports()) == {"services", "pos", "gateway"}
+    banner = io.StringIO()
+    with contextlib.redirect_stdout(banner):
+        cli.print_banner(settings, [], [])
+    assert "payment provider     http://payments.example   (FOODORDER_PAYMENT_URL)" in banner.getvalue()
+    assert "/ledger" not in banner.getvalue()
