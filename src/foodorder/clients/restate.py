@@ -10,11 +10,12 @@ CONNECTIONS = 16
 class RestateApi:
     """Requests to one Restate API, given the base URL of each node (or of each balancer in front).
 
-    It uses one node until that node refuses connections, then the next one's: any node's ingress
-    takes any invocation (it forwards it to the partition's leader) and any node's admin API answers
-    for the whole cluster, so spreading the calls would buy nothing on one machine, while staying on
-    one node keeps the pooled connections warm. A refused connection reached no node, so every
-    request may be retried on the next; a request cut off mid-way fails, and its caller decides.
+    It uses one node until that node refuses a connection (or accepts none in time), then the next
+    one's: any node's ingress takes any invocation (it forwards it to the partition's leader) and
+    any node's admin API answers for the whole cluster, so spreading the calls would buy nothing on
+    one machine, while staying on one node keeps the pooled connections warm. A request without a
+    connection reached no node, so it may be sent to the next; a request cut off mid-way fails, and
+    its caller decides.
     """
 
     def __init__(self, urls: list[str], timeout_s: float, connections: int = CONNECTIONS) -> None:
@@ -26,13 +27,13 @@ class RestateApi:
         self.current = 0  # the index in `urls` of the node in use
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """`method` `path` on the node in use; on a refused connection, on the next node."""
+        """`method` `path` on the node in use; without a connection to it, on the next node."""
         refused = 0
         while True:
             node = self.current
             try:
                 return await self.http.request(method, self.urls[node] + path, **kwargs)
-            except httpx.ConnectError:
+            except (httpx.ConnectError, httpx.ConnectTimeout):
                 refused += 1
                 if refused == len(self.urls):
                     raise
