@@ -9,7 +9,9 @@ import pytest
 from rich.console import Console
 
 from foodorder import chaos
+from foodorder.config import DEV_OPS_PASSWORD, OPS_USER
 from foodorder.models import Status
+from foodorder.stack import wait_until
 from tests.integration.conftest import Api, Client, api_order, new_order, running_stack, stack_settings
 
 
@@ -46,6 +48,16 @@ def test_every_nodes_ingress_takes_orders_and_reads_them_from_any_node(
             response = api.request("POST", "/api/v1/orders", json=order)
             assert response.status_code == 202, response.text
             assert api.wait_for(order["id"], Status.DELIVERED, timeout_s=180)["status"] == "DELIVERED"
+
+            # ... and reads the engine's tables (/ops, /metrics) through another node's admin API.
+            def delivered_on_ops() -> int:
+                response = api.http.get("/ops/snapshot", auth=(OPS_USER, DEV_OPS_PASSWORD))
+                assert response.status_code == 200, response.text
+                delivered: int = response.json()["counts"].get("DELIVERED", 0)
+                return delivered
+
+            wait_until(lambda: delivered_on_ops() == len(orders) + 1, "the delivered orders counted on /ops")
+            assert api.http.get("/metrics", auth=(OPS_USER, DEV_OPS_PASSWORD)).status_code == 200
         finally:
             api.http.close()
 
