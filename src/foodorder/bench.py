@@ -1114,7 +1114,13 @@ def partitions_env(partitions: int | None) -> Iterator[None]:
 
 
 def compare(
-    name: str, variants: list[Variant], phases: Phases, plan: Plan, console: Console, shown: tuple[str, ...]
+    name: str,
+    variants: list[Variant],
+    phases: Phases,
+    plan: Plan,
+    quick: bool,
+    console: Console,
+    shown: tuple[str, ...],
 ) -> dict[str, Any]:
     """`phases` on a fresh stack per variant, back to back; written to bench/results/<name>.json, printed."""
     results: dict[str, Any] = {}
@@ -1126,7 +1132,7 @@ def compare(
             sum(mb for process, mb in peaks.items() if process.startswith("restate"))
         )
         figures["total_rss_mb"] = round(peaks["total"])
-    stamp(results, plan is QUICK)
+    stamp(results, quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     out = Table(title=f"foodorder bench --{name} ({results['mode']}, {results['machine']['cpus']} CPUs)")
@@ -1149,14 +1155,14 @@ def run_replication(quick: bool, console: Console) -> dict[str, Any]:
     plan = replace(base, concurrency_levels=[16], e2e_orders_per_s=base.e2e_orders_per_s / 2)
     variants = [Variant(f"nodes_{nodes}", restate_nodes=nodes) for nodes in REPLICATION_NODES]
     shown = (*REPLICATION_FIGURES, "e2e_cpu_ms_per_order", "e2e_unfinished")
-    return compare("replication", variants, replication_phases, plan, console, shown)
+    return compare("replication", variants, replication_phases, plan, quick, console, shown)
 
 
 def run_partitions(quick: bool, console: Console, counts: list[int]) -> dict[str, Any]:
     """The engine's ceiling and intake on one node with each partition count, back to back."""
     plan = replace(QUICK if quick else FULL, concurrency_levels=[16, 64])
     variants = [Variant(f"partitions_{n}", partitions=n) for n in counts]
-    return compare("partitions", variants, engine_phases, plan, console, ENGINE_FIGURES)
+    return compare("partitions", variants, engine_phases, plan, quick, console, ENGINE_FIGURES)
 
 
 def table(results: dict[str, Any]) -> Table:
