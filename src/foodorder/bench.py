@@ -235,7 +235,7 @@ class MemoryWatch:
                 if process.popen is None:
                     continue
                 try:
-                    rss = psutil.Process(process.popen.pid).memory_info().rss / 2**20
+                    rss = sum(member.memory_info().rss for member in with_children(process.popen.pid)) / 2**20
                 except psutil.Error:
                     continue
                 self.peaks_mb[name] = max(self.peaks_mb[name], rss)
@@ -1041,14 +1041,19 @@ ENGINE_FIGURES = (
 PARTITIONS_ENV = "RESTATE_DEFAULT_NUM_PARTITIONS"  # overrides data/restate.toml for a new cluster
 
 
+def with_children(pid: int) -> list[psutil.Process]:
+    """A process and every process below it (granian's workers serve the services endpoint)."""
+    process = psutil.Process(pid)
+    return [process, *process.children(recursive=True)]
+
+
 def cpu_seconds(stack: Stack) -> dict[str, float]:
-    """The CPU time (user and system) each process of the stack has used so far."""
+    """The CPU time (user and system) each process of the stack, with its children, has used so far."""
     used = {}
     for name, process in stack.processes.items():
         if process.popen is not None:
             with contextlib.suppress(psutil.Error):
-                times = psutil.Process(process.popen.pid).cpu_times()
-                used[name] = times.user + times.system
+                used[name] = sum(sum(m.cpu_times()[:2]) for m in with_children(process.popen.pid))
     return used
 
 
@@ -1073,7 +1078,8 @@ async def replication_phases(stack: Stack, plan: Plan, progress: Progress) -> di
         await bench.close()
     figures |= {key: bench.results[key] for key in REPLICATION_FIGURES if key in bench.results}
     if "e2e_orders" in bench.results:
-        orders = bench.results["e2e_orders"]
+        # Every order of the phase: those alone, then each level's.
+        orders = UNLOADED_ORDERS + sum(level["orders"] for level in bench.results["e2e_levels"])
         cpu_ms = {name: round((after[name] - before.get(name, 0.0)) * 1000 / orders) for name in after}
         figures["e2e_cpu_ms_per_order"] = cpu_ms | {"total": sum(cpu_ms.values())}
     return figures
