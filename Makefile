@@ -24,7 +24,7 @@ test: check browser wrk
 test-replay: setup
 	RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT=0s $(BIN)/pytest -q tests/integration \
 	  --ignore=tests/integration/test_api_fuzz.py --ignore=tests/integration/test_chaos.py \
-	  --ignore=tests/integration/test_cluster.py \
+	  --ignore=tests/integration/test_bench.py --ignore=tests/integration/test_cluster.py \
 	  --ignore=tests/integration/test_shutdown.py
 
 check: setup

@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -236,7 +236,7 @@ class MemoryWatch:
                 if process.popen is None:
                     continue
                 try:
-                    rss = psutil.Process(process.popen.pid).memory_info().rss / 2**20
+                    rss = sum(member.memory_info().rss for member in with_children(process.popen.pid)) / 2**20
                 except psutil.Error:
                     continue
                 self.peaks_mb[name] = max(self.peaks_mb[name], rss)
@@ -1030,16 +1030,32 @@ REPLICATION_FIGURES = (
     "invocations_per_order",
 )
 REPLICATION_NODES = (1, 3)
+# What the partitions comparison shows of each run.
+ENGINE_FIGURES = (
+    "engine_noop_invocations_per_s",
+    "engine_noop_p99_ms",
+    "intake_orders_per_s",
+    "intake_p99_ms",
+    "intake_scheduled_per_s",
+    "intake_share_of_ceiling",
+    "invocations_per_accepted_order",
+)
+PARTITIONS_ENV = "RESTATE_DEFAULT_NUM_PARTITIONS"  # overrides data/restate.toml for a new cluster
+
+
+def with_children(pid: int) -> list[psutil.Process]:
+    """A process and every process below it (granian's workers serve the services endpoint)."""
+    process = psutil.Process(pid)
+    return [process, *process.children(recursive=True)]
 
 
 def cpu_seconds(stack: Stack) -> dict[str, float]:
-    """The CPU time (user and system) each process of the stack has used so far."""
+    """The CPU time (user and system) each process of the stack, with its children, has used so far."""
     used = {}
     for name, process in stack.processes.items():
         if process.popen is not None:
             with contextlib.suppress(psutil.Error):
-                times = psutil.Process(process.popen.pid).cpu_times()
-                used[name] = times.user + times.system
+                used[name] = sum(sum(m.cpu_times()[:2]) for m in with_children(process.popen.pid))
     return used
 
 
@@ -1064,45 +1080,97 @@ async def replication_phases(stack: Stack, plan: Plan, progress: Progress) -> di
         await bench.close()
     figures |= {key: bench.results[key] for key in REPLICATION_FIGURES if key in bench.results}
     if "e2e_orders" in bench.results:
-        orders = bench.results["e2e_orders"]
+        # Every order of the phase: those alone, then each level's.
+        orders = UNLOADED_ORDERS + sum(level["orders"] for level in bench.results["e2e_levels"])
         cpu_ms = {name: round((after[name] - before.get(name, 0.0)) * 1000 / orders) for name in after}
         figures["e2e_cpu_ms_per_order"] = cpu_ms | {"total": sum(cpu_ms.values())}
     return figures
 
 
+async def engine_phases(stack: Stack, plan: Plan, progress: Progress) -> dict[str, Any]:
+    """The engine's ceiling and intake, which the partitions of restate-server bound."""
+    bench = Bench(stack, plan, progress)
+    figures: dict[str, Any] = {"load_average": round(psutil.getloadavg()[0], 1)}
+    try:
+        await bench.engine()
+        await bench.intake()
+    finally:
+        await bench.close()
+    return figures | bench.results
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One engine set-up to measure: restate-server nodes, and partitions (None: data/restate.toml's)."""
+
+    label: str
+    restate_nodes: int = 1
+    partitions: int | None = None
+
+
+@contextlib.contextmanager
+def partitions_env(partitions: int | None) -> Iterator[None]:
+    """restate-server's partition count for the stacks started meanwhile (they inherit RESTATE_*)."""
+    if partitions is None:
+        yield
+        return
+    os.environ[PARTITIONS_ENV] = str(partitions)
+    try:
+        yield
+    finally:
+        del os.environ[PARTITIONS_ENV]
+
+
+def compare(
+    name: str,
+    variants: list[Variant],
+    phases: Phases,
+    plan: Plan,
+    quick: bool,
+    console: Console,
+    shown: tuple[str, ...],
+) -> dict[str, Any]:
+    """`phases` on a fresh stack per variant, back to back; written to bench/results/<name>.json, printed."""
+    results: dict[str, Any] = {}
+    for variant in variants:
+        with partitions_env(variant.partitions):
+            figures = results[variant.label] = on_fresh_stack(phases, plan, console, variant.restate_nodes)
+        peaks = figures.pop("peak_rss_mb")
+        figures["restate_rss_mb"] = round(
+            sum(mb for process, mb in peaks.items() if process.startswith("restate"))
+        )
+        figures["total_rss_mb"] = round(peaks["total"])
+    stamp(results, quick)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    out = Table(title=f"foodorder bench --{name} ({results['mode']}, {results['machine']['cpus']} CPUs)")
+    out.add_column("measure")
+    for variant in variants:
+        out.add_column(variant.label.replace("_", " "))
+    for key in ("load_average", *shown, "restate_rss_mb", "total_rss_mb"):
+        if any(key in results[variant.label] for variant in variants):
+            out.add_row(key, *(str(results[variant.label].get(key, "-")) for variant in variants))
+    console.print(out)
+    return results
+
+
 def run_replication(quick: bool, console: Console) -> dict[str, Any]:
-    """The same phases on one node and on a cluster of three, back to back; write and print both.
+    """The replication phases on one node and on a cluster of three, back to back.
 
     End to end runs at half the main bench's rate, so that a loaded machine still delivers every order.
     """
     base = QUICK if quick else FULL
     plan = replace(base, concurrency_levels=[16], e2e_orders_per_s=base.e2e_orders_per_s / 2)
-    results: dict[str, Any] = {
-        f"nodes_{nodes}": on_fresh_stack(replication_phases, plan, console, nodes)
-        for nodes in REPLICATION_NODES
-    }
-    for figures in results.values():
-        peaks = figures.pop("peak_rss_mb")
-        figures["restate_rss_mb"] = round(sum(mb for name, mb in peaks.items() if name.startswith("restate")))
-        figures["total_rss_mb"] = round(peaks["total"])
-    stamp(results, quick)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "replication.json").write_text(json.dumps(results, indent=2) + "\n")
-    out = Table(title=f"foodorder bench --replication ({results['mode']}, {results['machine']['cpus']} CPUs)")
-    out.add_column("measure")
-    for nodes in REPLICATION_NODES:
-        out.add_column(f"{nodes} node{'s' if nodes > 1 else ''}")
-    for key in (
-        "load_average",
-        *REPLICATION_FIGURES,
-        "restate_rss_mb",
-        "total_rss_mb",
-        "e2e_cpu_ms_per_order",
-        "e2e_unfinished",
-    ):
-        out.add_row(key, *(str(results[f"nodes_{nodes}"].get(key, "-")) for nodes in REPLICATION_NODES))
-    console.print(out)
-    return results
+    variants = [Variant(f"nodes_{nodes}", restate_nodes=nodes) for nodes in REPLICATION_NODES]
+    shown = (*REPLICATION_FIGURES, "e2e_cpu_ms_per_order", "e2e_unfinished")
+    return compare("replication", variants, replication_phases, plan, quick, console, shown)
+
+
+def run_partitions(quick: bool, console: Console, counts: list[int]) -> dict[str, Any]:
+    """The engine's ceiling and intake on one node with each partition count, back to back."""
+    plan = replace(QUICK if quick else FULL, concurrency_levels=[16, 64])
+    variants = [Variant(f"partitions_{n}", partitions=n) for n in counts]
+    return compare("partitions", variants, engine_phases, plan, quick, console, ENGINE_FIGURES)
 
 
 def table(results: dict[str, Any]) -> Table:

@@ -239,7 +239,9 @@ COMMANDS: dict[str, Callable[[Settings], None]] = {
 PROCESSES = ("services", "payment", "pos", "gateway")
 
 
-def bench(quick: bool, observability: bool = False, replication: bool = False) -> None:
+def bench(
+    quick: bool, observability: bool = False, replication: bool = False, partitions: list[int] | None = None
+) -> None:
     """Measure throughput, latency, cost per order and memory on a stack of its own."""
     from foodorder import bench as benchmark
     from foodorder import bench_observability
@@ -248,6 +250,8 @@ def bench(quick: bool, observability: bool = False, replication: bool = False) -
         bench_observability.standalone(quick, console)
     elif replication:
         benchmark.run_replication(quick, console)
+    elif partitions:
+        benchmark.run_partitions(quick, console, partitions)
     else:
         benchmark.run(quick, console)
 
@@ -279,6 +283,13 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="engine ceiling, intake and end to end on 1 restate-server node, then on a cluster of 3",
     )
+    bench_parser.add_argument(
+        "--partitions",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="engine ceiling and intake on 1 node with each number of restate-server partitions",
+    )
     chaos_parser = sub.add_parser("chaos", help=(chaos.__doc__ or "").strip())
     chaos_parser.add_argument("--orders", type=int, default=200, help="orders to submit (default 200)")
     chaos_parser.add_argument(
@@ -295,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.command == "bench":
-        bench(args.quick, args.observability, args.replication)
+        bench(args.quick, args.observability, args.replication, args.partitions)
     elif args.command == "chaos":
         chaos(args.orders, args.fault_rate, args.kill_every, args.restate_nodes)
     else:

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     )
     services_port: int = 9080
     services_server: Literal["hypercorn", "granian"] = Field(
-        "hypercorn", description="the services endpoint's HTTP/2 server (see Performance in the README)"
+        "granian", description="the services endpoint's HTTP/2 server (see Performance in the README)"
     )
     services_workers: int = Field(1, ge=1, description="processes of the services endpoint (granian only)")
     pos_port: int = 5050

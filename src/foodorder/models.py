@@ -305,6 +305,14 @@ class Offer(Model):
     expires: int
 
 
+class PhoneWork(Model):
+    """What the twin pushes to the driver's phone: an offer to answer or a delivery to drive (or neither:
+    then the phone asks the twin, as it does at the start of a shift)."""
+
+    offer: Offer | None = None
+    delivery: DeliveryRequest | None = None
+
+
 class OpenOffer(Model):
     """The matcher's record of an offer out: the offer, the driver it holds and the delivery it serves."""
 

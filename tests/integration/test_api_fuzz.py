@@ -35,6 +35,7 @@ def key_for(path: str) -> str:
 # The same document the gateway serves at /openapi.json, built from the same code.
 schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
 MIN_CASES = 1000
+FRAMING_HEADERS = {"transfer-encoding", "content-length", "connection", "te", "trailer", "upgrade", "host"}
 cases: list[str] = []
 
 
@@ -44,6 +45,10 @@ def test_the_public_api_answers_every_generated_request_without_a_server_error(
     case: schemathesis.Case[Any], fuzz_stack: Stack
 ) -> None:
     cases.append(case.operation.label)
+    # Headers that frame the HTTP message are the HTTP server's to judge, not the API's: hypercorn
+    # answers a transfer coding it does not know with 501, as RFC 9112 asks.
+    for name in [name for name in case.headers or {} if name.lower() in FRAMING_HEADERS]:
+        del case.headers[name]
     case.call_and_validate(
         base_url=fuzz_stack.settings.gateway_url,
         headers={"Authorization": f"Bearer {key_for(case.path)}"},

@@ -31,10 +31,12 @@ def test_handlers_only_services_call_are_not_reachable_from_the_ingress(client: 
 
 
 def test_an_unsigned_call_to_the_services_endpoint_is_refused(stack: Stack) -> None:
-    response = httpx.post(
-        f"{stack.settings.services_url}/invoke/order-status/any-order/get",
-        headers={"content-type": "application/json"},
-    )
+    # Over HTTP/2 without upgrade, as restate-server calls it (granian serves nothing else).
+    with httpx.Client(http1=False, http2=True) as h2c:
+        response = h2c.post(
+            f"{stack.settings.services_url}/invoke/order-status/any-order/get",
+            headers={"content-type": "application/json"},
+        )
 
     assert response.status_code == 401
 

@@ -5,7 +5,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,6 +17,7 @@ from tests.integration.conftest import (
     Client,
     api_of,
     api_order,
+    listening,
     new_order,
     running_stack,
     stack_settings,
@@ -198,7 +198,8 @@ def test_ops_shows_why_restate_retries_a_stuck_order(api: Api, traced: Stack) ->
             )
         finally:
             services.start()
-            wait_until(lambda: httpx.get(traced.settings.services_url).status_code > 0, "services")
+            s = traced.settings
+            wait_until(lambda: listening(s.host, [s.services_port]) == [s.services_port], "services")
         assert stuck is not None and stuck["status"] == "NEW"
         assert "run" in stuck["retrying"]
         client.wait_for(order["id"], Status.DELIVERED)

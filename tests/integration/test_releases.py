@@ -139,4 +139,10 @@ def test_orders_in_flight_finish_on_their_release_and_the_old_one_retires(tmp_pa
 
 
 def _ports_of(process: psutil.Process) -> set[int]:
-    return {c.laddr.port for c in process.net_connections("inet") if c.status == psutil.CONN_LISTEN}
+    """The ports `process` listens on, itself or through its children (granian's workers)."""
+    return {
+        c.laddr.port
+        for member in (process, *process.children(recursive=True))
+        for c in member.net_connections("inet")
+        if c.status == psutil.CONN_LISTEN
+    }

@@ -20,6 +20,7 @@ from foodorder.models import (
     LocationEvent,
     Offer,
     OfferAnswer,
+    PhoneWork,
     ShiftStart,
 )
 from foodorder.ordering import board, status
@@ -36,6 +37,7 @@ LAST_SEEN: StateKey[int] = StateKey("last-seen", int)
 LOCATION_AT: StateKey[int] = StateKey("location-at", int)  # when the phone took the applied location
 PHONE_APP: StateKey[str] = StateKey("phone-app", str)
 POSITION: StateKey[DriverPosition] = StateKey("position", DriverPosition)  # on the current delivery
+PHONE_WORK: PydanticSerde[PhoneWork] = PydanticSerde(PhoneWork)
 TOLD: StateKey[DriverPosition] = StateKey("told", DriverPosition)  # what the order was told last
 WATCHED_UNTIL: StateKey[int] = StateKey("watched-until", int)  # epoch ms; see `watch`
 # The order is told of a new ETA once it moved by more than this share of the time left (and by
@@ -139,7 +141,7 @@ async def offer_delivery(ctx: ObjectContext, offer: Offer) -> None:
         ctx.object_send(matcher.remove_driver, key=offer.region, arg=ctx.key())
         return
     OFFER.set(ctx, offer)
-    await push_to_phone(ctx)
+    await push_to_phone(ctx, PhoneWork(offer=offer))
 
 
 @driver_digital_twin.handler(name="getOffer", kind="shared", input_serde=NO_INPUT)
@@ -196,13 +198,16 @@ async def assign_delivery_job(ctx: ObjectContext, request: DeliveryRequest) -> N
     location = await DRIVER_LOCATION.get(ctx)
     if location is not None:
         await track(ctx, request, location, await now_ms(ctx))
-    await push_to_phone(ctx)
+    await push_to_phone(ctx, PhoneWork(delivery=request))
 
 
-async def push_to_phone(ctx: ObjectContext) -> None:
-    """Have the driver's phone app, if it registered, look at its work (an offer or a delivery)."""
+async def push_to_phone(ctx: ObjectContext, work: PhoneWork) -> None:
+    """Push the driver's work (an offer or a delivery) to their phone app, if it registered.
+
+    The push carries the work, as a phone's push notification would, so the phone need not ask.
+    """
     if (phone_app := await PHONE_APP.get(ctx)) is not None:
-        ctx.generic_send(phone_app, "pollForWork", b"", key=ctx.key())
+        ctx.generic_send(phone_app, "pollForWork", PHONE_WORK.serialize(work), key=ctx.key())
 
 
 @driver_digital_twin.handler(name="registerPhoneApp", ingress_private=True)

@@ -11,7 +11,7 @@ from foodorder.catalog import load_catalog
 from foodorder.clients.locations import location_publisher
 from foodorder.config import get_settings
 from foodorder.delivery import twin
-from foodorder.models import DeliveryRequest, Location, LocationEvent, Offer, ShiftStart
+from foodorder.models import DeliveryRequest, Location, LocationEvent, Offer, PhoneWork, ShiftStart
 from foodorder.state import PydanticSerde, StateKey, now_ms
 
 driver_mobile_app = VirtualObject("driver-mobile-app")
@@ -62,7 +62,7 @@ async def start_driver(ctx: ObjectContext, region: str | None = None) -> None:
     if await ASSIGNED_DELIVERY.get(ctx) is None:
         with suppress(TerminalError):  # the twin has a delivery for this phone: it pushes it
             await ctx.object_call(twin.set_driver_available, key=ctx.key(), arg=ShiftStart(location=location))
-        ctx.object_send(poll_for_work, key=ctx.key(), arg=None)
+        ctx.object_send(poll_for_work, key=ctx.key(), arg=PhoneWork())
 
 
 def declines() -> bool:
@@ -78,18 +78,22 @@ async def answer_offer(ctx: ObjectContext, offer: Offer) -> None:
         await ctx.object_call(handler, key=ctx.key(), arg=offer.offer_id)
 
 
-@driver_mobile_app.handler(name="pollForWork", ingress_private=True)
-async def poll_for_work(ctx: ObjectContext) -> None:
-    """Look at the twin's offer or delivery: answer the offer, or start driving (the twin pushes this)."""
+@driver_mobile_app.handler(
+    name="pollForWork", input_serde=PydanticSerde(PhoneWork | None), ingress_private=True
+)
+async def poll_for_work(ctx: ObjectContext, work: PhoneWork | None = None) -> None:
+    """Answer the offer or drive the delivery the twin pushed; without either (a shift's start), ask."""
     if await ASSIGNED_DELIVERY.get(ctx) is not None:
         return  # already on a delivery: the new one is picked up once this one ends
-    delivery = await ctx.object_call(twin.get_assigned_delivery, key=ctx.key(), arg={})
-    if delivery is None:
-        offer = await ctx.object_call(twin.get_offer, key=ctx.key(), arg={})
-        if offer is not None:
-            await answer_offer(ctx, offer)
+    if work is None or (work.offer is None and work.delivery is None):
+        work = PhoneWork(delivery=await ctx.object_call(twin.get_assigned_delivery, key=ctx.key(), arg={}))
+        if work.delivery is None:
+            work.offer = await ctx.object_call(twin.get_offer, key=ctx.key(), arg={})
+    if work.delivery is None:
+        if work.offer is not None:
+            await answer_offer(ctx, work.offer)
         return
-    ASSIGNED_DELIVERY.set(ctx, delivery)
+    ASSIGNED_DELIVERY.set(ctx, work.delivery)
     ctx.object_send(move, key=ctx.key(), arg=None, send_delay=_after(get_settings().move_interval_s))
 
 
@@ -130,7 +134,7 @@ async def move(ctx: ObjectContext) -> None:
         except TerminalError:
             # The order was cancelled on the way to the restaurant: look for other work.
             ASSIGNED_DELIVERY.clear(ctx)
-            ctx.object_send(poll_for_work, key=ctx.key(), arg=None)
+            ctx.object_send(poll_for_work, key=ctx.key(), arg=PhoneWork())
             return
         state.order_picked_up = True
         ASSIGNED_DELIVERY.set(ctx, state)

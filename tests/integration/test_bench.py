@@ -1,0 +1,23 @@
+"""A small version of `foodorder bench`: the engine's ceiling and intake, measured with wrk on a stack
+of the bench's own, as `foodorder bench --partitions` runs them."""
+
+import io
+from dataclasses import replace
+
+from rich.console import Console
+
+from foodorder.bench import QUICK, engine_phases, on_fresh_stack
+
+
+def test_the_bench_measures_the_engine_and_intake_on_a_stack_of_its_own() -> None:
+    plan = replace(QUICK, seconds=2, concurrency_levels=[4])
+
+    results = on_fresh_stack(engine_phases, plan, Console(file=io.StringIO()))
+
+    assert results["engine_noop_invocations_per_s"] > 0
+    (level,) = results["intake"]
+    # Every order wrk sent was accepted (202) and then scheduled: the phase waits for that.
+    assert level["failed"] == 0 and results["intake_orders_per_s"] > 0, level
+    # Each accepted order ran its workflow at least: the invocation count comes from Restate.
+    assert results["invocations_per_accepted_order"] >= 1
+    assert results["peak_rss_mb"]["total"] > 0
