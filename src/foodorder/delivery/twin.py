@@ -37,9 +37,9 @@ LAST_SEEN: StateKey[int] = StateKey("last-seen", int)
 LOCATION_AT: StateKey[int] = StateKey("location-at", int)  # when the phone took the applied location
 PHONE_APP: StateKey[str] = StateKey("phone-app", str)
 POSITION: StateKey[DriverPosition] = StateKey("position", DriverPosition)  # on the current delivery
-PHONE_WORK: PydanticSerde[PhoneWork] = PydanticSerde(PhoneWork)
 TOLD: StateKey[DriverPosition] = StateKey("told", DriverPosition)  # what the order was told last
 WATCHED_UNTIL: StateKey[int] = StateKey("watched-until", int)  # epoch ms; see `watch`
+PHONE_WORK: PydanticSerde[PhoneWork] = PydanticSerde(PhoneWork)  # what pollForWork carries to the phone
 # The order is told of a new ETA once it moved by more than this share of the time left (and by
 # more than the delivery's tolerance: a report processed late moves the ETA by as much).
 ETA_CHANGE = 0.1
