@@ -240,13 +240,15 @@ async def submit_all(settings: Settings, plan: Plan, progress: Progress) -> list
 def histories(settings: Settings, timeout_s: float = 60) -> introspection.Rows:
     """Every order's history of statuses (rows of ORDER_HISTORIES).
 
-    A cluster's query fails (500) while one of its partitions changes leader: it is asked again.
+    A cluster's query fails (500) while one of its partitions changes leader, and a node that is
+    being killed refuses it or cuts its answer off: it is asked again, of the next node.
     """
     deadline = time.monotonic() + timeout_s
+    nodes = itertools.cycle(settings.admin_urls)
     while True:
         try:
-            return introspection.query_blocking(settings.admin_url, introspection.ORDER_HISTORIES)
-        except httpx.HTTPStatusError:
+            return introspection.query_blocking(next(nodes), introspection.ORDER_HISTORIES)
+        except httpx.HTTPError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1)

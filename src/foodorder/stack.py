@@ -159,6 +159,13 @@ class Process:
         self.send(sig)
         self.wait(time.monotonic() + timeout_s)
 
+    def log_tail(self, lines: int = 20) -> str:
+        """The last `lines` of the process's log (what it said before it exited), or where it went."""
+        if self.log is None:
+            return "(its output went to the terminal)"
+        text = Path(self.log.name).read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
 
 @dataclass
 class Stack:
@@ -491,7 +498,7 @@ class Stack:
 def _answers(url: str, process: Process) -> bool:
     """Whether `url` answers; an error at once if `process`, which should answer there, has exited."""
     if not process.alive:
-        raise RuntimeError(f"{process.name} exited before it answered: see its log")
+        raise RuntimeError(f"{process.name} exited before it answered; its log ends:\n{process.log_tail()}")
     return httpx.get(url).is_success
 
 

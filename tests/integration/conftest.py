@@ -122,8 +122,11 @@ class Client:
         return [p for p in response.json()["preparations"] if p["orderId"] == order_id]
 
 
-def stack_settings(data_dir: Path) -> Settings:
-    """Free ports, a private data directory, and a time scale that delivers an order in seconds."""
+def stack_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Free ports, a private data directory, and a time scale that delivers an order in seconds.
+
+    `overrides` are set before the ports are picked: a cluster's nodes need runs of free ports.
+    """
     settings = Settings(
         data_dir=data_dir,
         time_scale=20,
@@ -144,7 +147,7 @@ def stack_settings(data_dir: Path) -> Settings:
         storefront_rate_limit="10000/second",
         stream_batch_s=0.1,  # the tests' time runs 20 times faster: so do the drivers' reports
     )
-    return on_free_ports(settings)
+    return on_free_ports(settings.model_copy(update=overrides))
 
 
 @contextmanager

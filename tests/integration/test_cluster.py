@@ -18,7 +18,7 @@ from tests.integration.conftest import Api, Client, api_order, new_order, runnin
 def test_every_nodes_ingress_takes_orders_and_reads_them_from_any_node(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    settings = stack_settings(tmp_path_factory.mktemp("cluster")).model_copy(update={"restate_nodes": 3})
+    settings = stack_settings(tmp_path_factory.mktemp("cluster"), restate_nodes=3)
     with running_stack(settings, "cluster") as stack, Client(settings) as client:
         nodes = stack.describe_cluster()
         assert len(nodes) == 3 and all("alive, metadata member" in line for line in nodes), nodes
