@@ -442,7 +442,7 @@ class Bench:
         need minutes for a thousand orders), the wait fails only when no order moved for `stall_s`.
         """
         query = (
-            f"SELECT count(*) AS n FROM state WHERE service_name = 'order-status' AND key = 'history'"
+            f"SELECT count(*) AS n FROM state WHERE service_name = 'order-workflow' AND key = 'history'"
             f" AND service_key LIKE 'dev-provider:{prefix}%' AND value_utf8 LIKE '%\"SCHEDULED\"%'"
         )
         progress, stalled_at = -1, time.monotonic() + stall_s
@@ -590,12 +590,14 @@ class Bench:
         self.results["one_poller_per_order_invocations_per_s"] = len(refs) * 4
 
     async def watcher_invocations(self) -> dict[str, int]:
-        """Invocations made for event streams, by handler: order-status' reads and waits, and the
-        drivers' locations passed on to the watched orders (a twin tells an unwatched order less)."""
+        """Invocations made for event streams, by handler: the workflows' and order-status' reads and
+        waits, and the drivers' locations passed on to the watched orders (a twin tells an unwatched
+        order less)."""
         rows = await self.sql(
             "SELECT target_handler_name AS h, count(*) AS n FROM sys_invocation"
             " WHERE (target_service_name = 'order-status'"
             " AND target_handler_name IN ('waitForEvents', 'addWatcher', 'getEvents', 'trackDriver'))"
+            " OR (target_service_name = 'order-workflow' AND target_handler_name = 'waitForStatus')"
             " OR (target_service_name = 'driver-digital-twin' AND target_handler_name = 'watch') GROUP BY 1"
         )
         return {row["h"]: int(row["n"]) for row in rows}

@@ -10,10 +10,10 @@ from foodorder.clients.restate import RestateApi
 from foodorder.models import Status
 
 Rows = list[dict[str, Any]]
-# Each order's history of statuses, as order-status keeps it (the one record of an order's progress).
-ORDER_HISTORIES = (
-    "SELECT service_key, value_utf8 FROM state WHERE service_name = 'order-status' AND key = 'history'"
-)
+# Each order's history of statuses, as its workflow keeps it (order-status, for an order that a
+# release before the workflow kept them started).
+HISTORY_ROWS = "service_name IN ('order-workflow', 'order-status') AND key = 'history'"
+ORDER_HISTORIES = f"SELECT service_key, value_utf8 FROM state WHERE {HISTORY_ROWS}"
 
 
 def _request(sql: str) -> dict[str, Any]:
@@ -49,4 +49,9 @@ def keyed(keys: Iterable[str]) -> str:
 
 def latest_statuses(rows: Rows) -> dict[str, Status]:
     """Each order's latest status, by its key, from rows of ORDER_HISTORIES."""
-    return {row["service_key"]: Status(json.loads(row["value_utf8"])[-1]["status"]) for row in rows}
+    histories = (json.loads(row["value_utf8"]) for row in rows)
+    return {
+        row["service_key"]: Status(history[-1]["status"])
+        for row, history in zip(rows, histories, strict=True)
+        if history
+    }

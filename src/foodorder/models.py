@@ -138,7 +138,8 @@ class StatusChange(Model):
 
 
 class StatusUpdate(StatusChange):
-    """A status change as the workflow records it: with the provider whose webhook is told of it."""
+    """A status change as a workflow of an earlier release records it in order-status (`recordStatus`),
+    with the provider whose webhook is told of it."""
 
     webhook: str | None = Field(None, description="provider id whose status webhook hears of it")
 
@@ -177,6 +178,13 @@ class OrderEvent(Model):
     def final(self) -> bool:
         """Whether this is the order's final status (after it, nothing changes)."""
         return self.status is not None and self.status.terminal
+
+    def change(self) -> StatusChange:
+        """The history entry of a status event."""
+        assert self.status is not None, "only a status event is an entry of the history"
+        return StatusChange(
+            status=self.status, at=self.at, reason=self.reason, reason_code=self.reason_code, items=self.items
+        )
 
 
 class Tracking(Model):

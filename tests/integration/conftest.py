@@ -252,10 +252,10 @@ class Api:
             time.sleep(0.05)
 
     def events(
-        self, order_ref: str, last_event_id: int | None = None, limit: int | None = None
+        self, order_ref: str, last_event_id: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """Read the SSE stream until it ends (or `limit` events): each event as {id, event, data}."""
-        headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+        headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
         events: list[dict[str, Any]] = []
         with self.http.stream(
             "GET",

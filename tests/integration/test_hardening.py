@@ -17,6 +17,7 @@ from tests.integration.conftest import Client
         "order-status/any-order/setETA",
         "order-status/any-order/trackDriver",
         "order-status/any-order/recordStatus",
+        "order-status/any-order/announce",
         "delivery-manager/any-delivery/notifyDeliveryPickup",
         "driver-delivery-matcher/any-region/setDriverAvailable",
         "driver-digital-twin/any-driver/assignDeliveryJob",

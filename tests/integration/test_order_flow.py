@@ -86,22 +86,25 @@ def test_delivery_delay_holds_the_order_in_scheduled(client: Client) -> None:
     assert time.monotonic() - started >= delay_ms / 1000 / client.settings.time_scale
 
 
-def test_order_status_keeps_every_status_and_only_the_latest_position(client: Client) -> None:
+def test_the_workflow_keeps_every_status_and_order_status_only_the_latest_position(client: Client) -> None:
     order = new_order(restaurantId="snack_in_the_box")
     client.submit(order)
     client.wait_for(order["id"], Status.DELIVERED)
 
+    statuses = client.call(f"order-workflow/{order['id']}/waitForStatus", 0).json()
     response = client.call(f"order-status/{order['id']}/getEvents", 0)
     assert response.status_code == 200, response.text
-    events = response.json()
+    tracking = response.json()
 
-    seqs = [e["seq"] for e in events]
-    assert seqs == sorted(set(seqs))
-    assert [e["status"] for e in events if e["type"] == "status"] == DELIVERED_SEQUENCE
-    tracking = [e for e in events if e["type"] != "status"]
-    assert len(tracking) <= 1  # each position replaced the one before
-    assert seqs[-1] > len(events)  # but every change was numbered: the driver reported several
-    later = client.call(f"order-status/{order['id']}/getEvents", events[-3]["seq"]).json()
-    assert later == events[-2:]
+    assert [e["seq"] for e in statuses] == list(range(1, len(DELIVERED_SEQUENCE) + 1))
+    assert [e["status"] for e in statuses] == DELIVERED_SEQUENCE
+    assert [h["status"] for h in client.history(order["id"])] == DELIVERED_SEQUENCE
+    assert len(tracking) == 1 and tracking[0]["type"] == "driver"  # each position replaced the one before
+    assert tracking[0]["seq"] > 2  # but every change was numbered: the first ETA, and several positions
+    seq = tracking[0]["seq"]
+    assert client.call(f"order-status/{order['id']}/getEvents", seq - 1).json() == tracking
+    assert client.call(f"order-status/{order['id']}/getEvents", seq).json() == []
+    # A reader that saw every status of an ended order is answered its end at once, not made to wait.
+    assert client.call(f"order-workflow/{order['id']}/waitForStatus", len(statuses)).json() == statuses[-1:]
     query = f"SELECT sum(length(value)) AS bytes FROM state WHERE service_key = '{order['id']}'"
     assert introspection.query_blocking(client.settings.admin_url, query)[0]["bytes"] <= 4096

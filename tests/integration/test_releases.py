@@ -1,5 +1,9 @@
 """An upgrade with orders in flight: each order finishes on the code it started on, and the old
-release is retired once nothing needs it."""
+release is retired once nothing needs it.
+
+The old release is a real one, from git: the last whose workflows recorded their statuses in
+order-status. Its orders in flight keep doing so after the upgrade, and the new code shows them.
+"""
 
 import os
 import re
@@ -8,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -17,20 +22,25 @@ from foodorder.config import Settings
 from foodorder.models import Status
 from foodorder.stack import settings_env
 from tests.integration.conftest import ARTIFACTS, Api, api_order, listening, stack_settings, start_up
+from tests.integration.test_order_flow import DELIVERED_SEQUENCE
 
-EXTRA_STEP = "    await ctx.sleep(timedelta(milliseconds=1))  # new in this release\n"
+# The last release whose workflow recorded its statuses in order-status (`recordStatus`).
+PREVIOUS_RELEASE = "1aa3c3d188b3cb5ac30f40b0fbe6c84425620fb5"
+REPOSITORY = Path(__file__).parents[2]
 
 
-def upgraded_code(tmp_path: Path) -> Path:
-    """A copy of the foodorder package whose workflow takes one more journaled step first; its parent."""
-    src = tmp_path / "upgraded"
-    shutil.copytree(releases.PACKAGE_DIR, src / "foodorder", ignore=shutil.ignore_patterns("__pycache__"))
-    workflow = src / "foodorder" / "ordering" / "workflow.py"
-    code, count = re.subn(
-        r'(\nasync def run\(ctx: WorkflowContext.*\n    """.*"""\n)', rf"\1{EXTRA_STEP}", workflow.read_text()
+def previous_release(tmp_path: Path) -> Path:
+    """The foodorder package of PREVIOUS_RELEASE, taken from git; its parent."""
+    src = tmp_path / "previous"
+    src.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", PREVIOUS_RELEASE, "src/foodorder"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        check=False,
     )
-    assert count == 1 and "from datetime import timedelta" in code
-    workflow.write_text(code)
+    assert archive.returncode == 0, f"git cannot give release {PREVIOUS_RELEASE}: {archive.stderr.decode()}"
+    subprocess.run(["tar", "-x", "--strip-components=1", "-C", str(src)], input=archive.stdout, check=True)
     return src
 
 
@@ -76,12 +86,14 @@ def releases_listed(settings: Settings) -> str:
 
 def test_orders_in_flight_finish_on_their_release_and_the_old_one_retires(tmp_path: Path) -> None:
     settings = stack_settings(tmp_path / "data")
-    old_version = releases.code_version()
+    previous = previous_release(tmp_path)
+    old_version = releases.code_version(previous / "foodorder")
+    new_version = releases.code_version()
     api = Api(settings)
     # 45 s of wall time at the tests' time scale: they wait through the upgrade, even on a loaded machine.
     old_orders = [api_order(deliveryDelay=900_000) for _ in range(3)]
 
-    up = start_up(settings, "releases-1")
+    up = start_up(settings, "releases-1", {"PYTHONPATH": str(previous)})
     try:
         for order in old_orders:
             assert api.request("POST", "/api/v1/orders", json=order).status_code == 202
@@ -91,10 +103,7 @@ def test_orders_in_flight_finish_on_their_release_and_the_old_one_retires(tmp_pa
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=60) == 0
 
-    upgraded = upgraded_code(tmp_path)
-    new_version = releases.code_version(upgraded / "foodorder")
-    env = {"PYTHONPATH": str(upgraded)}
-    up = start_up(settings, "releases-2", env)
+    up = start_up(settings, "releases-2")
     try:
         deployments = ours(settings)
         assert set(deployments) == {old_version, new_version}
@@ -106,10 +115,17 @@ def test_orders_in_flight_finish_on_their_release_and_the_old_one_retires(tmp_pa
         assert re.search(rf"{old_version} .* draining", listed), listed
 
         new_orders = [api_order() for _ in range(2)]
-        for order in new_orders:
-            assert api.request("POST", "/api/v1/orders", json=order).status_code == 202
-        for order in old_orders + new_orders:
-            api.wait_for(str(order["id"]), Status.DELIVERED, timeout_s=120)
+        watcher = Api(settings)
+        with ThreadPoolExecutor() as pool:
+            # A customer follows an old order live across the upgrade.
+            streamed = pool.submit(watcher.events, str(old_orders[0]["id"]))
+            for order in new_orders:
+                assert api.request("POST", "/api/v1/orders", json=order).status_code == 202
+            for order in old_orders + new_orders:
+                api.wait_for(str(order["id"]), Status.DELIVERED, timeout_s=120)
+            statuses = [e["data"]["status"] for e in streamed.result(timeout=120) if e["event"] == "status"]
+        watcher.http.close()
+        assert statuses == DELIVERED_SEQUENCE
 
         assert pinned_deployments(settings, old_orders) == {deployments[old_version].id}
         assert pinned_deployments(settings, new_orders) == {deployments[new_version].id}

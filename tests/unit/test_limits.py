@@ -5,8 +5,9 @@ from fastapi import FastAPI
 from starlette.requests import Request
 
 from foodorder.config import Settings
-from foodorder.gateway.events import resume_after
+from foodorder.gateway.events import Cursor
 from foodorder.gateway.limits import client_address
+from foodorder.models import OrderEvent, Status
 
 
 def request_from(peer: str, forwarded_for: str | None, trusted: list[str]) -> Request:
@@ -34,9 +35,29 @@ def test_the_client_address_comes_from_x_forwarded_for_only_through_trusted_prox
 
 
 @pytest.mark.parametrize(
-    ("header", "after"), [(None, 0), ("12", 12), (" 7 ", 7), ("-3", 0), ("abc", 0), ("9" * 40, 0)]
+    ("header", "after"),
+    [
+        (None, Cursor(0, 0)),
+        ("12.4", Cursor(12, 4)),
+        (" 7.0 ", Cursor(7, 0)),
+        ("12", Cursor(0, 0)),  # an id of the single sequence before statuses were numbered apart
+        ("-3.1", Cursor(0, 0)),
+        ("abc", Cursor(0, 0)),
+        ("9" * 40 + ".1", Cursor(0, 0)),
+    ],
 )
-def test_a_stream_resumes_after_a_number_and_starts_over_for_anything_else(
-    header: str | None, after: int
+def test_a_stream_resumes_after_its_last_event_id_and_starts_over_for_anything_else(
+    header: str | None, after: Cursor
 ) -> None:
-    assert resume_after(header) == after
+    assert Cursor.parse(header) == after
+    assert str(after) == f"{after.status}.{after.tracking}"
+
+
+def test_a_cursor_counts_statuses_and_tracking_updates_apart() -> None:
+    status = OrderEvent(seq=3, at=0, type="status", status=Status.SCHEDULED)
+    driver = OrderEvent(seq=2, at=0, type="driver")
+    cursor = Cursor(2, 5)
+
+    assert not cursor.has(status) and cursor.has(driver)
+    assert cursor.past(status) == Cursor(3, 5)
+    assert cursor.past(driver) == cursor  # an older tracking update does not move it back

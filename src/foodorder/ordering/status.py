@@ -1,17 +1,21 @@
-"""order-status (key = order id): what a customer's screen reads, and the log of changes it can follow.
+"""order-status (key = order id): where an order's delivery stands (its ETA and driver), for the
+customer's screen, and the seed's `get` ({status, eta}).
 
-It is the one record of an order's progress: its status history (which the workflow's `getStatus`
-and `getHistory` answer from) and where its delivery stands. The log stays small: every status
-change is kept, but of the ETA and driver updates only the latest, which replaces the one before.
-Events are numbered in one sequence, so a client that saw event n asks for what came after n; a
-reader that has seen everything waits (`waitForEvents`) and is told of the next change by the
-handler that makes it, instead of polling.
+The order's statuses are the workflow's own (its `getHistory` and `waitForStatus`): recording one
+costs no invocation. This record keeps the tracking: of the ETA and driver updates only the latest,
+which replaces the one before, numbered in a sequence of their own, so that a reader that saw
+update n asks for what came after n; a reader that has seen everything waits (`waitForEvents`) and
+is told of the next change by the handler that makes it, instead of polling.
 
 The driver's position lives in the driver's twin, which tells this record of a new ETA, and of
 every location while someone waits for the order's changes (the waiting reader has the twin told so,
 `keep_driver_watched`); a read of the tracking asks the twin for the latest position.
+
+An order that a release before this one started records its statuses here (`recordStatus`), and
+its workflow reads them back from here (`getHistory`) until it ends.
 """
 
+import json
 from datetime import timedelta
 from typing import Literal
 
@@ -35,9 +39,9 @@ from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, now_ms, 
 
 order_status = VirtualObject("order-status")
 
-HISTORY: StateKey[list[OrderEvent]] = StateKey("history", list[OrderEvent])
+HISTORY: StateKey[list[OrderEvent]] = StateKey("history", list[OrderEvent])  # earlier releases' orders
 TRACKING: StateKey[OrderEvent] = StateKey("tracking", OrderEvent)
-LAST_EVENT: StateKey[int] = StateKey("last-event", int)
+LAST_EVENT: StateKey[int] = StateKey("last-event", int)  # the number of the latest tracking update
 WATCHERS: StateKey[list[str]] = StateKey("watchers", list[str])
 DRIVER_WATCH: StateKey[DriverWatch] = StateKey("driver-watch", DriverWatch)  # what the twin was told last
 # A waitForEvents answers empty after this long; the gateway asks again.
@@ -62,10 +66,13 @@ async def notify_watchers(ctx: ObjectContext, event: OrderEvent) -> None:
         WATCHERS.clear(ctx)
 
 
-async def current_status(ctx: ObjectContext | ObjectSharedContext) -> Status | None:
-    """The order's latest status (None before the workflow recorded one)."""
-    history = await HISTORY.get(ctx) or []
-    return history[-1].status if history else None
+async def current_status(ctx: ObjectSharedContext) -> Status | None:
+    """The order's latest status (None before the workflow recorded one), as the workflow keeps it."""
+    if history := await HISTORY.get(ctx):  # an order of an earlier release
+        return history[-1].status
+    answer = await ctx.generic_call("order-workflow", "getStatus", b"", key=ctx.key())
+    status = json.loads(answer) if answer else None
+    return Status(status) if status else None
 
 
 async def track(ctx: ObjectContext, at: int, arrival: int, driver: DriverPosition | None) -> None:
@@ -80,7 +87,8 @@ async def track(ctx: ObjectContext, at: int, arrival: int, driver: DriverPositio
 
 @order_status.handler(kind="shared", input_serde=NO_INPUT)
 async def get(ctx: ObjectSharedContext, _: Nothing = None) -> OrderStatus:
-    """The status and the ETA in milliseconds from now (the seed's shape); never waits behind a write."""
+    """The status (the workflow's) and the ETA in milliseconds from now (the seed's shape); never
+    waits behind a write."""
     status = await current_status(ctx)
     if status is not None and status.terminal:
         return OrderStatus(status=status, eta=0 if status == Status.DELIVERED else None)
@@ -105,12 +113,26 @@ async def track_driver(ctx: ObjectContext, position: DriverPosition) -> None:
     await track(ctx, await now_ms(ctx), position.arrival, position)
 
 
+class Announcement(Model):
+    """A status change of an order whose provider has a status webhook."""
+
+    provider: str
+    event: OrderEvent
+
+
+@order_status.handler(input_serde=required(Announcement), ingress_private=True)
+async def announce(ctx: ObjectContext, announcement: Announcement) -> None:
+    """Queue the provider's status webhook, with the latest ETA (sent by the workflow, for such orders)."""
+    event = announcement.event
+    tracking = None if event.final else await TRACKING.get(ctx)
+    webhooks.order_status_changed(ctx, announcement.provider, event, tracking.arrival if tracking else None)
+
+
 @order_status.handler(name="recordStatus", input_serde=required(StatusUpdate), ingress_private=True)
 async def record_status(ctx: ObjectContext, change: StatusUpdate) -> None:
-    """Called by the order workflow on every status change; tells the provider's webhook if it has one."""
-    seq = await next_seq(ctx)
+    """A status change of an order that a release before this one started (its workflow calls this)."""
     event = OrderEvent(
-        seq=seq,
+        seq=await next_seq(ctx),
         at=change.at,
         type="status",
         status=change.status,
@@ -119,10 +141,8 @@ async def record_status(ctx: ObjectContext, change: StatusUpdate) -> None:
         items=change.items,
     )
     HISTORY.set(ctx, [*(await HISTORY.get(ctx) or []), event])
-    await notify_watchers(ctx, event)
     if change.webhook is not None:
-        tracking = None if change.status.terminal else await TRACKING.get(ctx)
-        webhooks.order_status_changed(ctx, change.webhook, event, tracking.arrival if tracking else None)
+        await announce(ctx, Announcement(provider=change.webhook, event=event))
 
 
 @order_status.handler(ingress_private=True)
@@ -140,28 +160,21 @@ def expire_later(ctx: Context, order_id: str, retention: timedelta) -> None:
     name="getHistory", kind="shared", input_serde=NO_INPUT, output_serde=PydanticSerde(list[StatusChange])
 )
 async def get_history(ctx: ObjectSharedContext, _: Nothing = None) -> list[StatusChange]:
-    """Every status the order went through, with its time and reason."""
-    return [
-        StatusChange(status=e.status, at=e.at, reason=e.reason, reason_code=e.reason_code, items=e.items)
-        for e in await HISTORY.get(ctx) or []
-        if e.status is not None
-    ]
+    """The statuses recorded here: those of an order that a release before this one started."""
+    return [event.change() for event in await HISTORY.get(ctx) or []]
 
 
 async def events_after(ctx: ObjectContext | ObjectSharedContext, after: int) -> list[OrderEvent]:
-    """The order's changes numbered above `after` (a number >= 0), oldest first."""
+    """The order's latest tracking update if it is numbered above `after` (a number >= 0)."""
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        raise TerminalError(f"after: expected an event number >= 0, got {after!r}", 400)
-    events = [e for e in await HISTORY.get(ctx) or [] if e.seq > after]
+        raise TerminalError(f"after: expected an update number >= 0, got {after!r}", 400)
     tracking = await TRACKING.get(ctx)
-    if tracking is not None and tracking.seq > after:
-        events.append(tracking)
-    return sorted(events, key=lambda e: e.seq)
+    return [tracking] if tracking is not None and tracking.seq > after else []
 
 
 @order_status.handler(name="getEvents", kind="shared", output_serde=PydanticSerde(list[OrderEvent]))
 async def get_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
-    """The order's changes numbered above `after`, oldest first (only the latest ETA and driver position)."""
+    """The order's latest ETA and driver position, if numbered above `after` (statuses: the workflow's)."""
     return await events_after(ctx, after)
 
 
@@ -174,12 +187,9 @@ class Watch(Model):
 
 @order_status.handler(name="waitForEvents", kind="shared", output_serde=PydanticSerde(list[OrderEvent]))
 async def wait_for_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
-    """The changes after `after`, waiting up to WATCH_S for the next; a final order answers its end."""
+    """The tracking update after `after`, waiting up to WATCH_S for the next (else empty)."""
     if events := await events_after(ctx, after):
         return events
-    history = await HISTORY.get(ctx) or []
-    if history and history[-1].final:
-        return [history[-1]]
     # Told of the next change by the writer (no polling): its cost grows with changes, not with time.
     name, changed = ctx.awakeable(serde=EVENT)
     ctx.object_send(add_watcher, key=ctx.key(), arg=Watch(awakeable=name, after=after))
@@ -199,9 +209,12 @@ async def add_watcher(ctx: ObjectContext, watch: Watch) -> None:
 
 
 async def keep_driver_watched(ctx: ObjectContext) -> None:
-    """Have the order's driver pass every location on while readers wait (told again halfway through)."""
+    """Have the order's driver pass every location on while readers wait (told again halfway through).
+
+    The twin ignores it once the driver is done with the delivery.
+    """
     tracking = await TRACKING.get(ctx)
-    if tracking is None or tracking.driver is None or (await current_status(ctx) or Status.NEW).terminal:
+    if tracking is None or tracking.driver is None:
         return
     driver, now = tracking.driver, await now_ms(ctx)
     told = await DRIVER_WATCH.get(ctx)
@@ -221,12 +234,13 @@ async def keep_driver_watched(ctx: ObjectContext) -> None:
 
 @order_status.handler(name="getTracking", kind="shared", input_serde=NO_INPUT)
 async def get_tracking(ctx: ObjectSharedContext, _: Nothing = None) -> Tracking:
-    """The estimated arrival and the driver's latest position (asked of the driver's twin)."""
+    """The estimated arrival and the driver's latest position (asked of the driver's twin while the
+    driver is on the delivery; the position the order was told last after that)."""
     tracking = await TRACKING.get(ctx)
     if tracking is None:
         return Tracking()
     driver = tracking.driver
-    if driver is not None and not (await current_status(ctx) or Status.NEW).terminal:
+    if driver is not None:
         latest = await ctx.object_call(twin.get_position, key=driver.driver_id, arg=None)
         if latest is not None and latest.delivery_id == driver.delivery_id:
             return Tracking(arrival=latest.arrival, driver=latest)

@@ -28,13 +28,13 @@ from foodorder.models import (
     DriverSelected,
     OfferPolicy,
     Order,
+    OrderEvent,
     OrderTerms,
     Reassignment,
     Refusal,
     RejectionReason,
     Status,
     StatusChange,
-    StatusUpdate,
     StoreState,
 )
 from foodorder.ordering import board, store_state
@@ -46,6 +46,14 @@ order_workflow = Workflow("order-workflow")
 
 ORDER: StateKey[Order] = StateKey("order", Order)
 TERMS: StateKey[OrderTerms] = StateKey("terms", OrderTerms)
+# Every status the order went through, numbered from 1 (`run` writes it; the shared handlers read it).
+# An order that a release before this one started keeps its history in order-status instead.
+HISTORY: StateKey[list[OrderEvent]] = StateKey("history", list[OrderEvent])
+STATUS_EVENT: PydanticSerde[OrderEvent] = PydanticSerde(OrderEvent)
+# A waitForStatus answers empty after this long, and the reader asks again. An order of an earlier
+# release does not resolve its status promises, so its readers ask again sooner.
+WATCH_S = order_status.WATCH_S
+EARLIER_RELEASE_WATCH_S = 5
 # Durable promises the outside world resolves through the shared handlers below.
 PREPARATION_FINISHED = "preparation_finished"
 DECISION = "restaurant_decision"  # resolved with the restaurant's Decision (by `decide`, or by `run`)
@@ -140,7 +148,7 @@ class OrderRun:
         self.captured = False
         self.at_restaurant = False
         self.delivery_id: str | None = None
-        self.history: list[StatusChange] = []  # what this run recorded, for the ops board at the end
+        self.history: list[OrderEvent] = []  # the statuses recorded so far (HISTORY)
 
     async def step(
         self, name: str, policy: RetryPolicy, action: Any, cancellable: bool = True, **kwargs: Any
@@ -154,15 +162,27 @@ class OrderRun:
     async def set_status(
         self, status: Status, reason: str | None = None, refusal: Refusal | None = None
     ) -> None:
-        """Record the new status, with its time, in the order's history (kept by order-status)."""
-        change = StatusUpdate(
-            status=status, at=await now_ms(self.ctx), reason=reason, webhook=self.terms.webhook
+        """Record the new status, with its time, in the order's history, and wake its readers.
+
+        The history is the workflow's own state and each status resolves a promise of its number
+        (`waitForStatus`), so a status costs no invocation; only a provider with a status webhook
+        has order-status told (`announce`), which queues the webhook with the latest ETA.
+        """
+        event = OrderEvent(
+            seq=len(self.history) + 1,
+            at=await now_ms(self.ctx),
+            type="status",
+            status=status,
+            reason=reason,
+            reason_code=refusal.reason_code if refusal else None,
+            items=(refusal.items or None) if refusal else None,
         )
-        if refusal is not None:
-            change.reason_code = refusal.reason_code
-            change.items = refusal.items or None
-        self.history.append(change)
-        self.ctx.object_send(order_status.record_status, key=self.ctx.key(), arg=change)
+        self.history.append(event)
+        HISTORY.set(self.ctx, self.history)
+        await resolve(self.ctx, status_promise(event.seq), event.model_dump(mode="json"))
+        if self.terms.webhook is not None:
+            announcement = order_status.Announcement(provider=self.terms.webhook, event=event)
+            self.ctx.object_send(order_status.announce, key=self.ctx.key(), arg=announcement)
 
     async def wait(self, timeout_s: float, name: str, **events: RestateDurableFuture[Any]) -> tuple[str, Any]:
         """The first of `events` to happen, or ("timeout", None) once `timeout_s` (simulated) passed.
@@ -200,6 +220,7 @@ async def run(ctx: WorkflowContext, order: Order) -> None:
     if order.id != ctx.key():
         raise TerminalError(f"id: {order.id!r} differs from the workflow key {ctx.key()!r}", 400)
     ORDER.set(ctx, order)
+    HISTORY.set(ctx, [])
     started = board.OrderStarted(order_id=ctx.key(), at=await now_ms(ctx))
     ctx.object_send(board.order_started, key=board.shard(ctx.key()), arg=started)
     terms = await ctx.run_typed("fix the order's terms", order_terms, order=order)
@@ -281,7 +302,7 @@ async def process(this: OrderRun) -> Status:
     if not decision.accepted:
         return await reject(this, decision.refusal or other("the order was denied"))
     # The first estimate: the kitchen's usual time (longer while it is busy), then the ride. Sent
-    # before the status, which order-status then records after it: IN_PREPARATION comes with its ETA.
+    # before the status, so that a provider's webhook hears of IN_PREPARATION with its ETA.
     # An order the catalog cannot serve was rejected.
     assert terms.restaurant_location is not None and terms.region is not None
     cooking_ms = terms.preparation_s * 1000 + store.extra_prep_ms(await now_ms(ctx))
@@ -400,7 +421,8 @@ async def end(
 ) -> Status:
     """Record the final status, tell whoever asked to cancel how the order ended, plan forgetting it."""
     await this.set_status(status, reason, refusal)
-    ended = board.OrderEnded(order_id=this.ctx.key(), history=this.history, region=this.terms.region)
+    history = [event.change() for event in this.history]
+    ended = board.OrderEnded(order_id=this.ctx.key(), history=history, region=this.terms.region)
     this.ctx.object_send(board.order_ended, key=board.shard(this.ctx.key()), arg=ended)
     await resolve(this.ctx, CANCEL_OUTCOME, status)
     await resolve(this.ctx, ENDED, status)
@@ -417,6 +439,11 @@ def cancellation(ctx: WorkflowContext) -> RestateDurableFuture[str]:
 def driver_selected(attempt: int) -> str:
     """The promise resolved with the driver of an attempt (the seed's name for the first)."""
     return DRIVER_SELECTED if attempt == 0 else f"{DRIVER_SELECTED}-{attempt}"
+
+
+def status_promise(number: int) -> str:
+    """The promise resolved with the order's status number `number` (from 1) once it is recorded."""
+    return f"status-{number}"
 
 
 def driver_replaced(attempt: int) -> str:
@@ -503,15 +530,30 @@ async def cancel(ctx: WorkflowSharedContext, reason: str | None = None) -> Statu
     return Status.CANCELLED
 
 
+async def status_events(ctx: WorkflowSharedContext) -> list[OrderEvent] | None:
+    """Every status of the order, numbered from 1; None before the workflow ran.
+
+    An order that a release before this one started records its statuses in order-status.
+    """
+    if (history := await HISTORY.get(ctx)) is not None:
+        return history
+    if await ORDER.get(ctx) is None:
+        return None
+    earlier: list[StatusChange] = await ctx.object_call(order_status.get_history, key=ctx.key(), arg={})
+    return [
+        OrderEvent(type="status", seq=n, **change.model_dump()) for n, change in enumerate(earlier, start=1)
+    ]
+
+
 async def recorded_status(ctx: WorkflowSharedContext) -> Status | None:
-    """The order's latest status as order-status records it."""
-    current = await ctx.object_call(order_status.get, key=ctx.key(), arg={})
-    return current.status
+    """The order's latest status (None before the workflow ran)."""
+    events = await status_events(ctx)
+    return events[-1].status if events else None
 
 
 @order_workflow.handler(name="getStatus", input_serde=NO_INPUT)
 async def get_status(ctx: WorkflowSharedContext, _: Nothing = None) -> Status | None:
-    """The order's current status (null before the workflow ran), as order-status records it."""
+    """The order's current status (null before the workflow ran)."""
     return await recorded_status(ctx)
 
 
@@ -519,9 +561,27 @@ async def get_status(ctx: WorkflowSharedContext, _: Nothing = None) -> Status | 
     name="getHistory", input_serde=NO_INPUT, output_serde=PydanticSerde(list[StatusChange])
 )
 async def get_history(ctx: WorkflowSharedContext, _: Nothing = None) -> list[StatusChange]:
-    """Every status the order went through, with its time and reason (kept by order-status)."""
-    history: list[StatusChange] = await ctx.object_call(order_status.get_history, key=ctx.key(), arg={})
-    return history
+    """Every status the order went through, with its time and reason."""
+    return [event.change() for event in await status_events(ctx) or []]
+
+
+@order_workflow.handler(name="waitForStatus", output_serde=PydanticSerde(list[OrderEvent]))
+async def wait_for_status(ctx: WorkflowSharedContext, after: int) -> list[OrderEvent]:
+    """The statuses numbered above `after`, waiting up to WATCH_S for the next; a final order answers
+    its end. The wait is on the next status' promise: it costs nothing until that status comes."""
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise TerminalError(f"after: expected a status number >= 0, got {after!r}", 400)
+    events = await status_events(ctx) or []
+    if newer := [event for event in events if event.seq > after]:
+        return newer
+    if events and events[-1].final:
+        return [events[-1]]
+    watch_s = WATCH_S if await HISTORY.get(ctx) is not None or not events else EARLIER_RELEASE_WATCH_S
+    which, event = await restate.select(
+        changed=ctx.promise(status_promise(after + 1), serde=STATUS_EVENT).value(),
+        timeout=ctx.sleep(timedelta(seconds=watch_s)),
+    )
+    return [event] if which == "changed" else []
 
 
 @order_workflow.handler(name="getOrder", input_serde=NO_INPUT)

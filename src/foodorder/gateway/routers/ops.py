@@ -2,8 +2,8 @@
 
 It reads Restate's own tables through SQL introspection (admin API): the orders in flight are the
 workflows whose invocation has not completed (`sys_invocation`), with why Restate retries any
-invocation of theirs; their statuses come from order-status for those orders only, and the orders
-that ended are counted by the ops board (`ordering/board.py`). So a refresh costs the same with
+invocation of theirs; their statuses come from the workflows' state for those orders only, and the
+orders that ended are counted by the ops board (`ordering/board.py`). So a refresh costs the same with
 10,000 ended orders as with 10, and no invocation.
 
 `/ops?region=<id>` shows one region's drivers (those whose shift is in it) and orders (of its
@@ -47,7 +47,7 @@ FAILURES_QUERY = (
 ORDER_SERVICES = "('order-workflow', 'order-status')"
 # What /ops reads of each order in flight and each driver (by key: see `keyed`).
 READS = (
-    "(service_name = 'order-status' AND key = 'history')"
+    f"({introspection.HISTORY_ROWS})"
     " OR (service_name = 'order-workflow' AND key = 'order')"
     " OR (service_name = 'driver-digital-twin' AND key IN ('driver-status', 'driver-location', 'region'))"
 )
@@ -115,8 +115,8 @@ async def snapshot(
             values[row["key"]] = json.loads(row["value_utf8"])
     latest = {
         key: OrderEvent.model_validate(values["history"][-1])
-        for (service, key), values in state.items()
-        if service == "order-status" and values.get("history")
+        for (_, key), values in state.items()
+        if values.get("history")
     }
     now = epoch_ms()
     stale_before = now - settings.stale_after_s * 1000

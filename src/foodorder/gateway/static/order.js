@@ -20,7 +20,8 @@ const CANCELLABLE = new Set(["NEW", "CREATED", "SCHEDULED", "IN_PREPARATION", "S
 const TERMINAL = new Set(["DELIVERED", "REJECTED", "CANCELLED"]);
 
 const map = new FoodMap(document.getElementById("map"), REGION);
-const state = { status: ORDER.status, arrival: null, driver: null, lastEvent: 0 };
+// The last status and the last tracking update (ETA, driver) shown: each kind is numbered apart.
+const state = { status: ORDER.status, arrival: null, driver: null, seen: { status: 0, tracking: 0 } };
 
 if (RESTAURANT) map.mark("restaurant", "restaurant", RESTAURANT.location, RESTAURANT.name);
 if (ORDER.deliveryLocation) map.mark("customer", "customer", ORDER.deliveryLocation, "you");
@@ -69,8 +70,9 @@ function showEta() {
 // Each event once, in order, even when a reopened stream replays from the start.
 function fresh(message) {
   const event = JSON.parse(message.data);
-  if (event.seq <= state.lastEvent) return null;
-  state.lastEvent = event.seq;
+  const kind = event.type === "status" ? "status" : "tracking";
+  if (event.seq <= state.seen[kind]) return null;
+  state.seen[kind] = event.seq;
   return event;
 }
 
