@@ -5,7 +5,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from foodorder.gateway.metrics import OrdersEnded
 from foodorder.models import Status, StatusChange
-from foodorder.ordering.board import RECENT_PROBLEMS, SHARDS, OrderEnded, Tally, shard, tallied
+from foodorder.ordering.board import (
+    RECENT_ENDINGS,
+    RECENT_PROBLEMS,
+    SHARDS,
+    OrderEnded,
+    OrderStarted,
+    Tally,
+    listed,
+    shard,
+    tallied,
+)
 
 
 def ended(order_id: str, *steps: tuple[Status, float], reason: str | None = None) -> OrderEnded:
@@ -32,6 +42,21 @@ def test_a_tally_counts_endings_and_the_first_time_each_status_was_reached() -> 
     assert tally.durations[Status.SCHEDULING_DELIVERY].sum_s == 2  # not the second time, at 40 s
     assert tally.durations[Status.DELIVERED].buckets == [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]  # <= 120 s
     assert [(p.order_id, p.reason) for p in tally.problems] == [("b", "payment declined")]
+
+
+def test_a_batch_of_starts_lists_the_orders_in_flight_but_not_one_that_ended_before_it_came() -> None:
+    # A gateway sends its starts a second late: an order rejected at once has ended by then.
+    tally = tallied(Tally(), ended("rejected", (Status.REJECTED, 0)))
+    tally = listed(tally, [OrderStarted(order_id=key, at=1_000_000) for key in ("rejected", "new")])
+    assert tally.in_flight == {"new": 1_000_000}
+    assert tally.ended == {Status.REJECTED: 1}
+
+
+def test_a_tally_remembers_only_the_latest_endings() -> None:
+    tally = Tally()
+    for n in range(RECENT_ENDINGS + 3):
+        tally = tallied(tally, ended(f"o{n}", (Status.DELIVERED, 1)))
+    assert tally.recently_ended == [f"o{n}" for n in range(3, RECENT_ENDINGS + 3)]
 
 
 def test_a_tally_keeps_only_the_latest_problems() -> None:

@@ -15,6 +15,7 @@ from foodorder.clients.restate import RestateApi
 from foodorder.config import Settings
 from foodorder.gateway import metrics
 from foodorder.gateway.auth import Keys
+from foodorder.gateway.board import BoardStarts
 from foodorder.gateway.events import OrderFeeds
 from foodorder.gateway.limits import Limiter
 from foodorder.gateway.metrics import Metrics, RequestMetrics
@@ -32,6 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ingress = Ingress(settings.ingress_urls, settings.http_timeout_s)
         app.state.stores = StoreStates(app.state.ingress)
+        app.state.board_starts = BoardStarts(app.state.ingress)
         # A connection for each watched order's wait, in a pool of its own beside the API's.
         waits = Ingress(settings.ingress_urls, settings.http_timeout_s, settings.streams_total)
         app.state.feeds = OrderFeeds(waits, settings.stream_batch_s)
@@ -49,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         await app.state.storefront_api.aclose()
         await app.state.feeds.close()
+        await app.state.board_starts.close()
         await app.state.ingress.close()
         await app.state.locations.close()
         await app.state.admin.close()

@@ -43,10 +43,16 @@ class Ingress(RestateApi):
         return self._result(response)
 
     async def send(
-        self, service: str, key: str, handler: str, body: Any = None, idempotency_key: str | None = None
+        self,
+        service: str,
+        key: str,
+        handler: str,
+        body: Any = None,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
-        """Enqueue an invocation without waiting for it."""
-        headers = {"idempotency-key": idempotency_key} if idempotency_key else None
+        """Enqueue an invocation without waiting for it (`headers` reach the handler)."""
+        headers = {**(headers or {}), **({"idempotency-key": idempotency_key} if idempotency_key else {})}
         with concerning(service, key):
             response = await self.request(
                 "POST", self.path(service, key, handler) + "/send", json=body, headers=headers

@@ -1,7 +1,9 @@
 """ops-board (key = shard, or `fleet`): what operations look at, kept as it happens.
 
-Each order's workflow sends its start and its ending here (two invocations per order): the shard
-keeps the orders in flight and counts the ones that ended. Each driver's twin sends its first turn
+Each order's workflow sends its ending here, and its start unless a gateway took the order: the
+gateway sends the starts of the orders it took in batches, one per shard per second (so an accepted
+order costs no invocation here until it ends). The shard keeps the orders in flight and counts the
+ones that ended. Each driver's twin sends its first turn
 on duty to the `fleet` key. So `/ops` and the gateway's `/metrics` read a few records by key, never
 every order or driver ever stored. Orders are spread over SHARDS keys so that no one key serializes
 every start and ending.
@@ -23,6 +25,11 @@ SHARDS = 16
 # Upper bounds (seconds) of the buckets of time from submission to a status, as Prometheus counts them.
 BUCKETS_S = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 RECENT_PROBLEMS = 10
+# The header of an order's `run` that says a gateway lists the order's start (in a batch).
+LISTED_HEADER = "x-foodorder-listed"
+# A batch of starts may come after the order ended (a rejection takes milliseconds): the latest
+# endings are remembered this long (per shard) so that such a start is dropped, not listed forever.
+RECENT_ENDINGS = 128
 
 
 class OrderEnded(Model):
@@ -77,6 +84,7 @@ class Tally(Model):
     ended_by_region: dict[str, dict[Status, int]] = Field(default_factory=dict)
     durations: dict[Status, Durations] = Field(default_factory=dict)
     problems: list[Problem] = Field(default_factory=list)
+    recently_ended: list[str] = Field(default_factory=list)  # order ids, the latest RECENT_ENDINGS
 
 
 TALLY: StateKey[Tally] = StateKey("tally", Tally)
@@ -93,10 +101,18 @@ def shard(order_id: str) -> str:
     return str(zlib.crc32(order_id.encode()) % SHARDS)
 
 
+def listed(tally: Tally, started: list[OrderStarted]) -> Tally:
+    """`tally` with the orders `started` in flight, but for those that ended already."""
+    ended = set(tally.recently_ended)
+    tally.in_flight.update((s.order_id, s.at) for s in started if s.order_id not in ended)
+    return tally
+
+
 def tallied(tally: Tally, ended: OrderEnded) -> Tally:
     """`tally` with `ended` counted."""
     final = ended.final
     tally.in_flight.pop(ended.order_id, None)
+    tally.recently_ended = [*tally.recently_ended, ended.order_id][-RECENT_ENDINGS:]
     tally.ended[final.status] = tally.ended.get(final.status, 0) + 1
     if ended.region is not None:
         regional = tally.ended_by_region.setdefault(ended.region, {})
@@ -123,6 +139,13 @@ async def order_started(ctx: ObjectContext, started: OrderStarted) -> None:
     tally = await TALLY.get(ctx) or Tally()
     tally.in_flight[started.order_id] = started.at
     TALLY.set(ctx, tally)
+
+
+@ops_board.handler(name="ordersStarted", input_serde=required(list[OrderStarted]))
+async def orders_started(ctx: ObjectContext, started: list[OrderStarted]) -> None:
+    """Count orders in flight (sent by a gateway, in a batch, for the orders it took); an order that
+    ended already is not counted again."""
+    TALLY.set(ctx, listed(await TALLY.get(ctx) or Tally(), started))
 
 
 @ops_board.handler(name="orderEnded", input_serde=required(OrderEnded), ingress_private=True)

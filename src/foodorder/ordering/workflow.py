@@ -221,8 +221,9 @@ async def run(ctx: WorkflowContext, order: Order) -> None:
         raise TerminalError(f"id: {order.id!r} differs from the workflow key {ctx.key()!r}", 400)
     ORDER.set(ctx, order)
     HISTORY.set(ctx, [])
-    started = board.OrderStarted(order_id=ctx.key(), at=await now_ms(ctx))
-    ctx.object_send(board.order_started, key=board.shard(ctx.key()), arg=started)
+    if board.LISTED_HEADER not in {name.lower() for name in ctx.request().headers}:  # else a gateway lists it
+        started = board.OrderStarted(order_id=ctx.key(), at=await now_ms(ctx))
+        ctx.object_send(board.order_started, key=board.shard(ctx.key()), arg=started)
     terms = await ctx.run_typed("fix the order's terms", order_terms, order=order)
     TERMS.set(ctx, terms)
     this = OrderRun(ctx, order, terms)

@@ -5,6 +5,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from foodorder import telemetry
 from foodorder.catalog import load_catalog
 from foodorder.gateway.auth import ProviderDep
+from foodorder.gateway.board import BoardStarts, BoardStartsDep
 from foodorder.gateway.deps import IngressDep, ProviderOrderDep, order_key, stored_order
 from foodorder.gateway.events import EventStream, StreamDep
 from foodorder.gateway.restate import Ingress
@@ -27,6 +28,7 @@ from foodorder.gateway.schemas import (
 )
 from foodorder.gateway.stores import REFUSALS, StoresDep, StoreStates, refuse_unavailable
 from foodorder.models import Order, Product, Status, StatusChange, Tracking, as_datetime
+from foodorder.ordering import board
 
 router = APIRouter(
     prefix="/api/v1/orders",
@@ -81,26 +83,38 @@ def links(order_ref: str) -> Links:
     },
 )
 async def submit_order(
-    request: OrderRequest, provider: ProviderDep, ingress: IngressDep, stores: StoresDep, response: Response
+    request: OrderRequest,
+    provider: ProviderDep,
+    ingress: IngressDep,
+    stores: StoresDep,
+    starts: BoardStartsDep,
+    response: Response,
 ) -> OrderAccepted:
     """Submit an order; the same id with the same content again returns the same order."""
     order = priced_order(order_key(provider.id, request.id), request)
-    current = await take_order(ingress, stores, order)
+    current = await take_order(ingress, stores, starts, order)
     if current is not None:
         response.status_code = status.HTTP_200_OK
     return OrderAccepted(id=request.id, status=current or Status.NEW, links=links(request.id))
 
 
-async def take_order(ingress: Ingress, stores: StoreStates, order: Order) -> Status | None:
+async def take_order(
+    ingress: Ingress, stores: StoreStates, starts: BoardStarts, order: Order
+) -> Status | None:
     """Start the order's workflow unless the store refuses it: None when this request started it,
     the order's status when it was submitted before with the same content (409 for another)."""
     with telemetry.about_order(order.id):  # the store's state is read for this order
         await refuse_unavailable(stores, ingress, order)
     # Restate starts a workflow once per key and says whether this request started it: an accepted
-    # order costs this one invocation; a GET that comes before the workflow stored the order waits
-    # for it (see `provider_order`), and only a resubmission reads the stored order to compare.
-    sent = await ingress.send("order-workflow", order.id, "run", order.model_dump(mode="json"))
+    # order costs this one invocation (the ops board hears of it in a batch: `BoardStarts`); a GET
+    # that comes before the workflow stored the order waits for it (see `provider_order`), and only
+    # a resubmission reads the stored order to compare.
+    listed = {board.LISTED_HEADER: "gateway"}
+    sent = await ingress.send(
+        "order-workflow", order.id, "run", order.model_dump(mode="json"), headers=listed
+    )
     if sent.get("status") == "Accepted":
+        starts.add(order.id)
         return None
     if await stored_order(ingress, order.id) != order:
         raise HTTPException(409, "an order with this id exists with a different content")

@@ -18,6 +18,7 @@ from pydantic.json_schema import SkipJsonSchema
 from foodorder import introspection
 from foodorder.config import Settings
 from foodorder.gateway.auth import OperatorDep, ProviderDep
+from foodorder.gateway.board import BoardStartsDep
 from foodorder.gateway.deps import IngressDep, order_key
 from foodorder.gateway.limits import limiter
 from foodorder.gateway.routers.orders import links, priced_order, take_order
@@ -68,6 +69,7 @@ async def order_webhook(
     request: Request,
     ingress: IngressDep,
     stores: StoresDep,
+    starts: BoardStartsDep,
     timestamp: Annotated[str | None, Header(alias=TIMESTAMP, description="epoch seconds")] = None,
     signature: Annotated[
         str | None, Header(alias=SIGNATURE, description='hex HMAC-SHA256 of "{timestamp}.{raw body}"')
@@ -97,7 +99,7 @@ async def order_webhook(
         ]
         raise HTTPException(422, detail) from None
     order = priced_order(order_key(provider_id, submitted.id), submitted)
-    current = await take_order(ingress, stores, order)
+    current = await take_order(ingress, stores, starts, order)
     return OrderAccepted(id=submitted.id, status=current or Status.NEW, links=links(submitted.id))
 
 
