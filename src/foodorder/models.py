@@ -250,7 +250,7 @@ class DeliveryRequest(Model):
     customer_location: Location
     order_id: str | None = None
     order_picked_up: bool = False
-    eta_tolerance_ms: int = Field(0, ge=0, description="the order hears of an ETA that moved by more")
+    eta_tolerance_ms: int = Field(0, ge=0, description="unused: an earlier release's state may have it")
 
 
 class OfferPolicy(Model):
@@ -269,7 +269,7 @@ class DeliveryInformation(Model):
     restaurant_location: Location
     customer_location: Location
     silence_timeout_ms: int = Field(gt=0, description="an assigned driver silent this long is replaced")
-    eta_tolerance_ms: int = Field(0, ge=0, description="the order hears of an ETA that moved by more")
+    eta_tolerance_ms: int = Field(0, ge=0, description="unused: an earlier release's state may have it")
     offer_policy: OfferPolicy
     order_picked_up: bool = False
     driver_id: str | None = None

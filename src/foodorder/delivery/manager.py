@@ -45,7 +45,6 @@ def delivery_request(ctx: ObjectContext, info: DeliveryInformation) -> DeliveryR
         customer_location=info.customer_location,
         order_id=info.order_id,
         order_picked_up=info.order_picked_up,
-        eta_tolerance_ms=info.eta_tolerance_ms,
     )
 
 

@@ -1,8 +1,9 @@
 """driver-digital-twin (key = driver id): a driver's status, location and assigned delivery.
 
-A location report costs this one invocation: the twin keeps the driver's position, and tells the
-order (order-status) only what matters to it, a new ETA, unless someone watches the order, when it
-passes on every report. Readers of the order's tracking ask the twin for the position (`getPosition`).
+A location report costs this one invocation: the twin keeps the driver's position and ETA, and tells
+the order (order-status) of them only while someone watches the order, when it passes on every
+report. The order hears of its driver once, at the assignment; readers of its tracking (its ETA, the
+driver's position) ask the twin (`getPosition`).
 """
 
 from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
@@ -40,9 +41,6 @@ POSITION: StateKey[DriverPosition] = StateKey("position", DriverPosition)  # on 
 TOLD: StateKey[DriverPosition] = StateKey("told", DriverPosition)  # what the order was told last
 WATCHED_UNTIL: StateKey[int] = StateKey("watched-until", int)  # epoch ms; see `watch`
 PHONE_WORK: PydanticSerde[PhoneWork] = PydanticSerde(PhoneWork)  # what pollForWork carries to the phone
-# The order is told of a new ETA once it moved by more than this share of the time left (and by
-# more than the delivery's tolerance: a report processed late moves the ETA by as much).
-ETA_CHANGE = 0.1
 OFFER: StateKey[Offer] = StateKey("offer", Offer)
 POOL_LOCATION: StateKey[Location] = StateKey("pool-location", Location)  # where the matcher thinks they wait
 # A waiting driver who moved this far from where their matcher thinks they are tells it.
@@ -219,23 +217,14 @@ async def register_phone_app(ctx: ObjectContext, service: str) -> None:
 
 
 async def track(ctx: ObjectContext, delivery: DeliveryRequest, location: Location, now: int) -> None:
-    """Keep where the driver is on `delivery`; tell its order when that matters or someone watches."""
+    """Keep where the driver is on `delivery`; tell its order of its driver first, then while watched."""
     if delivery.order_id is None:
         return
     position = manager.driver_position(ctx.key(), delivery, location, now)
     POSITION.set(ctx, position)
     told = await TOLD.get(ctx)
-    if news(told, position, now, delivery.eta_tolerance_ms) or now < (await WATCHED_UNTIL.get(ctx) or 0):
+    if told is None or told.delivery_id != position.delivery_id or now < (await WATCHED_UNTIL.get(ctx) or 0):
         tell(ctx, delivery.order_id, position)
-
-
-def news(told: DriverPosition | None, position: DriverPosition, now: int, tolerance_ms: int) -> bool:
-    """Whether the order must hear of `position`: its first, a late driver's, or a noticeably moved ETA."""
-    # Past the arrival the order was told, it would show an ETA of 0 while the driver is still on the way.
-    if told is None or told.delivery_id != position.delivery_id or now >= told.arrival:
-        return True
-    moved = abs(position.arrival - told.arrival)
-    return moved > tolerance_ms and moved > ETA_CHANGE * max(0, told.arrival - now)
 
 
 def tell(ctx: ObjectContext, order_id: str, position: DriverPosition) -> None:

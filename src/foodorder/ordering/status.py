@@ -7,9 +7,10 @@ which replaces the one before, numbered in a sequence of their own, so that a re
 update n asks for what came after n; a reader that has seen everything waits (`waitForEvents`) and
 is told of the next change by the handler that makes it, instead of polling.
 
-The driver's position lives in the driver's twin, which tells this record of a new ETA, and of
-every location while someone waits for the order's changes (the waiting reader has the twin told so,
-`keep_driver_watched`); a read of the tracking asks the twin for the latest position.
+The driver's position and ETA live in the driver's twin, which tells this record of the driver at the
+assignment, and of every location while someone waits for the order's changes (the waiting reader
+has the twin told so, `keep_driver_watched`); a read of the tracking (`get`, `getTracking`, the ETA
+of a webhook) asks the twin for the latest.
 
 An order that a release before this one started records its statuses here (`recordStatus`), and
 its workflow reads them back from here (`getHistory`) until it ends.
@@ -92,8 +93,8 @@ async def get(ctx: ObjectSharedContext, _: Nothing = None) -> OrderStatus:
     status = await current_status(ctx)
     if status is not None and status.terminal:
         return OrderStatus(status=status, eta=0 if status == Status.DELIVERED else None)
-    tracking = await TRACKING.get(ctx)
-    if tracking is None or tracking.arrival is None:
+    tracking = await latest_tracking(ctx)
+    if tracking.arrival is None:
         return OrderStatus(status=status)
     return OrderStatus(status=status, eta=max(0, tracking.arrival - await now_ms(ctx)))
 
@@ -124,8 +125,8 @@ class Announcement(Model):
 async def announce(ctx: ObjectContext, announcement: Announcement) -> None:
     """Queue the provider's status webhook, with the latest ETA (sent by the workflow, for such orders)."""
     event = announcement.event
-    tracking = None if event.final else await TRACKING.get(ctx)
-    webhooks.order_status_changed(ctx, announcement.provider, event, tracking.arrival if tracking else None)
+    arrival = None if event.final else (await latest_tracking(ctx)).arrival
+    webhooks.order_status_changed(ctx, announcement.provider, event, arrival)
 
 
 @order_status.handler(name="recordStatus", input_serde=required(StatusUpdate), ingress_private=True)
@@ -232,10 +233,9 @@ async def keep_driver_watched(ctx: ObjectContext) -> None:
     ctx.object_send(twin.watch, key=driver.driver_id, arg=watch)
 
 
-@order_status.handler(name="getTracking", kind="shared", input_serde=NO_INPUT)
-async def get_tracking(ctx: ObjectSharedContext, _: Nothing = None) -> Tracking:
-    """The estimated arrival and the driver's latest position (asked of the driver's twin while the
-    driver is on the delivery; the position the order was told last after that)."""
+async def latest_tracking(ctx: ObjectContext | ObjectSharedContext) -> Tracking:
+    """The estimated arrival and the driver's latest position: asked of the driver's twin while the
+    driver is on the delivery (the twin tells this record of them only while someone watches)."""
     tracking = await TRACKING.get(ctx)
     if tracking is None:
         return Tracking()
@@ -245,3 +245,9 @@ async def get_tracking(ctx: ObjectSharedContext, _: Nothing = None) -> Tracking:
         if latest is not None and latest.delivery_id == driver.delivery_id:
             return Tracking(arrival=latest.arrival, driver=latest)
     return Tracking(arrival=tracking.arrival, driver=driver)
+
+
+@order_status.handler(name="getTracking", kind="shared", input_serde=NO_INPUT)
+async def get_tracking(ctx: ObjectSharedContext, _: Nothing = None) -> Tracking:
+    """The estimated arrival and the driver's latest position (after the delivery: where it ended)."""
+    return await latest_tracking(ctx)

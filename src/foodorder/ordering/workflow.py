@@ -64,8 +64,6 @@ CANCEL_REQUESTED = "cancel_requested"  # resolved with the reason by `cancel`
 CANCEL_OUTCOME = "cancel_outcome"  # resolved by `run`: CANCELLED, or the status that made it too late
 ENDED = "ended"  # resolved by `run` with the final status, once everything is undone
 CANCEL_ANSWER_WITHIN = timedelta(seconds=10)
-# The customer hears of a new ETA (without watching the order live) once it moved by more than this.
-ETA_TOLERANCE_S = 60
 
 # How patiently each call to the outside world is retried before its stage is given up and undone
 # (backoffs double from 2 s; seconds are scaled like every simulated duration).
@@ -330,7 +328,6 @@ async def process(this: OrderRun) -> Status:
         restaurant_location=terms.restaurant_location,
         customer_location=terms.customer_location,
         silence_timeout_ms=int(terms.scaled(terms.driver_silence_timeout_s) * 1000),
-        eta_tolerance_ms=int(terms.scaled(ETA_TOLERANCE_S) * 1000),
         offer_policy=OfferPolicy(
             timeout_ms=int(terms.scaled(terms.offer_timeout_s) * 1000),
             misses_off_duty=terms.offer_misses_off_duty,
