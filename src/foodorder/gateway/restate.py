@@ -32,13 +32,20 @@ class Ingress(RestateApi):
         return f"/{service}/{quote(key, safe='')}/{handler}"
 
     async def call(
-        self, service: str, key: str, handler: str, body: Any = None, timeout_s: float | None = None
+        self,
+        service: str,
+        key: str,
+        handler: str,
+        body: Any = None,
+        timeout_s: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
         """Invoke and wait for the result; a terminal error of the handler becomes the same HTTP error."""
         timeout = self.http.timeout if timeout_s is None else httpx.Timeout(timeout_s)
+        headers = {"idempotency-key": idempotency_key} if idempotency_key else None
         with concerning(service, key):
             response = await self.request(
-                "POST", self.path(service, key, handler), json=body, timeout=timeout
+                "POST", self.path(service, key, handler), json=body, timeout=timeout, headers=headers
             )
         return self._result(response)
 

@@ -460,8 +460,13 @@ async def resolve(ctx: WorkflowContext | WorkflowSharedContext, promise: str, va
 
 
 @order_workflow.handler(name="finishedPreparation")
-async def finished_preparation(ctx: WorkflowSharedContext) -> None:
-    """Called by the restaurant when the order is ready for pickup."""
+async def finished_preparation(ctx: WorkflowSharedContext, restaurant_id: str | None = None) -> None:
+    """Called by the restaurant when the order is ready for pickup; given the restaurant's id (as the
+    API gives it), 404 unless the order is that restaurant's."""
+    if restaurant_id is not None:
+        order = await ORDER.get(ctx)
+        if order is None or order.restaurant_id != restaurant_id:
+            raise TerminalError(f"restaurant {restaurant_id!r} has no order {ctx.key()!r}", 404)
     await resolve(ctx, PREPARATION_FINISHED)
 
 

@@ -56,9 +56,14 @@ ShopDep = Annotated[Restaurant, Depends(shop_of)]
 @router.post(
     "/{restaurant_id}/orders/{order_id}/ready", status_code=status.HTTP_202_ACCEPTED, responses=NO_ORDER
 )
-async def order_ready(order: RestaurantOrderDep, ingress: IngressDep) -> None:
+async def order_ready(restaurant_id: RestaurantDep, order_id: OrderId, ingress: IngressDep) -> None:
     """The kitchen finished the order; only for this restaurant's orders."""
-    await ingress.send("order-workflow", order.id, "finishedPreparation", idempotency_key=f"ready-{order.id}")
+    # The workflow checks that the order is this restaurant's: one invocation, no read before it (a
+    # report repeated by the POS is answered from Restate's record of the first).
+    ready = f"ready-{restaurant_id}-{order_id}"
+    await ingress.call(
+        "order-workflow", order_id, "finishedPreparation", restaurant_id, idempotency_key=ready
+    )
 
 
 @router.post("/{restaurant_id}/orders/{order_id}/accept", responses=NO_ORDER | DECIDED)
