@@ -350,13 +350,6 @@ class Bench:
     async def sql(self, query: str) -> introspection.Rows:
         return await introspection.query(self.admin, query)
 
-    async def invocations(self) -> dict[str, int]:
-        """Invocations so far, by service."""
-        by_service: dict[str, int] = {}
-        for (service, _), n in (await self.handler_invocations()).items():
-            by_service[service] = by_service.get(service, 0) + n
-        return by_service
-
     async def handler_invocations(self) -> dict[tuple[str, str], int]:
         """Invocations so far, by service and handler."""
         rows = await self.sql(
@@ -365,13 +358,13 @@ class Bench:
         )
         return {(row["s"], row["h"]): int(row["n"]) for row in rows}
 
-    async def settled_invocations(self, timeout_s: float = 30) -> dict[str, int]:
-        """Invocations by service once the work already started has made all its calls."""
-        seen = await self.invocations()
+    async def settled_invocations(self, timeout_s: float = 30) -> dict[tuple[str, str], int]:
+        """Invocations by service and handler once the work already started has made all its calls."""
+        seen = await self.handler_invocations()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             await asyncio.sleep(1)
-            if (now := await self.invocations()) == seen:
+            if (now := await self.handler_invocations()) == seen:
                 break
             seen = now
         return seen
@@ -424,8 +417,14 @@ class Bench:
             )
         best = max(levels, key=lambda level: level["orders_per_s"])
         # Everything the accepted orders made happen until they wait for their due time.
-        spent = sum((await self.settled_invocations()).values()) - sum(before.values())
-        self.results["invocations_per_accepted_order"] = round(spent / accepted, 2)
+        after = await self.settled_invocations()
+        spent = {handler: n - before.get(handler, 0) for handler, n in after.items()}
+        self.results["invocations_per_accepted_order"] = round(sum(spent.values()) / accepted, 2)
+        self.results["invocations_per_accepted_order_by_handler"] = {
+            f"{service}/{handler}": round(n / accepted, 3)
+            for (service, handler), n in sorted(spent.items())
+            if n
+        }
         self.results["intake"] = levels
         self.results["intake_orders_per_s"] = best["orders_per_s"]
         self.results["intake_p99_ms"] = best["p99_ms"]
@@ -893,12 +892,18 @@ class Bench:
         }
 
     async def sustained(self, stack: Stack, unloaded_s: float, first: dict[str, Any]) -> None:
-        """The highest rate whose p99 submission to DELIVERED stays within 2x an unloaded order's."""
+        """The highest rate whose p99 submission to DELIVERED stays within 2x an unloaded order's: up
+        from the first rate by half as much again while it holds, or down by half until it holds."""
+
+        def holds(level: dict[str, Any]) -> bool:
+            return bool(level["p99_s"] <= SUSTAINED_P99_FACTOR * unloaded_s)
+
         levels, per_s = [first], first["offered_per_s"]
-        while levels[-1]["p99_s"] <= SUSTAINED_P99_FACTOR * unloaded_s and len(levels) <= SUSTAINED_STEPS:
-            per_s *= 1.5
+        step = 1.5 if holds(first) else 0.5
+        while len(levels) <= SUSTAINED_STEPS and holds(levels[-1]) == (step > 1):
+            per_s *= step
             levels.append(await self.deliveries(stack, f"sustained-{per_s:g}", per_s, self.plan.seconds * 2))
-        held = [level for level in levels if level["p99_s"] <= SUSTAINED_P99_FACTOR * unloaded_s]
+        held = [level for level in levels if holds(level)]
         self.results["e2e_levels"] = levels
         self.results["e2e_sustained_orders_per_s"] = max(
             (level["delivered_per_s"] for level in held), default=0.0
