@@ -21,14 +21,18 @@ test: check browser wrk
 
 # The flow's tests again, with restate-server suspending every invocation at every await so that
 # each step is replayed from the journal: nondeterministic handler code fails here. Left out: the
-# runs under load (fuzz, chaos, bench, cluster), process stops, and what never reaches a handler's
-# journal (the gateway's request validation, the processes' addresses).
+# runs under load (fuzz, chaos, bench, cluster); process stops and restarts, which replay every
+# invocation in flight from its journal anyway (shutdown, restart, releases); and what is the
+# gateway's alone or never reaches a handler's journal (request validation, addresses, the public
+# door's limits and streams, telemetry).
 test-replay: setup
 	RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT=0s $(BIN)/pytest -q tests/integration \
 	  --ignore=tests/integration/test_api_fuzz.py --ignore=tests/integration/test_chaos.py \
 	  --ignore=tests/integration/test_bench.py --ignore=tests/integration/test_cluster.py \
-	  --ignore=tests/integration/test_shutdown.py --ignore=tests/integration/test_api_errors.py \
-	  --ignore=tests/integration/test_addresses.py
+	  --ignore=tests/integration/test_shutdown.py --ignore=tests/integration/test_restart.py \
+	  --ignore=tests/integration/test_releases.py --ignore=tests/integration/test_api_errors.py \
+	  --ignore=tests/integration/test_addresses.py --ignore=tests/integration/test_public.py \
+	  --ignore=tests/integration/test_observability.py --ignore=tests/integration/test_hardening.py
 
 check: setup
 	$(BIN)/ruff format --check src tests
