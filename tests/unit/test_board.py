@@ -13,6 +13,7 @@ from foodorder.ordering.board import (
     OrderStarted,
     Tally,
     listed,
+    remembered,
     shard,
     tallied,
 )
@@ -47,16 +48,17 @@ def test_a_tally_counts_endings_and_the_first_time_each_status_was_reached() -> 
 def test_a_batch_of_starts_lists_the_orders_in_flight_but_not_one_that_ended_before_it_came() -> None:
     # A gateway sends its starts a second late: an order rejected at once has ended by then.
     tally = tallied(Tally(), ended("rejected", (Status.REJECTED, 0)))
-    tally = listed(tally, [OrderStarted(order_id=key, at=1_000_000) for key in ("rejected", "new")])
+    starts = [OrderStarted(order_id=key, at=1_000_000) for key in ("rejected", "new")]
+    tally = listed(tally, starts, recently_ended=remembered([], "rejected"))
     assert tally.in_flight == {"new": 1_000_000}
     assert tally.ended == {Status.REJECTED: 1}
 
 
-def test_a_tally_remembers_only_the_latest_endings() -> None:
-    tally = Tally()
+def test_a_shard_remembers_only_the_latest_endings() -> None:
+    recently_ended: list[str] = []
     for n in range(RECENT_ENDINGS + 3):
-        tally = tallied(tally, ended(f"o{n}", (Status.DELIVERED, 1)))
-    assert tally.recently_ended == [f"o{n}" for n in range(3, RECENT_ENDINGS + 3)]
+        recently_ended = remembered(recently_ended, f"o{n}")
+    assert recently_ended == [f"o{n}" for n in range(3, RECENT_ENDINGS + 3)]
 
 
 def test_a_tally_keeps_only_the_latest_problems() -> None:

@@ -41,14 +41,23 @@ class BoardStarts:
         )
 
     async def send(self) -> None:
-        """Send each shard's batch; a batch the board did not take is kept for the next try."""
+        """Send each shard's batch; a batch not sent (the board did not take it, or the sending was
+        cancelled) is kept for the next try."""
         batches, self.pending = self.pending, {}
-        for shard, started in batches.items():
-            body = [s.model_dump(mode="json") for s in started]
-            try:
-                await self.ingress.send("ops-board", shard, "ordersStarted", body)
-            except (HTTPException, httpx.HTTPError) as error:
-                log.warning("ops board did not take %d starts of shard %s: %s", len(started), shard, error)
+        try:
+            while batches:
+                shard, started = next(iter(batches.items()))
+                body = [s.model_dump(mode="json") for s in started]
+                try:
+                    await self.ingress.send("ops-board", shard, "ordersStarted", body)
+                except (HTTPException, httpx.HTTPError) as error:
+                    log.warning(
+                        "ops board did not take %d starts of shard %s: %s", len(started), shard, error
+                    )
+                    break
+                del batches[shard]
+        finally:
+            for shard, started in batches.items():
                 kept = self.pending.setdefault(shard, [])
                 kept[:0] = started[-MAX_PENDING:]
 

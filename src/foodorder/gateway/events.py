@@ -106,7 +106,7 @@ class OrderFeed:
         if self.cursor.has(event):
             return  # a final status, answered again
         self.cursor = self.cursor.past(event)
-        self.ended = event.final
+        self.ended = self.ended or event.final
         frame = Frame(event)
         if event.type != "status":
             self.frames = [kept for kept in self.frames if kept.event.type == "status"]

@@ -8,8 +8,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from foodorder import releases
+
 PACKAGE = resources.files("foodorder") / "gateway"
 templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
+# The static files' URLs name the release (`?v=`): a browser never runs a script cached from another
+# release against this one's API (the event stream's numbering changed once already).
+templates.env.globals["release"] = releases.code_version()
 
 
 def static_files() -> StaticFiles:

@@ -84,10 +84,12 @@ class Tally(Model):
     ended_by_region: dict[str, dict[Status, int]] = Field(default_factory=dict)
     durations: dict[Status, Durations] = Field(default_factory=dict)
     problems: list[Problem] = Field(default_factory=list)
-    recently_ended: list[str] = Field(default_factory=list)  # order ids, the latest RECENT_ENDINGS
 
 
 TALLY: StateKey[Tally] = StateKey("tally", Tally)
+# The latest endings of the shard's orders (ids, oldest first): a key of its own, beside the tally,
+# which a gateway of an earlier release reads with the fields it knows.
+RECENTLY_ENDED: StateKey[list[str]] = StateKey("recently-ended", list[str])
 FLEET = "fleet"  # the key that lists the drivers
 DRIVERS: StateKey[list[str]] = StateKey("drivers", list[str])
 BOARD_QUERY = (
@@ -101,18 +103,22 @@ def shard(order_id: str) -> str:
     return str(zlib.crc32(order_id.encode()) % SHARDS)
 
 
-def listed(tally: Tally, started: list[OrderStarted]) -> Tally:
+def listed(tally: Tally, started: list[OrderStarted], recently_ended: list[str]) -> Tally:
     """`tally` with the orders `started` in flight, but for those that ended already."""
-    ended = set(tally.recently_ended)
+    ended = set(recently_ended)
     tally.in_flight.update((s.order_id, s.at) for s in started if s.order_id not in ended)
     return tally
+
+
+def remembered(recently_ended: list[str], order_id: str) -> list[str]:
+    """The latest RECENT_ENDINGS endings, `order_id`'s the newest."""
+    return [*recently_ended, order_id][-RECENT_ENDINGS:]
 
 
 def tallied(tally: Tally, ended: OrderEnded) -> Tally:
     """`tally` with `ended` counted."""
     final = ended.final
     tally.in_flight.pop(ended.order_id, None)
-    tally.recently_ended = [*tally.recently_ended, ended.order_id][-RECENT_ENDINGS:]
     tally.ended[final.status] = tally.ended.get(final.status, 0) + 1
     if ended.region is not None:
         regional = tally.ended_by_region.setdefault(ended.region, {})
@@ -145,13 +151,15 @@ async def order_started(ctx: ObjectContext, started: OrderStarted) -> None:
 async def orders_started(ctx: ObjectContext, started: list[OrderStarted]) -> None:
     """Count orders in flight (sent by a gateway, in a batch, for the orders it took); an order that
     ended already is not counted again."""
-    TALLY.set(ctx, listed(await TALLY.get(ctx) or Tally(), started))
+    recently_ended = await RECENTLY_ENDED.get(ctx) or []
+    TALLY.set(ctx, listed(await TALLY.get(ctx) or Tally(), started, recently_ended))
 
 
 @ops_board.handler(name="orderEnded", input_serde=required(OrderEnded), ingress_private=True)
 async def order_ended(ctx: ObjectContext, ended: OrderEnded) -> None:
     """Count an order that ended (sent once by its workflow)."""
     TALLY.set(ctx, tallied(await TALLY.get(ctx) or Tally(), ended))
+    RECENTLY_ENDED.set(ctx, remembered(await RECENTLY_ENDED.get(ctx) or [], ended.order_id))
 
 
 @ops_board.handler(name="driverOnDuty", ingress_private=True)

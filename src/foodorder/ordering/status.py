@@ -165,6 +165,15 @@ async def get_history(ctx: ObjectSharedContext, _: Nothing = None) -> list[Statu
     return [event.change() for event in await HISTORY.get(ctx) or []]
 
 
+@order_status.handler(
+    name="getStatuses", kind="shared", input_serde=NO_INPUT, output_serde=PydanticSerde(list[OrderEvent])
+)
+async def get_statuses(ctx: ObjectSharedContext, _: Nothing = None) -> list[OrderEvent]:
+    """The status events recorded here (an earlier release's order), numbered as that release did:
+    in one sequence with the tracking updates, which the pages it served count on."""
+    return await HISTORY.get(ctx) or []
+
+
 async def events_after(ctx: ObjectContext | ObjectSharedContext, after: int) -> list[OrderEvent]:
     """The order's latest tracking update if it is numbered above `after` (a number >= 0)."""
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:

@@ -460,9 +460,14 @@ async def resolve(ctx: WorkflowContext | WorkflowSharedContext, promise: str, va
 
 
 @order_workflow.handler(name="finishedPreparation")
-async def finished_preparation(ctx: WorkflowSharedContext, restaurant_id: str | None = None) -> None:
-    """Called by the restaurant when the order is ready for pickup; given the restaurant's id (as the
-    API gives it), 404 unless the order is that restaurant's."""
+async def finished_preparation(ctx: WorkflowSharedContext, restaurant_id: object = None) -> None:
+    """Called by the restaurant when the order is ready for pickup (no body, or `{}`, as the seed's
+    clients send); given the restaurant's id (as the API gives it), 404 unless the order is that
+    restaurant's."""
+    if restaurant_id == {}:
+        restaurant_id = None
+    if restaurant_id is not None and not isinstance(restaurant_id, str):
+        raise TerminalError(f"restaurantId: expected a string, got {restaurant_id!r}", 400)
     if restaurant_id is not None:
         order = await ORDER.get(ctx)
         if order is None or order.restaurant_id != restaurant_id:
@@ -542,10 +547,8 @@ async def status_events(ctx: WorkflowSharedContext) -> list[OrderEvent] | None:
         return history
     if await ORDER.get(ctx) is None:
         return None
-    earlier: list[StatusChange] = await ctx.object_call(order_status.get_history, key=ctx.key(), arg={})
-    return [
-        OrderEvent(type="status", seq=n, **change.model_dump()) for n, change in enumerate(earlier, start=1)
-    ]
+    earlier: list[OrderEvent] = await ctx.object_call(order_status.get_statuses, key=ctx.key(), arg={})
+    return earlier
 
 
 async def recorded_status(ctx: WorkflowSharedContext) -> Status | None:
@@ -579,7 +582,8 @@ async def wait_for_status(ctx: WorkflowSharedContext, after: int) -> list[OrderE
         return newer
     if events and events[-1].final:
         return [events[-1]]
-    watch_s = WATCH_S if await HISTORY.get(ctx) is not None or not events else EARLIER_RELEASE_WATCH_S
+    earlier_release = await HISTORY.get(ctx) is None and await ORDER.get(ctx) is not None
+    watch_s = EARLIER_RELEASE_WATCH_S if earlier_release else WATCH_S
     which, event = await restate.select(
         changed=ctx.promise(status_promise(after + 1), serde=STATUS_EVENT).value(),
         timeout=ctx.sleep(timedelta(seconds=watch_s)),

@@ -118,8 +118,10 @@ async def take_order(
         return None
     if await stored_order(ingress, order.id) != order:
         raise HTTPException(409, "an order with this id exists with a different content")
-    current: str | None = await ingress.call("order-workflow", order.id, "getStatus")
-    return Status(current) if current else Status.NEW
+    current = Status(await ingress.call("order-workflow", order.id, "getStatus") or Status.NEW)
+    if not current.terminal:  # the first submission's answer may have been lost before its start was listed
+        starts.add(order.id)
+    return current
 
 
 def priced_items(order: Order) -> list[Item]:
