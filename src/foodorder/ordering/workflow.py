@@ -541,7 +541,8 @@ async def cancel(ctx: WorkflowSharedContext, reason: str | None = None) -> Statu
 async def status_events(ctx: WorkflowSharedContext) -> list[OrderEvent] | None:
     """Every status of the order, numbered from 1; None before the workflow ran.
 
-    An order that a release before this one started records its statuses in order-status.
+    An order that a release before this one started records its statuses in order-status, numbered
+    as that release did (in one sequence with its tracking updates).
     """
     if (history := await HISTORY.get(ctx)) is not None:
         return history
