@@ -153,12 +153,26 @@ class DriverPosition(Model):
     arrival: int = Field(description="estimated delivery time, epoch milliseconds")
 
 
-class DriverWatch(Model):
-    """Someone watches the order of `delivery_id`: its driver's twin passes on every location until then."""
+class Courier(Model):
+    """The driver on an order's delivery."""
 
     driver_id: str
     delivery_id: str
+
+
+class DriverWatch(Courier):
+    """Someone watches the order of `delivery_id`: its driver's twin passes on every location until then."""
+
     until: int = Field(description="epoch milliseconds")
+
+
+class Dispatch(Model):
+    """What an order's workflow knows of its delivery: its status, the estimated arrival made when the
+    restaurant accepted it (epoch ms), and its driver while one is on it."""
+
+    status: Status | None = None
+    arrival: int | None = None
+    courier: Courier | None = None
 
 
 class OrderEvent(Model):
@@ -271,6 +285,9 @@ class DeliveryInformation(Model):
     silence_timeout_ms: int = Field(gt=0, description="an assigned driver silent this long is replaced")
     eta_tolerance_ms: int = Field(0, ge=0, description="unused: an earlier release's state may have it")
     offer_policy: OfferPolicy
+    workflow_keeps_driver: bool = Field(
+        False, description="false for an order of an earlier release: order-status is told of its driver"
+    )
     order_picked_up: bool = False
     driver_id: str | None = None
     attempt: int = Field(0, description="how many drivers were replaced for silence so far")

@@ -86,7 +86,9 @@ def test_delivery_delay_holds_the_order_in_scheduled(client: Client) -> None:
     assert time.monotonic() - started >= delay_ms / 1000 / client.settings.time_scale
 
 
-def test_the_workflow_keeps_every_status_and_order_status_only_the_latest_position(client: Client) -> None:
+def test_the_workflow_keeps_every_status_and_order_status_nothing_of_an_unwatched_order(
+    client: Client,
+) -> None:
     order = new_order(restaurantId="snack_in_the_box")
     client.submit(order)
     client.wait_for(order["id"], Status.DELIVERED)
@@ -94,18 +96,22 @@ def test_the_workflow_keeps_every_status_and_order_status_only_the_latest_positi
     statuses = client.call(f"order-workflow/{order['id']}/waitForStatus", 0).json()
     response = client.call(f"order-status/{order['id']}/getEvents", 0)
     assert response.status_code == 200, response.text
-    tracking = response.json()
 
     assert [e["seq"] for e in statuses] == list(range(1, len(DELIVERED_SEQUENCE) + 1))
     assert [e["status"] for e in statuses] == DELIVERED_SEQUENCE
     assert [h["status"] for h in client.history(order["id"])] == DELIVERED_SEQUENCE
-    assert len(tracking) == 1 and tracking[0]["type"] == "driver"  # the driver replaced the first ETA
-    # Two updates: the first ETA, then the driver as assigned. Nobody watched, so the twin told the
-    # order of no position after that (a read asks the twin).
-    seq = tracking[0]["seq"]
-    assert seq == 2
-    assert client.call(f"order-status/{order['id']}/getEvents", seq - 1).json() == tracking
-    assert client.call(f"order-status/{order['id']}/getEvents", seq).json() == []
+    # The first estimate comes with IN_PREPARATION; the driver stays with the workflow and the twin.
+    preparing = statuses[DELIVERED_SEQUENCE.index("IN_PREPARATION")]
+    assert preparing["arrival"] > preparing["at"]
+    assert all(e["arrival"] is None for e in statuses if e["status"] != "IN_PREPARATION")
+    assert client.state("order-workflow", order["id"], "courier")["driverId"]
+    # Nobody watched: order-status was told nothing, and keeps nothing of the order.
+    assert response.json() == []
+    kept = (
+        "SELECT count(*) AS n FROM state"
+        f" WHERE service_name = 'order-status' AND service_key = '{order['id']}'"
+    )
+    assert introspection.query_blocking(client.settings.admin_url, kept)[0]["n"] == 0
     # A reader that saw every status of an ended order is answered its end at once, not made to wait.
     assert client.call(f"order-workflow/{order['id']}/waitForStatus", len(statuses)).json() == statuses[-1:]
     query = f"SELECT sum(length(value)) AS bytes FROM state WHERE service_key = '{order['id']}'"

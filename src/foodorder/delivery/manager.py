@@ -72,10 +72,13 @@ async def driver_found(ctx: ObjectContext, driver_id: str) -> None:
         return
     request = delivery_request(ctx, info)
     try:
-        await ctx.object_call(twin.assign_delivery_job, key=driver_id, arg=request)
+        position = await ctx.object_call(twin.assign_delivery_job, key=driver_id, arg=request)
     except TerminalError:
         request_driver(ctx, info)  # the driver stopped waiting for work meanwhile: find another
         return
+    if not info.workflow_keeps_driver and position is not None:
+        # An earlier release's order: its order-status learns of its driver here, as it did then.
+        ctx.object_send(status.track_driver, key=info.order_id, arg=position)
     now = await now_ms(ctx)
     info.driver_id = driver_id
     info.last_seen = now

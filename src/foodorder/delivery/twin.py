@@ -1,9 +1,9 @@
 """driver-digital-twin (key = driver id): a driver's status, location and assigned delivery.
 
 A location report costs this one invocation: the twin keeps the driver's position and ETA, and tells
-the order (order-status) of them only while someone watches the order, when it passes on every
-report. The order hears of its driver once, at the assignment; readers of its tracking (its ETA, the
-driver's position) ask the twin (`getPosition`).
+the order (order-status) of them only while someone watches the order (`watch`), when it passes on
+every report. Readers of the order's tracking (its ETA, the driver's position) ask the twin
+(`getPosition`).
 """
 
 from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
@@ -188,15 +188,15 @@ async def get_assigned_delivery(ctx: ObjectContext, _: Nothing = None) -> Delive
 @driver_digital_twin.handler(
     name="assignDeliveryJob", input_serde=required(DeliveryRequest), ingress_private=True
 )
-async def assign_delivery_job(ctx: ObjectContext, request: DeliveryRequest) -> None:
-    """Called by the delivery manager when the matcher picked this driver."""
+async def assign_delivery_job(ctx: ObjectContext, request: DeliveryRequest) -> DriverPosition | None:
+    """Called by the delivery manager when the matcher picked this driver; answers where they are."""
     await expect_status(ctx, DriverStatus.WAITING_FOR_WORK)
     DRIVER_STATUS.set(ctx, DriverStatus.DELIVERING)
     ASSIGNED_DELIVERY.set(ctx, request)
     location = await DRIVER_LOCATION.get(ctx)
-    if location is not None:
-        await track(ctx, request, location, await now_ms(ctx))
+    position = await track(ctx, request, location, await now_ms(ctx)) if location is not None else None
     await push_to_phone(ctx, PhoneWork(delivery=request))
+    return position
 
 
 async def push_to_phone(ctx: ObjectContext, work: PhoneWork) -> None:
@@ -216,15 +216,17 @@ async def register_phone_app(ctx: ObjectContext, service: str) -> None:
     PHONE_APP.set(ctx, service)
 
 
-async def track(ctx: ObjectContext, delivery: DeliveryRequest, location: Location, now: int) -> None:
-    """Keep where the driver is on `delivery`; tell its order of its driver first, then while watched."""
+async def track(
+    ctx: ObjectContext, delivery: DeliveryRequest, location: Location, now: int
+) -> DriverPosition | None:
+    """Keep where the driver is on `delivery` (None: a delivery of no order); tell its order while watched."""
     if delivery.order_id is None:
-        return
+        return None
     position = manager.driver_position(ctx.key(), delivery, location, now)
     POSITION.set(ctx, position)
-    told = await TOLD.get(ctx)
-    if told is None or told.delivery_id != position.delivery_id or now < (await WATCHED_UNTIL.get(ctx) or 0):
+    if now < (await WATCHED_UNTIL.get(ctx) or 0):
         tell(ctx, delivery.order_id, position)
+    return position
 
 
 def tell(ctx: ObjectContext, order_id: str, position: DriverPosition) -> None:

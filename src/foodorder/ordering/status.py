@@ -1,31 +1,37 @@
 """order-status (key = order id): where an order's delivery stands (its ETA and driver), for the
 customer's screen, and the seed's `get` ({status, eta}).
 
-The order's statuses are the workflow's own (its `getHistory` and `waitForStatus`): recording one
-costs no invocation. This record keeps the tracking: of the ETA and driver updates only the latest,
-which replaces the one before, numbered in a sequence of their own, so that a reader that saw
-update n asks for what came after n; a reader that has seen everything waits (`waitForEvents`) and
-is told of the next change by the handler that makes it, instead of polling.
+Nothing here costs an order nobody watches. Its statuses, its first estimated arrival and its driver
+are the workflow's (`getDispatch`); the driver's position, and the ETA at their pace, are the
+driver's twin's (`getPosition`). A read of the tracking (`get`, `getTracking`, the ETA of a webhook)
+asks them.
 
-The driver's position and ETA live in the driver's twin, which tells this record of the driver at the
-assignment, and of every location while someone waits for the order's changes (the waiting reader
-has the twin told so, `keep_driver_watched`); a read of the tracking (`get`, `getTracking`, the ETA
-of a webhook) asks the twin for the latest.
+A reader waiting for the order's next tracking update (`waitForEvents`) makes this record keep the
+updates: the workflow is told that the order is watched (`watched`), and answers its driver, and
+tells of each new one (`driverAssigned`); the driver's twin is told to pass on every location
+while readers wait (`keep_driver_watched`). Of those updates only the latest is kept, numbered in a
+sequence of its own, so that a reader that saw update n asks for what came after n, and is told of
+the next by the handler that makes it instead of polling. A watched order's record is forgotten a
+retention period after it ended (`expire`).
 
-An order that a release before this one started records its statuses here (`recordStatus`), and
-its workflow reads them back from here (`getHistory`) until it ends.
+An order that a release before this one started records its statuses here (`recordStatus`), its
+first ETA (`setETA`) and its driver (`trackDriver`, at the assignment), and its workflow reads the
+statuses back from here until it ends.
 """
 
-import json
 from datetime import timedelta
 from typing import Literal
 
 import restate
-from restate import Context, ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
+from pydantic import Field
+from restate import ObjectContext, ObjectSharedContext, TerminalError, VirtualObject
 
 from foodorder import webhooks
+from foodorder.config import get_settings
 from foodorder.delivery import twin
 from foodorder.models import (
+    Courier,
+    Dispatch,
     DriverPosition,
     DriverWatch,
     Model,
@@ -45,6 +51,8 @@ TRACKING: StateKey[OrderEvent] = StateKey("tracking", OrderEvent)
 LAST_EVENT: StateKey[int] = StateKey("last-event", int)  # the number of the latest tracking update
 WATCHERS: StateKey[list[str]] = StateKey("watchers", list[str])
 DRIVER_WATCH: StateKey[DriverWatch] = StateKey("driver-watch", DriverWatch)  # what the twin was told last
+COURIER: StateKey[Courier] = StateKey("courier", Courier)  # the driver, as the workflow told it
+FORGETS: StateKey[bool] = StateKey("forgets", bool)  # whether `expire` is on its way
 # A waitForEvents answers empty after this long; the gateway asks again.
 WATCH_S = 50
 # Awakeables of waits that timed out stay until the next change resolves them: keep the newest few.
@@ -67,13 +75,13 @@ async def notify_watchers(ctx: ObjectContext, event: OrderEvent) -> None:
         WATCHERS.clear(ctx)
 
 
-async def current_status(ctx: ObjectSharedContext) -> Status | None:
-    """The order's latest status (None before the workflow recorded one), as the workflow keeps it."""
-    if history := await HISTORY.get(ctx):  # an order of an earlier release
-        return history[-1].status
-    answer = await ctx.generic_call("order-workflow", "getStatus", b"", key=ctx.key())
-    status = json.loads(answer) if answer else None
-    return Status(status) if status else None
+async def dispatch_of(ctx: ObjectContext | ObjectSharedContext, handler: str = "getDispatch") -> Dispatch:
+    """What the order's workflow knows of the delivery (`getDispatch`, or `watched`); of an order of
+    an earlier release that records its statuses here, only its status."""
+    if history := await HISTORY.get(ctx):
+        return Dispatch(status=history[-1].status)
+    answer = await ctx.generic_call("order-workflow", handler, b"", key=ctx.key())
+    return Dispatch.model_validate_json(answer)
 
 
 async def track(ctx: ObjectContext, at: int, arrival: int, driver: DriverPosition | None) -> None:
@@ -90,10 +98,11 @@ async def track(ctx: ObjectContext, at: int, arrival: int, driver: DriverPositio
 async def get(ctx: ObjectSharedContext, _: Nothing = None) -> OrderStatus:
     """The status (the workflow's) and the ETA in milliseconds from now (the seed's shape); never
     waits behind a write."""
-    status = await current_status(ctx)
+    dispatch = await dispatch_of(ctx)
+    status = dispatch.status
     if status is not None and status.terminal:
         return OrderStatus(status=status, eta=0 if status == Status.DELIVERED else None)
-    tracking = await latest_tracking(ctx)
+    tracking = await latest_tracking(ctx, dispatch)
     if tracking.arrival is None:
         return OrderStatus(status=status)
     return OrderStatus(status=status, eta=max(0, tracking.arrival - await now_ms(ctx)))
@@ -101,7 +110,8 @@ async def get(ctx: ObjectSharedContext, _: Nothing = None) -> OrderStatus:
 
 @order_status.handler(name="setETA", ingress_private=True)
 async def set_eta(ctx: ObjectContext, eta: float) -> None:
-    """Record the delivery's ETA, given in milliseconds from now (the seed's handler)."""
+    """Record the delivery's ETA, given in milliseconds from now (the seed's handler; an earlier
+    release's workflow sends its first estimate here)."""
     if isinstance(eta, bool) or not isinstance(eta, int | float) or eta < 0:
         raise TerminalError(f"eta: expected a number of milliseconds >= 0, got {eta!r}", 400)
     at = await now_ms(ctx)
@@ -110,7 +120,8 @@ async def set_eta(ctx: ObjectContext, eta: float) -> None:
 
 @order_status.handler(name="trackDriver", input_serde=required(DriverPosition), ingress_private=True)
 async def track_driver(ctx: ObjectContext, position: DriverPosition) -> None:
-    """Record where the order's driver is and when the order arrives at that pace."""
+    """Record where the order's driver is and when the order arrives at that pace (the driver's twin
+    sends it while the order is watched)."""
     await track(ctx, await now_ms(ctx), position.arrival, position)
 
 
@@ -119,13 +130,14 @@ class Announcement(Model):
 
     provider: str
     event: OrderEvent
+    dispatch: Dispatch | None = Field(None, description="the workflow's (none from an earlier release)")
 
 
 @order_status.handler(input_serde=required(Announcement), ingress_private=True)
 async def announce(ctx: ObjectContext, announcement: Announcement) -> None:
     """Queue the provider's status webhook, with the latest ETA (sent by the workflow, for such orders)."""
     event = announcement.event
-    arrival = None if event.final else (await latest_tracking(ctx)).arrival
+    arrival = None if event.final else (await latest_tracking(ctx, announcement.dispatch)).arrival
     webhooks.order_status_changed(ctx, announcement.provider, event, arrival)
 
 
@@ -148,13 +160,23 @@ async def record_status(ctx: ObjectContext, change: StatusUpdate) -> None:
 
 @order_status.handler(ingress_private=True)
 async def expire(ctx: ObjectContext) -> None:
-    """Forget the order (sent by the workflow when it ends, delayed by the retention period)."""
+    """Forget the order once it ended; if it is still under way, look again a retention period later.
+
+    Planned when a reader first waited for the order's tracking (and, by an earlier release's
+    workflow, at its end).
+    """
+    status = (await dispatch_of(ctx)).status
+    if status is not None and not status.terminal:
+        expire_later(ctx)
+        return
     ctx.clear_all()
 
 
-def expire_later(ctx: Context, order_id: str, retention: timedelta) -> None:
-    """Have the order's record forgotten once `retention` has passed."""
-    ctx.object_send(expire, key=order_id, arg=None, send_delay=retention)
+def expire_later(ctx: ObjectContext) -> None:
+    """Have the order's record forgotten a retention period from now (once it ended)."""
+    FORGETS.set(ctx, True)
+    retention = timedelta(days=get_settings().retention_days)
+    ctx.object_send(expire, key=ctx.key(), arg=None, send_delay=retention)
 
 
 @order_status.handler(
@@ -213,9 +235,33 @@ async def add_watcher(ctx: ObjectContext, watch: Watch) -> None:
     if events := await events_after(ctx, watch.after):
         ctx.resolve_awakeable(watch.awakeable, events[0], serde=EVENT)
         return
+    if not await FORGETS.get(ctx):
+        expire_later(ctx)
     watchers = await WATCHERS.get(ctx) or []
     WATCHERS.set(ctx, [*watchers[-(MAX_WATCHERS - 1) :], watch.awakeable])
     await keep_driver_watched(ctx)
+
+
+@order_status.handler(name="driverAssigned", input_serde=required(Courier), ingress_private=True)
+async def driver_assigned(ctx: ObjectContext, courier: Courier) -> None:
+    """The workflow of a watched order has a new driver: while readers wait, the twin is told."""
+    COURIER.set(ctx, courier)
+    if await WATCHERS.get(ctx):
+        await keep_driver_watched(ctx)
+
+
+async def watched_courier(ctx: ObjectContext) -> Courier | None:
+    """The order's driver: as the workflow told it, or (an earlier release's order) as first told
+    here; else asked of the workflow, which learns that the order is watched (`watched`)."""
+    if (courier := await COURIER.get(ctx)) is not None:
+        return courier
+    tracking = await TRACKING.get(ctx)
+    if tracking is not None and tracking.driver is not None:
+        return Courier(driver_id=tracking.driver.driver_id, delivery_id=tracking.driver.delivery_id)
+    courier = (await dispatch_of(ctx, "watched")).courier
+    if courier is not None:
+        COURIER.set(ctx, courier)
+    return courier
 
 
 async def keep_driver_watched(ctx: ObjectContext) -> None:
@@ -223,10 +269,10 @@ async def keep_driver_watched(ctx: ObjectContext) -> None:
 
     The twin ignores it once the driver is done with the delivery.
     """
-    tracking = await TRACKING.get(ctx)
-    if tracking is None or tracking.driver is None:
+    driver = await watched_courier(ctx)
+    if driver is None:
         return
-    driver, now = tracking.driver, await now_ms(ctx)
+    now = await now_ms(ctx)
     told = await DRIVER_WATCH.get(ctx)
     if (
         told is not None
@@ -242,21 +288,24 @@ async def keep_driver_watched(ctx: ObjectContext) -> None:
     ctx.object_send(twin.watch, key=driver.driver_id, arg=watch)
 
 
-async def latest_tracking(ctx: ObjectContext | ObjectSharedContext) -> Tracking:
+async def latest_tracking(ctx: ObjectContext | ObjectSharedContext, dispatch: Dispatch | None) -> Tracking:
     """The estimated arrival and the driver's latest position: asked of the driver's twin while the
-    driver is on the delivery (the twin tells this record of them only while someone watches)."""
+    driver is on the delivery; else the last told here (while watched, or by an earlier release),
+    else the workflow's first estimate."""
     tracking = await TRACKING.get(ctx)
-    if tracking is None:
-        return Tracking()
-    driver = tracking.driver
+    told = tracking.driver if tracking is not None else None
+    driver: Courier | DriverPosition | None = (dispatch.courier if dispatch else None) or told
     if driver is not None:
         latest = await ctx.object_call(twin.get_position, key=driver.driver_id, arg=None)
         if latest is not None and latest.delivery_id == driver.delivery_id:
             return Tracking(arrival=latest.arrival, driver=latest)
-    return Tracking(arrival=tracking.arrival, driver=driver)
+    if tracking is not None:
+        return Tracking(arrival=tracking.arrival, driver=told)
+    return Tracking(arrival=dispatch.arrival if dispatch else None)
 
 
 @order_status.handler(name="getTracking", kind="shared", input_serde=NO_INPUT)
 async def get_tracking(ctx: ObjectSharedContext, _: Nothing = None) -> Tracking:
-    """The estimated arrival and the driver's latest position (after the delivery: where it ended)."""
-    return await latest_tracking(ctx)
+    """The estimated arrival and the driver's latest position (after the delivery: where it was last
+    told, if the order was watched)."""
+    return await latest_tracking(ctx, await dispatch_of(ctx))

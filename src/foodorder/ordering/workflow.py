@@ -23,8 +23,10 @@ from foodorder.clients.payment import PaymentOperation
 from foodorder.config import get_settings
 from foodorder.delivery import manager
 from foodorder.models import (
+    Courier,
     Decision,
     DeliveryInformation,
+    Dispatch,
     DriverSelected,
     OfferPolicy,
     Order,
@@ -49,6 +51,10 @@ TERMS: StateKey[OrderTerms] = StateKey("terms", OrderTerms)
 # Every status the order went through, numbered from 1 (`run` writes it; the shared handlers read it).
 # An order that a release before this one started keeps its history in order-status instead.
 HISTORY: StateKey[list[OrderEvent]] = StateKey("history", list[OrderEvent])
+# The arrival estimated as the restaurant accepted the order (epoch ms), and the driver while one is on
+# it: order-status' readers ask the workflow for them (`getDispatch`) and the driver's twin for the rest.
+ESTIMATE: StateKey[int] = StateKey("estimate", int)
+COURIER: StateKey[Courier] = StateKey("courier", Courier)
 STATUS_EVENT: PydanticSerde[OrderEvent] = PydanticSerde(OrderEvent)
 # A waitForStatus answers empty after this long, and the reader asks again. An order of an earlier
 # release does not resolve its status promises, so its readers ask again sooner.
@@ -63,6 +69,9 @@ DELIVERY_FINISHED = "delivery_finished"
 CANCEL_REQUESTED = "cancel_requested"  # resolved with the reason by `cancel`
 CANCEL_OUTCOME = "cancel_outcome"  # resolved by `run`: CANCELLED, or the status that made it too late
 ENDED = "ended"  # resolved by `run` with the final status, once everything is undone
+# Resolved by `watched` once someone waited for the order's tracking: from then on, each new driver is
+# told to order-status (`driverAssigned`), which has the driver's twin pass its locations on.
+WATCHED = "watched"
 CANCEL_ANSWER_WITHIN = timedelta(seconds=10)
 
 # How patiently each call to the outside world is retried before its stage is given up and undone
@@ -147,6 +156,8 @@ class OrderRun:
         self.at_restaurant = False
         self.delivery_id: str | None = None
         self.history: list[OrderEvent] = []  # the statuses recorded so far (HISTORY)
+        self.estimate: int | None = None  # ESTIMATE
+        self.courier: Courier | None = None  # COURIER
 
     async def step(
         self, name: str, policy: RetryPolicy, action: Any, cancellable: bool = True, **kwargs: Any
@@ -158,9 +169,14 @@ class OrderRun:
         )
 
     async def set_status(
-        self, status: Status, reason: str | None = None, refusal: Refusal | None = None
+        self,
+        status: Status,
+        reason: str | None = None,
+        refusal: Refusal | None = None,
+        arrival: int | None = None,
     ) -> None:
-        """Record the new status, with its time, in the order's history, and wake its readers.
+        """Record the new status, with its time (and the first estimated arrival, when it is made),
+        in the order's history, and wake its readers.
 
         The history is the workflow's own state and each status resolves a promise of its number
         (`waitForStatus`), so a status costs no invocation; only a provider with a status webhook
@@ -174,13 +190,28 @@ class OrderRun:
             reason=reason,
             reason_code=refusal.reason_code if refusal else None,
             items=(refusal.items or None) if refusal else None,
+            arrival=arrival,
         )
         self.history.append(event)
         HISTORY.set(self.ctx, self.history)
         await resolve(self.ctx, status_promise(event.seq), event.model_dump(mode="json"))
         if self.terms.webhook is not None:
-            announcement = order_status.Announcement(provider=self.terms.webhook, event=event)
+            dispatch = Dispatch(status=status, arrival=self.estimate, courier=self.courier)
+            announcement = order_status.Announcement(
+                provider=self.terms.webhook, event=event, dispatch=dispatch
+            )
             self.ctx.object_send(order_status.announce, key=self.ctx.key(), arg=announcement)
+
+    async def assign(self, courier: Courier | None) -> None:
+        """Keep the order's driver (None: replaced); order-status hears of a new one once someone
+        watched the order, so that its twin passes the driver's locations on to their readers."""
+        self.courier = courier
+        if courier is None:
+            COURIER.clear(self.ctx)
+            return
+        COURIER.set(self.ctx, courier)
+        if await self.ctx.promise(WATCHED, type_hint=bool).peek() is not None:
+            self.ctx.object_send(order_status.driver_assigned, key=self.ctx.key(), arg=courier)
 
     async def wait(self, timeout_s: float, name: str, **events: RestateDurableFuture[Any]) -> tuple[str, Any]:
         """The first of `events` to happen, or ("timeout", None) once `timeout_s` (simulated) passed.
@@ -300,14 +331,16 @@ async def process(this: OrderRun) -> Status:
     decision = await decided.value()
     if not decision.accepted:
         return await reject(this, decision.refusal or other("the order was denied"))
-    # The first estimate: the kitchen's usual time (longer while it is busy), then the ride. Sent
-    # before the status, so that a provider's webhook hears of IN_PREPARATION with its ETA.
+    # The first estimate: the kitchen's usual time (longer while it is busy), then the ride; the
+    # status carries it, to the customer's page and the provider's webhook.
     # An order the catalog cannot serve was rejected.
     assert terms.restaurant_location is not None and terms.region is not None
-    cooking_ms = terms.preparation_s * 1000 + store.extra_prep_ms(await now_ms(ctx))
+    now = await now_ms(ctx)
+    cooking_ms = terms.preparation_s * 1000 + store.extra_prep_ms(now)
     ride_ms = geo.eta_ms([terms.restaurant_location, terms.customer_location], terms.driver_speed_mps)
-    ctx.object_send(order_status.set_eta, key=ctx.key(), arg=terms.scaled(cooking_ms + ride_ms))
-    await this.set_status(Status.IN_PREPARATION)
+    this.estimate = now + int(terms.scaled(cooking_ms + ride_ms))
+    ESTIMATE.set(ctx, this.estimate)
+    await this.set_status(Status.IN_PREPARATION, arrival=this.estimate)
     which, value = await this.wait(
         terms.restaurant_timeout_s,
         "restaurant timeout",
@@ -332,6 +365,7 @@ async def process(this: OrderRun) -> Status:
             timeout_ms=int(terms.scaled(terms.offer_timeout_s) * 1000),
             misses_off_duty=terms.offer_misses_off_duty,
         ),
+        workflow_keeps_driver=True,
     )
     ctx.object_send(manager.start, key=this.delivery_id, arg=delivery)
     attempt = 0
@@ -345,6 +379,7 @@ async def process(this: OrderRun) -> Status:
         if which != "driver":
             reason = value if which == "cancel" else "no driver was found in time"
             return await give_up(this, Status.CANCELLED, reason)
+        await this.assign(Courier(driver_id=value, delivery_id=this.delivery_id))
         await this.set_status(Status.WAITING_FOR_DRIVER, f"driver {value}")
         which, value = await restate.select(
             pickup=ctx.promise(DRIVER_AT_RESTAURANT, type_hint=bool).value(),
@@ -356,6 +391,7 @@ async def process(this: OrderRun) -> Status:
         if which == "cancel":
             return await give_up(this, Status.CANCELLED, value)
         attempt += 1
+        await this.assign(None)
         await this.set_status(Status.SCHEDULING_DELIVERY, value)
 
     # 5. Picked up: from now on the order cannot be cancelled, and the money is taken. The food is
@@ -417,15 +453,14 @@ async def give_up(this: OrderRun, status: Status, reason: str, refusal: Refusal 
 async def end(
     this: OrderRun, status: Status, reason: str | None = None, refusal: Refusal | None = None
 ) -> Status:
-    """Record the final status, tell whoever asked to cancel how the order ended, plan forgetting it."""
+    """Record the final status, tell whoever asked to cancel how the order ended (Restate forgets the
+    workflow after its retention; order-status forgets what it kept of a watched order itself)."""
     await this.set_status(status, reason, refusal)
     history = [event.change() for event in this.history]
     ended = board.OrderEnded(order_id=this.ctx.key(), history=history, region=this.terms.region)
     this.ctx.object_send(board.order_ended, key=board.shard(this.ctx.key()), arg=ended)
     await resolve(this.ctx, CANCEL_OUTCOME, status)
     await resolve(this.ctx, ENDED, status)
-    retention = timedelta(days=get_settings().retention_days)
-    order_status.expire_later(this.ctx, this.ctx.key(), retention)
     return status
 
 
@@ -590,6 +625,27 @@ async def wait_for_status(ctx: WorkflowSharedContext, after: int) -> list[OrderE
         timeout=ctx.sleep(timedelta(seconds=watch_s)),
     )
     return [event] if which == "changed" else []
+
+
+async def dispatch(ctx: WorkflowSharedContext) -> Dispatch:
+    return Dispatch(
+        status=await recorded_status(ctx), arrival=await ESTIMATE.get(ctx), courier=await COURIER.get(ctx)
+    )
+
+
+@order_workflow.handler(name="getDispatch", input_serde=NO_INPUT, ingress_private=True)
+async def get_dispatch(ctx: WorkflowSharedContext, _: Nothing = None) -> Dispatch:
+    """The order's status, its first estimated arrival and its driver (order-status' reads ask this)."""
+    return await dispatch(ctx)
+
+
+@order_workflow.handler(input_serde=NO_INPUT, ingress_private=True)
+async def watched(ctx: WorkflowSharedContext, _: Nothing = None) -> Dispatch:
+    """order-status tells that a reader waits for the order's tracking: from now on each new driver is
+    told to it (`driverAssigned`). Answers what `getDispatch` does, the driver so far included."""
+    if await ORDER.get(ctx) is not None:  # no promise for a workflow that never ran: nothing would end it
+        await resolve(ctx, WATCHED)
+    return await dispatch(ctx)
 
 
 @order_workflow.handler(name="getOrder", input_serde=NO_INPUT)

@@ -90,6 +90,7 @@ function follow() {
   source.addEventListener("status", (message) => {
     const event = fresh(message);
     if (!event) return;
+    if (event.arrival) state.arrival = event.arrival; // the first estimate comes with IN_PREPARATION
     showStatus(event);
     if (TERMINAL.has(event.status)) source.close();
   });
