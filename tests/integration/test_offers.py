@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from foodorder import geo
+from foodorder import geo, introspection
 from foodorder.models import Location, Status
 from tests.integration.conftest import running_stack, stack_settings
 from tests.integration.test_unhappy_paths import Party, assert_delivered_and_paid, party_on
@@ -191,6 +191,37 @@ def test_a_driver_racing_two_offers_gets_only_the_open_one(dispatch: Dispatch) -
     assert [a.status_code for a in answers] == [409, 200]
     deliver(dispatch, "other", first)
     deliver(dispatch, "racer", second)
+
+
+def expiry_timers(dispatch: Dispatch, pending: bool) -> int:
+    """The region's offer timers (`expireOffers`): those still to fire, or all of them so far."""
+    query = (
+        "SELECT count(*) AS n FROM sys_invocation WHERE target_service_name = 'driver-delivery-matcher'"
+        " AND target_handler_name = 'expireOffers' AND target_service_key = 'san-jose'"
+        + (" AND status <> 'completed'" if pending else "")
+    )
+    return int(introspection.query_blocking(dispatch.client.settings.admin_url, query)[0]["n"])
+
+
+def test_one_timer_serves_the_open_offers_of_a_region(dispatch: Dispatch) -> None:
+    dispatch.client.eventually(lambda: expiry_timers(dispatch, pending=True), 0, timeout_s=60)
+    before = expiry_timers(dispatch, pending=False)
+    dispatch.on_shift("one", 200)
+    dispatch.on_shift("two", 1_200)
+    with ThreadPoolExecutor(2) as pool:
+        refs = list(pool.map(lambda _: dispatch.order(), range(2)))
+    offers = {driver: dispatch.offer(driver) for driver in ("one", "two")}
+    for driver, offer in offers.items():
+        assert dispatch.answer(driver, offer["offerId"], "accept").status_code == 200
+    for driver, offer in offers.items():
+        deliver(
+            dispatch, driver, next(r for r in refs if offer["delivery"]["orderId"] == f"dev-provider:{r}")
+        )
+
+    # The timer fires once, at the first offer's time, finds both answered and is not set again.
+    dispatch.client.eventually(lambda: expiry_timers(dispatch, pending=True), 0, timeout_s=60)
+    assert expiry_timers(dispatch, pending=False) - before == 1
+    assert dispatch.client.state("driver-delivery-matcher", "san-jose", "expiry-due") is None
 
 
 def test_an_open_offer_survives_a_full_restart_and_is_assigned_once(tmp_path: Path) -> None:

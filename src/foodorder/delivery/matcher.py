@@ -4,8 +4,10 @@ A delivery is offered to one driver at a time: the nearest by great-circle dista
 restaurant (whole metres; the longest idle wins a tie). The driver accepts or declines through
 their twin within the offer's timeout; a decline or a lapse hands it to the next-nearest driver
 who has not turned it down, and a driver who lets `misses_off_duty` offers in a row lapse is taken
-off duty. Every offer lives in this object's state and its expiry is a durable timer, so a restart
-neither loses an offer nor lets two deliveries hold the same driver.
+off duty. Every offer lives in this object's state, so a restart neither loses an offer nor lets two
+deliveries hold the same driver. One durable timer serves all of a region's open offers: it fires
+when the earliest expires (`expireOffers`), and is set again for the earliest left; an offer
+answered in time costs no timer of its own.
 
 Drivers are scanned rather than indexed (no H3 cells): a region's pool of waiting drivers is read
 from state whole on every call anyway, and measuring the scan (`foodorder bench`) shows it costs a
@@ -29,6 +31,7 @@ AVAILABLE_DRIVERS: StateKey[dict[str, AvailableDriver]] = StateKey(
 )
 PENDING_DELIVERIES: StateKey[list[PendingDelivery]] = StateKey("pending-deliveries", list[PendingDelivery])
 OPEN_OFFERS: StateKey[dict[str, OpenOffer]] = StateKey("open-offers", dict[str, OpenOffer])
+EXPIRY_DUE: StateKey[int] = StateKey("expiry-due", int)  # when the timer for open offers fires (epoch ms)
 
 
 def nearest(
@@ -101,11 +104,40 @@ class Pool:
         )
         self.offers[offer.offer_id] = OpenOffer(offer=offer, driver=driver, pending=pending)
         self.ctx.object_send(twin.offer_delivery, key=driver.driver_id, arg=offer)
-        self.expire_at(offer, now)
+        await self.expire_by(offer.expires, now)
 
-    def expire_at(self, offer: Offer, now: int) -> None:
-        delay = timedelta(milliseconds=max(0, offer.expires - now))
-        self.ctx.object_send(expire_offer, key=self.ctx.key(), arg=offer.offer_id, send_delay=delay)
+    async def expire_by(self, due: int, now: int) -> None:
+        """Have the open offers looked at by `due` (epoch ms): the timer is set earlier if it must be."""
+        planned = await EXPIRY_DUE.get(self.ctx)
+        if planned is not None and planned <= due:
+            return
+        EXPIRY_DUE.set(self.ctx, due)
+        delay = timedelta(milliseconds=max(0, due - now))
+        self.ctx.object_send(expire_offers, key=self.ctx.key(), arg=due, send_delay=delay)
+
+    async def expire(self, open_offer: OpenOffer, now: int) -> None:
+        """The offer's time is up: the next-nearest driver gets the delivery; too many lapses end a shift.
+
+        A timer that came late was due while the system was down or stalled: the driver could not
+        answer meanwhile, so they get the whole timeout again from now.
+        """
+        offer = open_offer.offer
+        if came_late(now, offer.expires):
+            offer.expires = now + open_offer.pending.policy.timeout_ms
+            await self.expire_by(offer.expires, now)
+            return
+        del self.offers[offer.offer_id]
+        self.ctx.object_send(twin.offer_withdrawn, key=offer.driver_id, arg=offer.offer_id)
+        open_offer.pending.declined_by.append(offer.driver_id)
+        await self.dispatch(open_offer.pending)
+        driver = open_offer.driver
+        driver.missed += 1
+        if driver.missed >= open_offer.pending.policy.misses_off_duty:
+            self.ctx.object_send(
+                twin.end_shift, key=driver.driver_id, arg=f"let {driver.missed} offers lapse"
+            )
+        else:
+            await self.driver_free(driver)
 
 
 def non_empty(name: str, value: object) -> str:
@@ -160,35 +192,31 @@ async def answer_offer(ctx: ObjectContext, answer: OfferAnswer) -> None:
     pool.save()
 
 
+@driver_delivery_matcher.handler(name="expireOffers")
+async def expire_offers(ctx: ObjectContext, due: int) -> None:
+    """The region's timer for open offers (`due`, epoch ms): every offer whose time is up expires,
+    and the timer is set for the earliest left."""
+    if await EXPIRY_DUE.get(ctx) != due:
+        return  # a timer set earlier took this one's place
+    EXPIRY_DUE.clear(ctx)
+    pool = await Pool(ctx).load()
+    now = await now_ms(ctx)
+    for open_offer in [o for o in pool.offers.values() if o.offer.expires <= now]:
+        await pool.expire(open_offer, now)
+    if pool.offers:
+        await pool.expire_by(min(o.offer.expires for o in pool.offers.values()), now)
+    pool.save()
+
+
 @driver_delivery_matcher.handler(name="expireOffer")
 async def expire_offer(ctx: ObjectContext, offer_id: str) -> None:
-    """An offer's time is up: the next-nearest driver gets the delivery; too many lapses end a shift.
-
-    An expiry that comes late was due while the system was down or stalled: the driver could not
-    answer meanwhile, so they get the whole timeout again from now.
-    """
+    """One offer's own timer, as a release before this one set a timer per offer."""
     non_empty("offerId", offer_id)
     pool = await Pool(ctx).load()
     open_offer = pool.offers.get(offer_id)
     if open_offer is None:
         return  # answered in time, or withdrawn
-    now = await now_ms(ctx)
-    offer = open_offer.offer
-    if came_late(now, offer.expires):
-        offer.expires = now + open_offer.pending.policy.timeout_ms
-        pool.expire_at(offer, now)
-        pool.save()
-        return
-    del pool.offers[offer_id]
-    ctx.object_send(twin.offer_withdrawn, key=offer.driver_id, arg=offer_id)
-    open_offer.pending.declined_by.append(offer.driver_id)
-    await pool.dispatch(open_offer.pending)
-    driver = open_offer.driver
-    driver.missed += 1
-    if driver.missed >= open_offer.pending.policy.misses_off_duty:
-        ctx.object_send(twin.end_shift, key=driver.driver_id, arg=f"let {driver.missed} offers lapse")
-    else:
-        await pool.driver_free(driver)
+    await pool.expire(open_offer, await now_ms(ctx))
     pool.save()
 
 

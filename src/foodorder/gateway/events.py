@@ -93,8 +93,12 @@ class OrderFeed:
         self.watchers: set[Watcher] = set()
         self.frames: list[Frame] = []
         self.cursor = Cursor()
-        self.ended = False
         self.task = asyncio.create_task(self._read())
+
+    @property
+    def ended(self) -> bool:
+        """Whether the order's final status came (a tracking update is never kept after it)."""
+        return bool(self.frames) and self.frames[-1].event.final
 
     def add(self, watcher: Watcher) -> None:
         self.watchers.add(watcher)
@@ -106,7 +110,8 @@ class OrderFeed:
         if self.cursor.has(event):
             return  # a final status, answered again
         self.cursor = self.cursor.past(event)
-        self.ended = self.ended or event.final
+        if self.ended:
+            return  # a tracking update that came after the end
         frame = Frame(event)
         if event.type != "status":
             self.frames = [kept for kept in self.frames if kept.event.type == "status"]

@@ -42,10 +42,13 @@ class Ingress(RestateApi):
     ) -> Any:
         """Invoke and wait for the result; a terminal error of the handler becomes the same HTTP error."""
         timeout = self.http.timeout if timeout_s is None else httpx.Timeout(timeout_s)
-        headers = {"idempotency-key": idempotency_key} if idempotency_key else None
         with concerning(service, key):
             response = await self.request(
-                "POST", self.path(service, key, handler), json=body, timeout=timeout, headers=headers
+                "POST",
+                self.path(service, key, handler),
+                json=body,
+                timeout=timeout,
+                headers=self._headers(idempotency_key),
             )
         return self._result(response)
 
@@ -59,12 +62,22 @@ class Ingress(RestateApi):
         headers: dict[str, str] | None = None,
     ) -> Any:
         """Enqueue an invocation without waiting for it (`headers` reach the handler)."""
-        headers = {**(headers or {}), **({"idempotency-key": idempotency_key} if idempotency_key else {})}
         with concerning(service, key):
             response = await self.request(
-                "POST", self.path(service, key, handler) + "/send", json=body, headers=headers
+                "POST",
+                self.path(service, key, handler) + "/send",
+                json=body,
+                headers=self._headers(idempotency_key, headers),
             )
         return self._result(response)
+
+    @staticmethod
+    def _headers(idempotency_key: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The request's headers: `extra`, and Restate's idempotency key when there is one."""
+        headers = dict(extra or {})
+        if idempotency_key:
+            headers["idempotency-key"] = idempotency_key
+        return headers
 
     async def workflow_started(self, workflow: str, key: str) -> bool:
         """Whether the workflow `key` was started (running or done): a lookup, not an invocation."""
