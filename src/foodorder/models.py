@@ -171,6 +171,7 @@ class Dispatch(Model):
     restaurant accepted it (epoch ms), and its driver while one is on it."""
 
     status: Status | None = None
+    ended_at: int | None = Field(None, description="when the order took its final status, epoch ms")
     arrival: int | None = None
     courier: Courier | None = None
 

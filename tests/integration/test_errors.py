@@ -46,7 +46,7 @@ def test_a_late_location_from_the_driver_after_delivery_changes_nothing(client: 
     client.submit(order)
     client.wait_for(order["id"], Status.DELIVERED)
     events = client.call(f"order-status/{order['id']}/getEvents", 0).json()
-    driver_id = next(e["driver"]["driverId"] for e in events if e["type"] == "driver")
+    driver_id = client.state("order-workflow", order["id"], "courier")["driverId"]
 
     response = client.call(
         f"driver-digital-twin/{driver_id}/handleDriverLocationUpdateEvent", {"lat": 37.33, "long": -121.89}
@@ -55,6 +55,7 @@ def test_a_late_location_from_the_driver_after_delivery_changes_nothing(client: 
     assert response.status_code == 200
     assert client.status(order["id"]) == {"status": "DELIVERED", "eta": 0}
     assert client.call(f"order-status/{order['id']}/getEvents", 0).json() == events
+    assert client.call(f"order-status/{order['id']}/getTracking").json()["driver"] is None  # the twin let go
 
 
 def test_a_missing_body_is_a_terminal_error_not_a_retry_loop(client: Client) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from foodorder import geo, introspection
-from foodorder.models import Location, Status
+from foodorder.models import Location, Status, epoch_ms
 from tests.integration.conftest import running_stack, stack_settings
 from tests.integration.test_unhappy_paths import Party, assert_delivered_and_paid, party_on
 
@@ -210,17 +210,22 @@ def test_one_timer_serves_the_open_offers_of_a_region(dispatch: Dispatch) -> Non
     dispatch.on_shift("two", 1_200)
     with ThreadPoolExecutor(2) as pool:
         refs = list(pool.map(lambda _: dispatch.order(), range(2)))
-    offers = {driver: dispatch.offer(driver) for driver in ("one", "two")}
-    for driver, offer in offers.items():
-        assert dispatch.answer(driver, offer["offerId"], "accept").status_code == 200
+    offers = {}
+    for driver in ("one", "two"):
+        offers[driver] = dispatch.offer(driver)
+        assert dispatch.answer(driver, offers[driver]["offerId"], "accept").status_code == 200
+    answered_at = epoch_ms()
     for driver, offer in offers.items():
         deliver(
             dispatch, driver, next(r for r in refs if offer["delivery"]["orderId"] == f"dev-provider:{r}")
         )
 
-    # The timer fires once, at the first offer's time, finds both answered and is not set again.
+    # The timer fires at the first offer's time and, both being answered by then, is not set again
+    # (on a machine so slow that the second was still open, it is set once more, for the second's).
     dispatch.client.eventually(lambda: expiry_timers(dispatch, pending=True), 0, timeout_s=60)
-    assert expiry_timers(dispatch, pending=False) - before == 1
+    first_expiry = min(offer["expires"] for offer in offers.values())
+    timers = expiry_timers(dispatch, pending=False) - before
+    assert timers == 1 if answered_at < first_expiry - 1_000 else timers in (1, 2)
     assert dispatch.client.state("driver-delivery-matcher", "san-jose", "expiry-due") is None
 
 

@@ -23,7 +23,15 @@ from foodorder import introspection, releases
 from foodorder.config import Settings
 from foodorder.models import Status
 from foodorder.stack import settings_env
-from tests.integration.conftest import ARTIFACTS, Api, api_order, listening, stack_settings, start_up
+from tests.integration.conftest import (
+    ARTIFACTS,
+    Api,
+    Client,
+    api_order,
+    listening,
+    stack_settings,
+    start_up,
+)
 from tests.integration.test_order_flow import DELIVERED_SEQUENCE
 
 PREVIOUS_RELEASES = [
@@ -93,7 +101,7 @@ def test_orders_in_flight_finish_on_their_release_and_the_old_ones_retire(tmp_pa
     olds = [previous_release(tmp_path, commit) for commit in PREVIOUS_RELEASES]
     old_versions = [releases.code_version(old / "foodorder") for old in olds]
     new_version = releases.code_version()
-    api = Api(settings)
+    api, client = Api(settings), Client(settings)
     # Each release's orders wait through the upgrades after it (75 s, then 45 s of wall time at the
     # tests' time scale), even on a loaded machine.
     old_orders = [[api_order(deliveryDelay=delay) for _ in range(3)] for delay in (1_500_000, 900_000)]
@@ -138,9 +146,11 @@ def test_orders_in_flight_finish_on_their_release_and_the_old_ones_retire(tmp_pa
             for stream in streams:
                 events = stream.result(timeout=120)
                 assert [e["data"]["status"] for e in events if e["event"] == "status"] == DELIVERED_SEQUENCE
-                assert any(e["event"] == "driver" for e in events), "the old order's driver is shown"
         for watcher in watchers:
             watcher.http.close()
+        for order in [*old_orders[0], *old_orders[1]]:  # order-status was told of the old orders' drivers
+            tracking = client.state("order-status", f"dev-provider:{order['id']}", "tracking")
+            assert tracking is not None and tracking["driver"] is not None, order["id"]
 
         for version, orders in zip(old_versions, old_orders, strict=True):
             assert pinned_deployments(settings, orders) == {deployments[version].id}
@@ -165,6 +175,7 @@ def test_orders_in_flight_finish_on_their_release_and_the_old_ones_retire(tmp_pa
         assert releases.code_path(settings.data_dir, new_version).exists()
     finally:
         api.http.close()
+        client.http.close()
         up.send_signal(signal.SIGTERM)
         up.wait(timeout=60)
         shutil.copytree(settings.data_dir / "logs", ARTIFACTS / "logs" / "releases", dirs_exist_ok=True)

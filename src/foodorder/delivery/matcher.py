@@ -107,10 +107,16 @@ class Pool:
         await self.expire_by(offer.expires, now)
 
     async def expire_by(self, due: int, now: int) -> None:
-        """Have the open offers looked at by `due` (epoch ms): the timer is set earlier if it must be."""
+        """Have the open offers looked at by `due` (epoch ms): the timer is set earlier if it must be.
+
+        A timer overdue by more than an outage's margin may have been lost (cancelled by hand, say):
+        one that fires at once takes its place, so that no offer is left without an expiry.
+        """
         planned = await EXPIRY_DUE.get(self.ctx)
         if planned is not None and planned <= due:
-            return
+            if not came_late(now, planned):
+                return
+            due = now
         EXPIRY_DUE.set(self.ctx, due)
         delay = timedelta(milliseconds=max(0, due - now))
         self.ctx.object_send(expire_offers, key=self.ctx.key(), arg=due, send_delay=delay)
@@ -213,10 +219,10 @@ async def expire_offer(ctx: ObjectContext, offer_id: str) -> None:
     """One offer's own timer, as a release before this one set a timer per offer."""
     non_empty("offerId", offer_id)
     pool = await Pool(ctx).load()
-    open_offer = pool.offers.get(offer_id)
-    if open_offer is None:
-        return  # answered in time, or withdrawn
-    await pool.expire(open_offer, await now_ms(ctx))
+    open_offer, now = pool.offers.get(offer_id), await now_ms(ctx)
+    if open_offer is None or now < open_offer.offer.expires:
+        return  # answered in time, withdrawn, or given more time (the region's timer has it)
+    await pool.expire(open_offer, now)
     pool.save()
 
 

@@ -1,22 +1,22 @@
 """order-status (key = order id): where an order's delivery stands (its ETA and driver), for the
 customer's screen, and the seed's `get` ({status, eta}).
 
-Nothing here costs an order nobody watches. Its statuses, its first estimated arrival and its driver
-are the workflow's (`getDispatch`); the driver's position, and the ETA at their pace, are the
-driver's twin's (`getPosition`). A read of the tracking (`get`, `getTracking`, the ETA of a webhook)
-asks them.
+An order nobody watches keeps nothing here (and, unless its provider has a status webhook, costs
+nothing here). Its statuses, its first estimated arrival and its driver are the workflow's
+(`getDispatch`); the driver's position, and the ETA at their pace, are the driver's twin's
+(`getPosition`). A read of the tracking (`get`, `getTracking`, the ETA of a webhook) asks them.
 
 A reader waiting for the order's next tracking update (`waitForEvents`) makes this record keep the
-updates: the workflow is told that the order is watched (`watched`), and answers its driver, and
-tells of each new one (`driverAssigned`); the driver's twin is told to pass on every location
-while readers wait (`keep_driver_watched`). Of those updates only the latest is kept, numbered in a
+updates: the workflow is told that the order is watched (`watched`), answers its driver, and tells
+of each new one (`driverAssigned`); the driver's twin is told to pass on every location while
+readers wait (`keep_driver_watched`). Of those updates only the latest is kept, numbered in a
 sequence of its own, so that a reader that saw update n asks for what came after n, and is told of
-the next by the handler that makes it instead of polling. A watched order's record is forgotten a
-retention period after it ended (`expire`).
+the next by the handler that makes it instead of polling. The record is forgotten a retention
+period after the order ended (`expire`, planned by the first write).
 
-An order that a release before this one started records its statuses here (`recordStatus`), its
-first ETA (`setETA`) and its driver (`trackDriver`, at the assignment), and its workflow reads the
-statuses back from here until it ends.
+An order that a release before this one started records its statuses here (`recordStatus`) or its
+first ETA (`setETA`), and the delivery manager tells its driver at the assignment (`trackDriver`);
+its workflow reads the statuses back from here until it ends.
 """
 
 from datetime import timedelta
@@ -51,7 +51,7 @@ TRACKING: StateKey[OrderEvent] = StateKey("tracking", OrderEvent)
 LAST_EVENT: StateKey[int] = StateKey("last-event", int)  # the number of the latest tracking update
 WATCHERS: StateKey[list[str]] = StateKey("watchers", list[str])
 DRIVER_WATCH: StateKey[DriverWatch] = StateKey("driver-watch", DriverWatch)  # what the twin was told last
-COURIER: StateKey[Courier] = StateKey("courier", Courier)  # the driver, as the workflow told it
+COURIER: StateKey[Courier] = StateKey("courier", Courier)  # the driver, as the workflow told it last
 FORGETS: StateKey[bool] = StateKey("forgets", bool)  # whether `expire` is on its way
 # A waitForEvents answers empty after this long; the gateway asks again.
 WATCH_S = 50
@@ -79,13 +79,15 @@ async def dispatch_of(ctx: ObjectContext | ObjectSharedContext, handler: str = "
     """What the order's workflow knows of the delivery (`getDispatch`, or `watched`); of an order of
     an earlier release that records its statuses here, only its status."""
     if history := await HISTORY.get(ctx):
-        return Dispatch(status=history[-1].status)
+        last = history[-1]
+        return Dispatch(status=last.status, ended_at=last.at if last.final else None)
     answer = await ctx.generic_call("order-workflow", handler, b"", key=ctx.key())
     return Dispatch.model_validate_json(answer)
 
 
 async def track(ctx: ObjectContext, at: int, arrival: int, driver: DriverPosition | None) -> None:
     """Replace the order's latest ETA, and its driver's position (kept when only the ETA changes)."""
+    await plan_forgetting(ctx)
     if driver is None and (previous := await TRACKING.get(ctx)) is not None:
         driver = previous.driver
     event_type: Literal["eta", "driver"] = "eta" if driver is None else "driver"
@@ -121,7 +123,7 @@ async def set_eta(ctx: ObjectContext, eta: float) -> None:
 @order_status.handler(name="trackDriver", input_serde=required(DriverPosition), ingress_private=True)
 async def track_driver(ctx: ObjectContext, position: DriverPosition) -> None:
     """Record where the order's driver is and when the order arrives at that pace (the driver's twin
-    sends it while the order is watched)."""
+    sends it while the order is watched; the delivery manager, an earlier release's order's driver)."""
     await track(ctx, await now_ms(ctx), position.arrival, position)
 
 
@@ -153,6 +155,7 @@ async def record_status(ctx: ObjectContext, change: StatusUpdate) -> None:
         reason_code=change.reason_code,
         items=change.items,
     )
+    await plan_forgetting(ctx)
     HISTORY.set(ctx, [*(await HISTORY.get(ctx) or []), event])
     if change.webhook is not None:
         await announce(ctx, Announcement(provider=change.webhook, event=event))
@@ -160,23 +163,33 @@ async def record_status(ctx: ObjectContext, change: StatusUpdate) -> None:
 
 @order_status.handler(ingress_private=True)
 async def expire(ctx: ObjectContext) -> None:
-    """Forget the order once it ended; if it is still under way, look again a retention period later.
+    """Forget the order a retention period after it ended; until then, look again later.
 
-    Planned when a reader first waited for the order's tracking (and, by an earlier release's
-    workflow, at its end).
+    Planned by the first write of the order's record (and sent by an earlier release's workflow as
+    the order ended, delayed by the retention period).
     """
-    status = (await dispatch_of(ctx)).status
-    if status is not None and not status.terminal:
-        expire_later(ctx)
+    dispatch = await dispatch_of(ctx)
+    retention = timedelta(days=get_settings().retention_days)
+    if dispatch.status is not None and not dispatch.status.terminal:
+        expire_later(ctx, retention)  # still under way
         return
+    if dispatch.ended_at is not None:
+        left = dispatch.ended_at + retention // timedelta(milliseconds=1) - await now_ms(ctx)
+        if left > 0:
+            expire_later(ctx, timedelta(milliseconds=left))
+            return
     ctx.clear_all()
 
 
-def expire_later(ctx: ObjectContext) -> None:
-    """Have the order's record forgotten a retention period from now (once it ended)."""
+async def plan_forgetting(ctx: ObjectContext) -> None:
+    """Have the record forgotten in time (`expire`), once: called by whatever writes it."""
+    if not await FORGETS.get(ctx):
+        expire_later(ctx, timedelta(days=get_settings().retention_days))
+
+
+def expire_later(ctx: ObjectContext, delay: timedelta) -> None:
     FORGETS.set(ctx, True)
-    retention = timedelta(days=get_settings().retention_days)
-    ctx.object_send(expire, key=ctx.key(), arg=None, send_delay=retention)
+    ctx.object_send(expire, key=ctx.key(), arg=None, send_delay=delay)
 
 
 @order_status.handler(
@@ -235,8 +248,7 @@ async def add_watcher(ctx: ObjectContext, watch: Watch) -> None:
     if events := await events_after(ctx, watch.after):
         ctx.resolve_awakeable(watch.awakeable, events[0], serde=EVENT)
         return
-    if not await FORGETS.get(ctx):
-        expire_later(ctx)
+    await plan_forgetting(ctx)
     watchers = await WATCHERS.get(ctx) or []
     WATCHERS.set(ctx, [*watchers[-(MAX_WATCHERS - 1) :], watch.awakeable])
     await keep_driver_watched(ctx)
@@ -245,47 +257,45 @@ async def add_watcher(ctx: ObjectContext, watch: Watch) -> None:
 @order_status.handler(name="driverAssigned", input_serde=required(Courier), ingress_private=True)
 async def driver_assigned(ctx: ObjectContext, courier: Courier) -> None:
     """The workflow of a watched order has a new driver: while readers wait, the twin is told."""
+    await plan_forgetting(ctx)
     COURIER.set(ctx, courier)
     if await WATCHERS.get(ctx):
         await keep_driver_watched(ctx)
 
 
-async def watched_courier(ctx: ObjectContext) -> Courier | None:
-    """The order's driver: as the workflow told it, or (an earlier release's order) as first told
-    here; else asked of the workflow, which learns that the order is watched (`watched`)."""
-    if (courier := await COURIER.get(ctx)) is not None:
-        return courier
-    tracking = await TRACKING.get(ctx)
-    if tracking is not None and tracking.driver is not None:
-        return Courier(driver_id=tracking.driver.driver_id, delivery_id=tracking.driver.delivery_id)
-    courier = (await dispatch_of(ctx, "watched")).courier
-    if courier is not None:
-        COURIER.set(ctx, courier)
-    return courier
-
-
 async def keep_driver_watched(ctx: ObjectContext) -> None:
     """Have the order's driver pass every location on while readers wait (told again halfway through).
 
-    The twin ignores it once the driver is done with the delivery.
+    Who drives is what the workflow told last (`driverAssigned`), asked of it again (`watched`,
+    which is how it learns that the order is watched) while no driver is known and whenever the twin
+    is to be told again, so that a driver missed meanwhile is found within a wait. An earlier
+    release's order: its driver as told here. The twin ignores it once the driver is done with the
+    delivery.
     """
-    driver = await watched_courier(ctx)
-    if driver is None:
-        return
     now = await now_ms(ctx)
     told = await DRIVER_WATCH.get(ctx)
+    fresh = told is not None and told.until - now > WATCH_S * 1000
+    courier = await COURIER.get(ctx)
+    if courier is None or not fresh:
+        courier = (await dispatch_of(ctx, "watched")).courier
+        if courier is not None:
+            COURIER.set(ctx, courier)
+    if courier is None and (tracking := await TRACKING.get(ctx)) is not None and tracking.driver is not None:
+        courier = Courier(driver_id=tracking.driver.driver_id, delivery_id=tracking.driver.delivery_id)
+    if courier is None:
+        return
     if (
-        told is not None
-        and (told.driver_id, told.delivery_id) == (driver.driver_id, driver.delivery_id)
-        and told.until - now > WATCH_S * 1000
+        fresh
+        and told is not None
+        and (told.driver_id, told.delivery_id) == (courier.driver_id, courier.delivery_id)
     ):
         return
     # Two of the longest waits, renewed after one: readers waiting back to back keep the twin told.
     watch = DriverWatch(
-        driver_id=driver.driver_id, delivery_id=driver.delivery_id, until=now + 2 * WATCH_S * 1000
+        driver_id=courier.driver_id, delivery_id=courier.delivery_id, until=now + 2 * WATCH_S * 1000
     )
     DRIVER_WATCH.set(ctx, watch)
-    ctx.object_send(twin.watch, key=driver.driver_id, arg=watch)
+    ctx.object_send(twin.watch, key=courier.driver_id, arg=watch)
 
 
 async def latest_tracking(ctx: ObjectContext | ObjectSharedContext, dispatch: Dispatch | None) -> Tracking:

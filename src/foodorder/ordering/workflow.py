@@ -628,8 +628,13 @@ async def wait_for_status(ctx: WorkflowSharedContext, after: int) -> list[OrderE
 
 
 async def dispatch(ctx: WorkflowSharedContext) -> Dispatch:
+    events = await status_events(ctx) or []
+    last = events[-1] if events else None
     return Dispatch(
-        status=await recorded_status(ctx), arrival=await ESTIMATE.get(ctx), courier=await COURIER.get(ctx)
+        status=last.status if last else None,
+        ended_at=last.at if last and last.final else None,
+        arrival=await ESTIMATE.get(ctx),
+        courier=await COURIER.get(ctx),
     )
 
 
