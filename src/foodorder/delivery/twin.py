@@ -210,10 +210,15 @@ async def push_to_phone(ctx: ObjectContext, work: PhoneWork) -> None:
 
 @driver_digital_twin.handler(name="registerPhoneApp", ingress_private=True)
 async def register_phone_app(ctx: ObjectContext, service: str) -> None:
-    """A phone app (a service keyed by driver id) to push `pollForWork` to when work is assigned."""
+    """A phone app (a service keyed by driver id) to push `pollForWork` to when work is assigned; the
+    work that waits for the driver already (a delivery, or an offer) is pushed at once."""
     if not isinstance(service, str) or not service:
         raise TerminalError(f"service: expected a service name, got {service!r}", 400)
     PHONE_APP.set(ctx, service)
+    if (delivery := await ASSIGNED_DELIVERY.get(ctx)) is not None:
+        await push_to_phone(ctx, PhoneWork(delivery=delivery))
+    elif (offer := await OFFER.get(ctx)) is not None:
+        await push_to_phone(ctx, PhoneWork(offer=offer))
 
 
 async def track(

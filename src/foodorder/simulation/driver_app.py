@@ -57,12 +57,12 @@ async def start_driver(ctx: ObjectContext, region: str | None = None) -> None:
         location = await ctx.run_typed("shift start spot", shift_start_spot, region_id=region)
         CURRENT_LOCATION.set(ctx, location)
     await publish_location(ctx, location)
-    # Work is pushed to this phone (the twin sends pollForWork), instead of polling every second.
+    # Work is pushed to this phone (the twin sends pollForWork), instead of polling every second;
+    # the twin pushes the work that waits already as the phone registers.
     ctx.object_send(twin.register_phone_app, key=ctx.key(), arg=driver_mobile_app.name)
     if await ASSIGNED_DELIVERY.get(ctx) is None:
         with suppress(TerminalError):  # the twin has a delivery for this phone: it pushes it
             await ctx.object_call(twin.set_driver_available, key=ctx.key(), arg=ShiftStart(location=location))
-        ctx.object_send(poll_for_work, key=ctx.key(), arg=PhoneWork())
 
 
 def declines() -> bool:
@@ -82,7 +82,8 @@ async def answer_offer(ctx: ObjectContext, offer: Offer) -> None:
     name="pollForWork", input_serde=PydanticSerde(PhoneWork | None), ingress_private=True
 )
 async def poll_for_work(ctx: ObjectContext, work: PhoneWork | None = None) -> None:
-    """Answer the offer or drive the delivery the twin pushed; without either (a shift's start), ask."""
+    """Answer the offer or drive the delivery the twin pushed; without either (as a release before this
+    one sent at a shift's start), ask."""
     if await ASSIGNED_DELIVERY.get(ctx) is not None:
         return  # already on a delivery: the new one is picked up once this one ends
     if work is None or (work.offer is None and work.delivery is None):
