@@ -27,8 +27,16 @@ def _rows(response: httpx.Response) -> Rows:
 
 
 async def query(admin: RestateApi, sql: str) -> Rows:
-    """The rows `sql` selects, through `admin` (the admin API of every node)."""
-    return _rows(await admin.request("POST", "/query", **_request(sql)))
+    """The rows `sql` selects, through `admin` (the admin API of every node). A query is a read, so a
+    node whose query engine fails it (5xx: say, for a moment after another node died) hands it to
+    the next node, each node once."""
+    for _ in admin.urls:
+        node = admin.current
+        response = await admin.request("POST", "/query", **_request(sql))
+        if not response.is_server_error:
+            break
+        admin.move_on(node)
+    return _rows(response)
 
 
 def query_blocking(admin_url: str, sql: str, timeout_s: float = 30) -> Rows:

@@ -50,8 +50,10 @@ def test_every_nodes_ingress_takes_orders_and_reads_them_from_any_node(
             assert api.wait_for(order["id"], Status.DELIVERED, timeout_s=180)["status"] == "DELIVERED"
 
             # ... and reads the engine's tables (/ops, /metrics) through another node's admin API.
-            def delivered_on_ops() -> int:
+            def delivered_on_ops() -> int | None:
                 response = api.http.get("/ops/snapshot", auth=(OPS_USER, DEV_OPS_PASSWORD))
+                if response.status_code == 503:  # every node's query engine failed it, for now
+                    return None
                 assert response.status_code == 200, response.text
                 delivered: int = response.json()["counts"].get("DELIVERED", 0)
                 return delivered

@@ -37,8 +37,12 @@ class RestateApi:
                 refused += 1
                 if refused == len(self.urls):
                     raise
-                if self.current == node:  # not moved on already by a concurrent call
-                    self.current = (node + 1) % len(self.urls)
+                self.move_on(node)
+
+    def move_on(self, node: int) -> None:
+        """Use the node after `node` from now on (unless a concurrent call moved on already)."""
+        if self.current == node:
+            self.current = (node + 1) % len(self.urls)
 
     async def close(self) -> None:
         await self.http.aclose()
