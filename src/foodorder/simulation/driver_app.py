@@ -82,8 +82,8 @@ async def answer_offer(ctx: ObjectContext, offer: Offer) -> None:
     name="pollForWork", input_serde=PydanticSerde(PhoneWork | None), ingress_private=True
 )
 async def poll_for_work(ctx: ObjectContext, work: PhoneWork | None = None) -> None:
-    """Answer the offer or drive the delivery the twin pushed; without either (as a release before this
-    one sent at a shift's start), ask."""
+    """Answer the offer or drive the delivery the twin pushed; without either (sent after a delivery
+    was cancelled on the way, and by an earlier release at a shift's start), ask."""
     if await ASSIGNED_DELIVERY.get(ctx) is not None:
         return  # already on a delivery: the new one is picked up once this one ends
     if work is None or (work.offer is None and work.delivery is None):
