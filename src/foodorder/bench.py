@@ -314,7 +314,7 @@ class Bench:
     """The phases, against one stack."""
 
     def __init__(self, stack: Stack, plan: Plan, progress: Progress) -> None:
-        self.s, self.plan, self.progress = stack.settings, plan, progress
+        self.stack, self.s, self.plan, self.progress = stack, stack.settings, plan, progress
         gateway = stack.processes["gateway"].popen
         self.gateway_pid = gateway.pid if gateway else 0
         # Few connections: with many, httpx's pool burns the load generator's CPU, not the stack's.
@@ -392,6 +392,7 @@ class Bench:
 
     async def intake(self) -> None:
         levels, before = [], await self.settled_invocations()
+        cpu_before = cpu_seconds(self.stack)
         for concurrency in self.plan.concurrency_levels:
             done = self.phase(f"intake, {concurrency} concurrent providers", self.plan.seconds)
             # Due in a week: these orders are accepted and charged, then wait, out of the other phases' way.
@@ -418,9 +419,12 @@ class Bench:
         # Everything the accepted orders made happen until they wait for their due time. An order
         # whose answer wrk gave up on (a timeout) was accepted all the same: every order the gateway
         # took counts.
+        cpu_after = cpu_seconds(self.stack)
         after = await self.settled_invocations()
         accepted = await self.orders_taken("intake-")
         self.results["intake_orders_taken"] = accepted
+        # The CPU each process of the stack spent per order, from its submission until it was scheduled.
+        self.results["intake_cpu_ms_per_order"] = cpu_ms_per_order(cpu_before, cpu_after, accepted)
         spent = {handler: n - before.get(handler, 0) for handler, n in after.items()}
         self.results["invocations_per_accepted_order"] = round(sum(spent.values()) / accepted, 2)
         self.results["invocations_per_accepted_order_by_handler"] = {
@@ -1079,6 +1083,14 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
     return used
 
 
+def cpu_ms_per_order(before: dict[str, float], after: dict[str, float], orders: int) -> dict[str, float]:
+    """The CPU milliseconds each process spent per order between two `cpu_seconds`, and their total."""
+    spent = {
+        name: round((used - before.get(name, 0.0)) * 1000 / max(orders, 1), 2) for name, used in after.items()
+    }
+    return spent | {"total": round(sum(spent.values()), 2)}
+
+
 async def replication_phases(stack: Stack, plan: Plan, progress: Progress) -> dict[str, Any]:
     """The phases that show what replication costs: the engine's ceiling, intake, end to end.
 
@@ -1102,8 +1114,7 @@ async def replication_phases(stack: Stack, plan: Plan, progress: Progress) -> di
     if "e2e_orders" in bench.results:
         # Every order of the phase: those alone, then each level's.
         orders = UNLOADED_ORDERS + sum(level["orders"] for level in bench.results["e2e_levels"])
-        cpu_ms = {name: round((after[name] - before.get(name, 0.0)) * 1000 / orders) for name in after}
-        figures["e2e_cpu_ms_per_order"] = cpu_ms | {"total": sum(cpu_ms.values())}
+        figures["e2e_cpu_ms_per_order"] = cpu_ms_per_order(before, after, orders)
     return figures
 
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
+import httpx
 from opentelemetry import baggage, context, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -82,6 +83,13 @@ def setup_tracing(endpoint: str, process: str) -> None:
     trace.set_tracer_provider(provider)
     HTTPXClientInstrumentor().instrument()
     _tracing = True
+
+
+def trace_requests(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """Trace the requests of `client`, whose transport is not httpx's own (when tracing)."""
+    if _tracing:
+        HTTPXClientInstrumentor.instrument_client(client)
+    return client
 
 
 def instrument(app: Any) -> None:

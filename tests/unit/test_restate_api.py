@@ -1,6 +1,8 @@
-"""A request to Restate's ingress or admin API goes to the next node's URL when one refuses it."""
+"""A request to Restate's ingress or admin API goes to the next node's URL when one refuses it, and
+only then: a request a node took and cut off may have been carried out."""
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -8,12 +10,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from foodorder.clients.http import reached_no_server
 from foodorder.clients.restate import RestateApi
 from foodorder.stack import free_port
 
 
 class Healthy(BaseHTTPRequestHandler):
+    answered = 0  # how many requests the nodes of this kind answered
+
     def do_GET(self) -> None:
+        Healthy.answered += 1
         self.send_response(200)
         self.send_header("content-length", "0")
         self.end_headers()
@@ -22,14 +28,30 @@ class Healthy(BaseHTTPRequestHandler):
         pass  # no lines on the test's output
 
 
-@pytest.fixture
-def node() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+class HangsUp(Healthy):
+    def do_GET(self) -> None:
+        """Take the request, then close the connection without an answer."""
+        self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def node() -> Iterator[str]:
+    yield from serve(Healthy)
+
+
+@pytest.fixture
+def hanging_up_node() -> Iterator[str]:
+    yield from serve(HangsUp)
 
 
 async def health(api: RestateApi) -> int:
@@ -45,5 +67,16 @@ def test_a_request_moves_to_the_next_node_and_stays_there(node: str) -> None:
 
 def test_a_request_fails_once_every_node_refused() -> None:
     api = RestateApi([f"http://127.0.0.1:{free_port()}" for _ in range(2)], timeout_s=5)
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(httpx.TransportError) as raised:
         asyncio.run(health(api))
+    assert reached_no_server(raised.value), raised.value
+
+
+def test_a_request_cut_off_by_a_node_is_not_sent_to_the_next(hanging_up_node: str, node: str) -> None:
+    api = RestateApi([hanging_up_node, node], timeout_s=5)
+    answered = Healthy.answered
+    with pytest.raises(httpx.TransportError) as raised:
+        asyncio.run(health(api))
+    assert not reached_no_server(raised.value), raised.value
+    assert api.current == 0
+    assert Healthy.answered == answered
