@@ -289,6 +289,18 @@ class DeliveryInformation(Model):
     workflow_keeps_driver: bool = Field(
         False, description="false for an order of an earlier release: order-status is told of its driver"
     )
+    workflow_checks_silence: bool = Field(
+        False, description="false for an order of an earlier release: the manager plans the first check"
+    )
+    found_awakeable: str | None = Field(
+        None, description="resolved with the driver the current attempt found (else `selectedDriver`)"
+    )
+    next_found_awakeable: str | None = Field(
+        None, description="the next attempt's `found_awakeable`, should this attempt's driver be replaced"
+    )
+    delivered_awakeable: str | None = Field(
+        None, description="resolved once the order reached the customer (else `signalDeliveryFinished`)"
+    )
     order_picked_up: bool = False
     driver_id: str | None = None
     attempt: int = Field(0, description="how many drivers were replaced for silence so far")
@@ -300,6 +312,9 @@ class SilenceCheck(Model):
 
     attempt: int = Field(ge=0)
     due: int
+    next_found_awakeable: str | None = Field(
+        None, description="from the workflow: resolve it with the next driver, should this one be replaced"
+    )
 
 
 class PendingDelivery(Model):

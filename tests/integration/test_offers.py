@@ -247,3 +247,34 @@ def test_an_open_offer_survives_a_full_restart_and_is_assigned_once(tmp_path: Pa
         assert after.driver("newcomer", "offers/current") == {"offer": None}
         assert after.driver("newcomer", "assignment") == {"delivery": None}
         after.close()
+
+
+def twin_asked(dispatch: Dispatch, driver_id: str, handlers: tuple[str, ...]) -> int:
+    """How many times the driver's twin was asked any of `handlers` so far."""
+    names = ", ".join(f"'{name}'" for name in handlers)
+    query = (
+        "SELECT count(*) AS n FROM sys_invocation WHERE target_service_name = 'driver-digital-twin'"
+        f" AND target_service_key = '{driver_id}' AND target_handler_name IN ({names})"
+    )
+    return int(introspection.query_blocking(dispatch.client.settings.admin_url, query)[0]["n"])
+
+
+def test_a_phone_starting_its_shift_is_pushed_the_offer_its_driver_holds(dispatch: Dispatch) -> None:
+    dispatch.on_shift("late-phone", 100)
+    ref = dispatch.order()
+    offer = dispatch.offer("late-phone")
+
+    asked = twin_asked(dispatch, "late-phone", ("getOffer", "getAssignedDelivery"))  # by the test's polls
+
+    # The simulated phone comes up now: its twin pushes it the open offer as it registers, so the
+    # phone accepts it, drives the delivery and reports it, without asking its twin for work.
+    started = dispatch.client.call("driver-mobile-app/late-phone/startDriver", "san-jose")
+
+    assert started.status_code == 200, started.text
+    dispatch.api.wait_for(ref, Status.WAITING_FOR_DRIVER)
+    assert dispatch.history(ref)[-1] == ("WAITING_FOR_DRIVER", "driver late-phone")
+    assert_delivered_and_paid(dispatch, ref)
+    assert offer["delivery"]["orderId"] == f"dev-provider:{ref}"
+    assert twin_asked(dispatch, "late-phone", ("getOffer", "getAssignedDelivery")) == asked
+    # Back on shift after the delivery (the phone says so after a pause): the shift ends with the test.
+    dispatch.client.eventually(lambda: dispatch.status_of("late-phone"), "WAITING_FOR_WORK", timeout_s=60)

@@ -1,7 +1,9 @@
 """delivery-manager (key = delivery id): gets one order's delivery done and keeps its ETA current.
 
 No handler waits while holding the delivery: the matcher answers with `driverFound`, so a
-cancellation or a silence check is never stuck behind a search for a driver.
+cancellation or a silence check is never stuck behind a search for a driver. The workflow hears of
+its drivers and of the delivery through awakeables it handed over, which cost no invocation; an
+earlier release's order through its signals (`selectedDriver`, `signalDeliveryFinished`).
 """
 
 from datetime import timedelta
@@ -82,23 +84,33 @@ async def driver_found(ctx: ObjectContext, driver_id: str) -> None:
     now = await now_ms(ctx)
     info.driver_id = driver_id
     info.last_seen = now
+    if not info.workflow_checks_silence:
+        check_silence_at(ctx, info, now + info.silence_timeout_ms, now)
+    if info.found_awakeable is not None:
+        ctx.resolve_awakeable(info.found_awakeable, driver_id)
+        info.found_awakeable = None
+    else:
+        selected = DriverSelected(driver_id=driver_id, attempt=info.attempt)
+        ctx.workflow_send(workflow.selected_driver, key=info.order_id, arg=selected)
     DELIVERY_INFO.set(ctx, info)
-    check_silence_at(ctx, info, now + info.silence_timeout_ms, now)
-    selected = DriverSelected(driver_id=driver_id, attempt=info.attempt)
-    ctx.workflow_send(workflow.selected_driver, key=info.order_id, arg=selected)
 
 
 @delivery_manager.handler(name="checkDriver", input_serde=required(SilenceCheck))
 async def check_driver(ctx: ObjectContext, check: SilenceCheck) -> None:
     """Replace the driver of the check's attempt if they were silent too long before pickup.
 
-    A check that comes late was due while the system was down or stalled: the driver could not be
-    heard then, so their silence is counted again from now.
+    The workflow sends the first check, as its wait for the pickup lasts as long as the silence
+    allowed (an earlier release's order has it planned here); while the driver is heard, the next
+    check is planned here. A check that comes late was due while the system was down or stalled: the
+    driver could not be heard then, so their silence is counted again from now.
     """
     info = await DELIVERY_INFO.get(ctx)
     if info is None or info.attempt != check.attempt or info.driver_id is None or info.order_picked_up:
         return
     now = await now_ms(ctx)
+    if check.next_found_awakeable is not None:
+        info.next_found_awakeable = check.next_found_awakeable
+        DELIVERY_INFO.set(ctx, info)
     if came_late(now, check.due):
         info.last_seen = max(info.last_seen, now)
         DELIVERY_INFO.set(ctx, info)
@@ -111,6 +123,7 @@ async def check_driver(ctx: ObjectContext, check: SilenceCheck) -> None:
     ctx.object_send(twin.take_off_duty, key=silent, arg=ctx.key())
     info.driver_id = None
     info.attempt += 1
+    info.found_awakeable, info.next_found_awakeable = info.next_found_awakeable, None
     DELIVERY_INFO.set(ctx, info)
     reason = f"driver {silent} was silent for {(now - last_heard) / 1000:.0f} s; finding another"
     replaced = Reassignment(attempt=check.attempt, reason=reason)
@@ -157,7 +170,10 @@ async def notify_delivery_delivered(ctx: ObjectContext, driver_id: str | None = 
     if not info.order_picked_up:
         raise TerminalError(f"delivery {ctx.key()} was not picked up yet", 409)
     DELIVERY_INFO.clear(ctx)
-    await ctx.workflow_call(workflow.signal_delivery_finished, key=info.order_id, arg=None)
+    if info.delivered_awakeable is not None:
+        ctx.resolve_awakeable(info.delivered_awakeable, True)
+    else:
+        await ctx.workflow_call(workflow.signal_delivery_finished, key=info.order_id, arg=None)
 
 
 def driver_position(

@@ -22,6 +22,14 @@ def inject_faults(app: FastAPI, settings: Settings) -> None:
     injected: Counter[str] = Counter()
     rng = random.Random()
 
+    @app.get("/faults")
+    async def faults() -> dict[str, int]:
+        """Faults injected since this process started, by kind."""
+        return dict(injected)
+
+    if settings.fault_rate == 0:
+        return  # no middleware: it would cost every request CPU (a stub shares the machine it tests)
+
     @app.middleware("http")
     async def disturb(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if request.method == "GET" or rng.random() >= settings.fault_rate:
@@ -38,8 +46,3 @@ def inject_faults(app: FastAPI, settings: Settings) -> None:
             return await call_next(request)
         await call_next(request)  # the work is done, but the caller never hears of it
         return JSONResponse({"detail": "injected fault: answer lost"}, status_code=502)
-
-    @app.get("/faults")
-    async def faults() -> dict[str, int]:
-        """Faults injected since this process started, by kind."""
-        return dict(injected)

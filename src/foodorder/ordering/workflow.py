@@ -35,6 +35,7 @@ from foodorder.models import (
     Reassignment,
     Refusal,
     RejectionReason,
+    SilenceCheck,
     Status,
     StatusChange,
     StoreState,
@@ -352,8 +353,13 @@ async def process(this: OrderRun) -> Status:
         return await give_up(this, Status.CANCELLED, reason)
 
     # 4. The delivery manager finds a driver, and another one if the driver goes silent before pickup.
+    # It tells this run through awakeables, which cost no invocation: the driver each attempt found,
+    # and the end of the delivery. The seed's signals (`selectedDriver`, `signalDeliveryFinished`)
+    # are heard as well.
     await this.set_status(Status.SCHEDULING_DELIVERY)
     this.delivery_id = str(ctx.uuid())
+    found_awakeable, found = ctx.awakeable(type_hint=str)
+    delivered_awakeable, delivered = ctx.awakeable(type_hint=bool)
     delivery = DeliveryInformation(
         order_id=order.id,
         restaurant_id=order.restaurant_id,
@@ -366,31 +372,31 @@ async def process(this: OrderRun) -> Status:
             misses_off_duty=terms.offer_misses_off_duty,
         ),
         workflow_keeps_driver=True,
+        workflow_checks_silence=True,
+        found_awakeable=found_awakeable,
+        delivered_awakeable=delivered_awakeable,
     )
     ctx.object_send(manager.start, key=this.delivery_id, arg=delivery)
-    attempt = 0
+    attempt, found_by = 0, {"found": found}
     while True:
         which, value = await this.wait(
             terms.driver_search_timeout_s,
             "driver search timeout",
-            driver=ctx.promise(driver_selected(attempt), type_hint=str).value(),
+            selected=ctx.promise(driver_selected(attempt), type_hint=str).value(),
+            **found_by,
             cancel=cancellation(ctx),
         )
-        if which != "driver":
+        if which not in ("selected", "found"):
             reason = value if which == "cancel" else "no driver was found in time"
             return await give_up(this, Status.CANCELLED, reason)
         await this.assign(Courier(driver_id=value, delivery_id=this.delivery_id))
         await this.set_status(Status.WAITING_FOR_DRIVER, f"driver {value}")
-        which, value = await restate.select(
-            pickup=ctx.promise(DRIVER_AT_RESTAURANT, type_hint=bool).value(),
-            replaced=ctx.promise(driver_replaced(attempt), type_hint=str).value(),
-            cancel=cancellation(ctx),
-        )
+        which, value, next_found = await wait_for_pickup(this, attempt)
         if which == "pickup":
             break
         if which == "cancel":
             return await give_up(this, Status.CANCELLED, value)
-        attempt += 1
+        attempt, found_by = attempt + 1, {"found": next_found} if next_found else {}
         await this.assign(None)
         await this.set_status(Status.SCHEDULING_DELIVERY, value)
 
@@ -402,8 +408,37 @@ async def process(this: OrderRun) -> Status:
         await this.set_status(Status.IN_DELIVERY)
     except StepFailed as error:
         await this.set_status(Status.IN_DELIVERY, f"payment not captured, left to operations: {error}")
-    await ctx.promise(DELIVERY_FINISHED, type_hint=bool).value()
+    await restate.select(found=delivered, signalled=ctx.promise(DELIVERY_FINISHED, type_hint=bool).value())
     return await end(this, Status.DELIVERED)
+
+
+async def wait_for_pickup(this: OrderRun, attempt: int) -> tuple[str, Any, RestateDurableFuture[str] | None]:
+    """Until the driver of `attempt` picks the order up ("pickup"), is replaced ("replaced", with the
+    reason) or the order is cancelled ("cancel", with the reason); and the awakeable that the next
+    attempt's driver resolves, if one was handed over.
+
+    Most drivers pick up within the silence allowed, and the wait costs no silence check. Once that
+    time passed, the delivery manager is sent the first check, with the awakeable of the next
+    attempt; it plans the next checks itself for as long as it hears the driver.
+    """
+    ctx, terms = this.ctx, this.terms
+    assert this.delivery_id is not None
+    events: dict[str, RestateDurableFuture[Any]] = {
+        "pickup": ctx.promise(DRIVER_AT_RESTAURANT, type_hint=bool).value(),
+        "replaced": ctx.promise(driver_replaced(attempt), type_hint=str).value(),
+        "cancel": cancellation(ctx),
+    }
+    silence_s = terms.scaled(terms.driver_silence_timeout_s)
+    due = await now_ms(ctx) + int(silence_s * 1000)
+    check = ctx.sleep(timedelta(seconds=silence_s), name="driver silence check")
+    which, value = await restate.select(**events, check=check)
+    if which != "check":
+        return which, value, None
+    next_awakeable, next_found = ctx.awakeable(type_hint=str)
+    silence = SilenceCheck(attempt=attempt, due=due, next_found_awakeable=next_awakeable)
+    ctx.object_send(manager.check_driver, key=this.delivery_id, arg=silence)
+    which, value = await restate.select(**events)
+    return which, value, next_found
 
 
 async def reject(this: OrderRun, refusal: Refusal) -> Status:
