@@ -20,4 +20,7 @@ def test_the_bench_measures_the_engine_and_intake_on_a_stack_of_its_own() -> Non
     assert level["failed"] == 0 and results["intake_orders_per_s"] > 0, level
     # Each accepted order ran its workflow at least: the invocation count comes from Restate.
     assert results["invocations_per_accepted_order"] >= 1
+    # The CPU each process spent per order: the engine and the workflows' endpoint worked for each.
+    cpu = results["intake_cpu_ms_per_order"]
+    assert cpu["restate-server"] > 0 and cpu["services"] > 0 and cpu["gateway"] > 0, cpu
     assert results["peak_rss_mb"]["total"] > 0
