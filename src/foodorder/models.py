@@ -324,6 +324,11 @@ class PendingDelivery(Model):
     policy: OfferPolicy
     declined_by: list[str] = Field(default_factory=list, description="drivers who declined or let it lapse")
     offers: int = Field(0, description="offers made so far (they number the offer ids)")
+    taken_on_accept: bool = Field(
+        False,
+        description="the driver's twin takes the delivery as they accept (false for an earlier release's"
+        " order: its delivery manager hands it over, and tells its order-status where the driver is)",
+    )
 
 
 class AvailableDriver(Model):
@@ -368,6 +373,18 @@ class OfferAnswer(Model):
     offer_id: str = Field(min_length=1)
     driver_id: str = Field(min_length=1)
     accepted: bool
+    takes_delivery: bool = Field(
+        False,
+        description="the twin takes an accepted offer's delivery itself (false from an earlier release's"
+        " twin: the delivery manager hands it over)",
+    )
+
+
+class FoundDriver(Model):
+    """The matcher tells a delivery manager which driver accepted its offer."""
+
+    driver_id: str = Field(min_length=1)
+    took_delivery: bool = Field(False, description="the driver's twin took the delivery as it accepted")
 
 
 class ShiftStart(Model):

@@ -93,6 +93,8 @@ def test_the_nearest_driver_is_offered_the_delivery_and_accepting_assigns_it(dis
     accepted = dispatch.answer("near", offer["offerId"], "accept")
     assert accepted.status_code == 200, accepted.text
     assert dispatch.driver("near", "offers/current") == {"offer": None}
+    # The twin took the delivery as it accepted: the driver's assignment shows it at once.
+    assert dispatch.driver("near", "assignment")["delivery"]["deliveryId"] == offer["delivery"]["deliveryId"]
     deliver(dispatch, "near", ref)
     assert dispatch.api.request("GET", f"/api/v1/orders/{ref}").json()["region"] == "san-jose"
 
@@ -271,9 +273,8 @@ def test_a_phone_starting_its_shift_is_pushed_the_offer_its_driver_holds(dispatc
     started = dispatch.client.call("driver-mobile-app/late-phone/startDriver", "san-jose")
 
     assert started.status_code == 200, started.text
-    dispatch.api.wait_for(ref, Status.WAITING_FOR_DRIVER)
-    assert dispatch.history(ref)[-1] == ("WAITING_FOR_DRIVER", "driver late-phone")
-    assert_delivered_and_paid(dispatch, ref)
+    assert_delivered_and_paid(dispatch, ref)  # the phone drives fast: WAITING_FOR_DRIVER may be brief
+    assert ("WAITING_FOR_DRIVER", "driver late-phone") in dispatch.history(ref)
     assert offer["delivery"]["orderId"] == f"dev-provider:{ref}"
     assert twin_asked(dispatch, "late-phone", ("getOffer", "getAssignedDelivery")) == asked
     # Back on shift after the delivery (the phone says so after a pause): the shift ends with the test.

@@ -1,5 +1,7 @@
-"""The shared HTTP client of the services process and how its answers become errors."""
+"""The HTTP client of the services and the gateway (httpx's API on aiohttp's pool), and how the
+outside world's answers become errors."""
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -19,31 +21,69 @@ class Transient(Exception):
     """The outside system could not answer now (a timeout, 408, 429, 5xx): the same call may work later."""
 
 
+class AiohttpPool(AiohttpTransport):
+    """httpx-aiohttp's transport, with httpx's pool limit and httpx's errors.
+
+    At most `connections` requests are sent at once, and one that finds none free within the pool
+    timeout fails with httpx.PoolTimeout (aiohttp's own limit would report that wait as a connect
+    timeout). aiohttp's errors come as the httpx errors that mean the same: httpx-aiohttp reports a
+    refused connection and a hang-up alike (ConnectTimeout), and some not as httpx's at all.
+    """
+
+    def __init__(self, connections: int) -> None:
+        super().__init__(client=self.session)
+        self.slots = asyncio.Semaphore(connections)
+
+    @staticmethod
+    def session() -> aiohttp.ClientSession:
+        # httpx sets the content type of a body it sends; aiohttp would add one to a POST without a body,
+        # and Restate's ingress refuses `application/octet-stream` for a handler that takes JSON. The
+        # slots bound the connections; the cookies are httpx's.
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            skip_auto_headers=("Content-Type",),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            async with asyncio.timeout(request.extensions.get("timeout", {}).get("pool")):
+                await self.slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no connection was free in time", request=request) from None
+        try:
+            return await super().handle_async_request(request)
+        except (httpx.TransportError, aiohttp.ClientError) as error:
+            cause = error.__cause__ if isinstance(error, httpx.TransportError) else error
+            if not isinstance(cause, aiohttp.ClientError):
+                raise
+            raise httpx_error(cause)(f"{type(cause).__name__}: {cause}", request=request) from cause
+        finally:
+            self.slots.release()
+
+
+def httpx_error(error: aiohttp.ClientError) -> type[httpx.TransportError]:
+    """The httpx error that means what aiohttp's `error` does."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return httpx.ConnectError  # refused, or no route: the request went nowhere
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout
+    if isinstance(error, aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return httpx.ReadError
+    return httpx.RemoteProtocolError  # a hang-up, a reset, an answer that is not HTTP
+
+
 def pooled_client(connections: int = 100, **options: Any) -> httpx.AsyncClient:
     """An httpx client that sends over aiohttp's connection pool, at most `connections` at once.
 
     httpx's own pool (httpcore) costs CPU with every request and every connection it holds: it was
-    half the gateway's CPU per accepted order, and a third of the services'. aiohttp's pool does the
-    same work in C (`foodorder bench` figures in the README); the client keeps httpx's API and errors.
+    half the gateway's CPU per accepted order, and a third of the services' (py-spy). aiohttp parses
+    HTTP in C and finds a free connection without looking at every one (`foodorder bench` figures in
+    the README); the client keeps httpx's API and errors.
     """
-
-    def session() -> aiohttp.ClientSession:
-        # httpx sets the content type of a body it sends; aiohttp would add one to a POST without a body,
-        # and Restate's ingress refuses `application/octet-stream` for a handler that takes JSON.
-        connector = aiohttp.TCPConnector(limit=connections)
-        return aiohttp.ClientSession(connector=connector, skip_auto_headers=("Content-Type",))
-
-    return telemetry.trace_requests(httpx.AsyncClient(transport=AiohttpTransport(client=session), **options))
-
-
-def reached_no_server(error: httpx.TransportError) -> bool:
-    """Whether a request failed before a connection carried it (refused, or none in time): only then
-    may it go elsewhere. httpx-aiohttp raises aiohttp's errors as httpx's, but not always the same
-    kind (a refused connection comes as a ConnectTimeout): aiohttp's own error, the cause, decides."""
-    cause = error.__cause__
-    if isinstance(cause, aiohttp.ClientError):
-        return isinstance(cause, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
-    return isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout))
+    return telemetry.trace_requests(httpx.AsyncClient(transport=AiohttpPool(connections), **options))
 
 
 def http_client() -> httpx.AsyncClient:
@@ -58,7 +98,7 @@ async def post(what: str, url: str, **kwargs: Any) -> httpx.Response:
     """POST to an outside system; a failure to get an answer at all is transient."""
     try:
         return await http_client().post(url, **kwargs)
-    except (httpx.TransportError, aiohttp.ClientError) as error:  # the few aiohttp does not map
+    except httpx.TransportError as error:
         raise Transient(f"{what}: {type(error).__name__} {error}".strip()) from error
 
 

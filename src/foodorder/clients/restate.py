@@ -4,7 +4,7 @@ from typing import Any, Self
 
 import httpx
 
-from foodorder.clients.http import pooled_client, reached_no_server
+from foodorder.clients.http import pooled_client
 
 CONNECTIONS = 16
 
@@ -34,9 +34,7 @@ class RestateApi:
             node = self.current
             try:
                 return await self.http.request(method, self.urls[node] + path, **kwargs)
-            except httpx.TransportError as error:
-                if not reached_no_server(error):
-                    raise
+            except (httpx.ConnectError, httpx.ConnectTimeout):
                 refused += 1
                 if refused == len(self.urls):
                     raise

@@ -18,6 +18,7 @@ from foodorder.models import (
     DeliveryRequest,
     DriverPosition,
     DriverSelected,
+    FoundDriver,
     Location,
     PendingDelivery,
     Reassignment,
@@ -25,7 +26,7 @@ from foodorder.models import (
     SilenceCheck,
 )
 from foodorder.ordering import status, workflow
-from foodorder.state import StateKey, came_late, now_ms, required
+from foodorder.state import PydanticSerde, StateKey, came_late, now_ms, required
 
 delivery_manager = VirtualObject("delivery-manager", ingress_private=True)
 
@@ -34,7 +35,11 @@ DELIVERY_INFO: StateKey[DeliveryInformation] = StateKey("delivery-info", Deliver
 
 def request_driver(ctx: ObjectContext, info: DeliveryInformation) -> None:
     """Ask the matcher of the restaurant's region for the nearest driver."""
-    pending = PendingDelivery(delivery=delivery_request(ctx, info), policy=info.offer_policy)
+    pending = PendingDelivery(
+        delivery=delivery_request(ctx, info),
+        policy=info.offer_policy,
+        taken_on_accept=info.workflow_keeps_driver,
+    )
     ctx.object_send(matcher.request_driver_for_delivery, key=info.region, arg=pending)
 
 
@@ -65,19 +70,30 @@ async def start(ctx: ObjectContext, delivery: DeliveryInformation) -> None:
     request_driver(ctx, delivery)
 
 
-@delivery_manager.handler(name="driverFound")
-async def driver_found(ctx: ObjectContext, driver_id: str) -> None:
-    """The driver accepted the matcher's offer: hand them the job, or send them back to wait for work."""
+@delivery_manager.handler(name="driverFound", input_serde=PydanticSerde(str | FoundDriver))
+async def driver_found(ctx: ObjectContext, found: str | FoundDriver) -> None:
+    """The driver accepted the matcher's offer, and their twin took the job (for an earlier release's
+    order, or from an earlier release's matcher or twin, the job is handed over here); a driver the
+    delivery no longer needs goes back to waiting for work."""
+    if isinstance(found, str):
+        found = FoundDriver(driver_id=found)
+    driver_id = found.driver_id
     info = await DELIVERY_INFO.get(ctx)
     if info is None or info.driver_id is not None:
-        ctx.object_send(twin.set_driver_available, key=driver_id, arg=ShiftStart())
+        if found.took_delivery:
+            ctx.object_send(twin.release_delivery, key=driver_id, arg=ctx.key())
+        else:
+            ctx.object_send(twin.set_driver_available, key=driver_id, arg=ShiftStart())
         return
-    request = delivery_request(ctx, info)
-    try:
-        position = await ctx.object_call(twin.assign_delivery_job, key=driver_id, arg=request)
-    except TerminalError:
-        request_driver(ctx, info)  # the driver stopped waiting for work meanwhile: find another
-        return
+    position = None
+    if not found.took_delivery:  # an earlier release's order, or accepted by an earlier release's twin
+        try:
+            position = await ctx.object_call(
+                twin.assign_delivery_job, key=driver_id, arg=delivery_request(ctx, info)
+            )
+        except TerminalError:
+            request_driver(ctx, info)  # the driver stopped waiting for work meanwhile: find another
+            return
     if not info.workflow_keeps_driver and position is not None:
         # An earlier release's order: its order-status learns of its driver here, as it did then.
         ctx.object_send(status.track_driver, key=info.order_id, arg=position)

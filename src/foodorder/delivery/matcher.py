@@ -21,8 +21,17 @@ from restate import ObjectContext, TerminalError, VirtualObject
 
 from foodorder import geo
 from foodorder.delivery import manager, twin
-from foodorder.models import AvailableDriver, Location, Offer, OfferAnswer, OpenOffer, PendingDelivery
-from foodorder.state import StateKey, came_late, now_ms, required
+from foodorder.models import (
+    AvailableDriver,
+    DeliveryRequest,
+    FoundDriver,
+    Location,
+    Offer,
+    OfferAnswer,
+    OpenOffer,
+    PendingDelivery,
+)
+from foodorder.state import PydanticSerde, StateKey, came_late, now_ms, required
 
 driver_delivery_matcher = VirtualObject("driver-delivery-matcher", ingress_private=True)
 
@@ -179,23 +188,33 @@ async def request_driver_for_delivery(ctx: ObjectContext, request: PendingDelive
     pool.save()
 
 
-@driver_delivery_matcher.handler(name="answerOffer", input_serde=required(OfferAnswer))
-async def answer_offer(ctx: ObjectContext, answer: OfferAnswer) -> None:
-    """The driver's twin passes on an accept or a decline; 409 if the offer is no longer open."""
+@driver_delivery_matcher.handler(
+    name="answerOffer", input_serde=required(OfferAnswer), output_serde=PydanticSerde(DeliveryRequest | None)
+)
+async def answer_offer(ctx: ObjectContext, answer: OfferAnswer) -> DeliveryRequest | None:
+    """The driver's twin passes on an accept or a decline; 409 if the offer is no longer open.
+
+    An accept answers the delivery, which the twin takes at once (no assignment call from the
+    delivery manager), and the manager is told; an earlier release's twin, or order, is handed it by
+    the manager.
+    """
     pool = await Pool(ctx).load()
     open_offer = pool.offers.get(answer.offer_id)
     if open_offer is None or open_offer.offer.driver_id != answer.driver_id:
         raise TerminalError(f"offer {answer.offer_id} is no longer open to driver {answer.driver_id}", 409)
     del pool.offers[answer.offer_id]
-    delivery_id = open_offer.pending.delivery.delivery_id
+    delivery = open_offer.pending.delivery
+    takes = answer.accepted and answer.takes_delivery and open_offer.pending.taken_on_accept
     if answer.accepted:
-        ctx.object_send(manager.driver_found, key=delivery_id, arg=answer.driver_id)
+        found = FoundDriver(driver_id=answer.driver_id, took_delivery=takes)
+        ctx.object_send(manager.driver_found, key=delivery.delivery_id, arg=found)
     else:
         open_offer.pending.declined_by.append(answer.driver_id)
         await pool.dispatch(open_offer.pending)
         open_offer.driver.missed = 0
         await pool.driver_free(open_offer.driver)
     pool.save()
+    return delivery if takes else None
 
 
 @driver_delivery_matcher.handler(name="expireOffers")

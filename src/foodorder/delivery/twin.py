@@ -154,14 +154,16 @@ async def answer(ctx: ObjectContext, offer_id: str, accepted: bool) -> Offer:
     if offer is None or offer.offer_id != offer_id:
         raise TerminalError(f"offer {offer_id} is not open to driver {ctx.key()}", 409)
     OFFER.clear(ctx)
-    reply = OfferAnswer(offer_id=offer_id, driver_id=ctx.key(), accepted=accepted)
-    await ctx.object_call(matcher.answer_offer, key=offer.region, arg=reply)
+    reply = OfferAnswer(offer_id=offer_id, driver_id=ctx.key(), accepted=accepted, takes_delivery=True)
+    if (delivery := await ctx.object_call(matcher.answer_offer, key=offer.region, arg=reply)) is not None:
+        await take_delivery(ctx, delivery)
     return offer
 
 
 @driver_digital_twin.handler(name="acceptOffer")
 async def accept_offer(ctx: ObjectContext, offer_id: str) -> Offer:
-    """The driver takes the offered delivery (it is assigned a moment later); 409 once it lapsed."""
+    """The driver takes the offered delivery (the matcher answers it, and the phone is pushed it);
+    409 once it lapsed."""
     return await answer(ctx, offer_id, accepted=True)
 
 
@@ -189,8 +191,14 @@ async def get_assigned_delivery(ctx: ObjectContext, _: Nothing = None) -> Delive
     name="assignDeliveryJob", input_serde=required(DeliveryRequest), ingress_private=True
 )
 async def assign_delivery_job(ctx: ObjectContext, request: DeliveryRequest) -> DriverPosition | None:
-    """Called by the delivery manager when the matcher picked this driver; answers where they are."""
+    """Called by the delivery manager when the matcher picked this driver, for an accept passed on by an
+    earlier release's twin (this one takes the delivery as it accepts); answers where they are."""
     await expect_status(ctx, DriverStatus.WAITING_FOR_WORK)
+    return await take_delivery(ctx, request)
+
+
+async def take_delivery(ctx: ObjectContext, request: DeliveryRequest) -> DriverPosition | None:
+    """The driver is on `request` now: their phone is pushed it. Where they are, if known."""
     DRIVER_STATUS.set(ctx, DriverStatus.DELIVERING)
     ASSIGNED_DELIVERY.set(ctx, request)
     location = await DRIVER_LOCATION.get(ctx)
