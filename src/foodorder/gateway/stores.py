@@ -1,5 +1,6 @@
 """Restaurants' store state as the gateway reads it: the intake's refusal and the restaurant's view."""
 
+import asyncio
 import time
 from typing import Annotated, Any
 
@@ -47,12 +48,24 @@ class StoreStates:
     def __init__(self, ingress: Ingress) -> None:
         self._ingress = ingress
         self._copies: dict[str, tuple[float, StoreState]] = {}
+        self._reads: dict[str, asyncio.Future[StoreState]] = {}  # one read at a time per restaurant
 
     async def get(self, restaurant_id: str) -> StoreState:
-        """The restaurant's store state as it set it, at most STORE_STATE_TTL_S old."""
+        """The restaurant's store state as it set it, at most STORE_STATE_TTL_S old.
+
+        Requests that find the copy expired together wait for one read (at 16 concurrent orders, each
+        read its own: 0.15 reads per accepted order in the bench instead of about one a second).
+        """
         copy = self._copies.get(restaurant_id)
         if copy is not None and copy[0] > time.monotonic():
             return copy[1]
+        read = self._reads.get(restaurant_id)
+        if read is None:
+            read = self._reads[restaurant_id] = asyncio.ensure_future(self._read(restaurant_id))
+            read.add_done_callback(lambda _: self._reads.pop(restaurant_id, None))
+        return await asyncio.shield(read)  # a request given up on does not cancel the others' read
+
+    async def _read(self, restaurant_id: str) -> StoreState:
         return self._keep(restaurant_id, await self._ingress.call("store-state", restaurant_id, "get"))
 
     async def change(self, restaurant_id: str, handler: str, body: Any) -> StoreState:
