@@ -721,9 +721,12 @@ class Bench:
         waiting, deadline = set(drivers), time.monotonic() + 120
         while waiting and time.monotonic() < deadline:
             for driver in sorted(waiting):
-                offer = (
-                    await self.api.get(f"/api/v1/drivers/{driver}/offers/current", headers=headers)
-                ).json()
+                answer = await self.api.get(f"/api/v1/drivers/{driver}/offers/current", headers=headers)
+                if not answer.is_success:
+                    raise BenchError(
+                        f"{driver}'s offer could not be read: {answer.status_code} {answer.text}"
+                    )
+                offer = answer.json()
                 if offer["offer"] is not None:
                     accept = f"/api/v1/drivers/{driver}/offers/{offer['offer']['offerId']}/accept"
                     await self.api.post(accept, headers=headers)
