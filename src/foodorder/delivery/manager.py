@@ -126,10 +126,9 @@ async def check_driver(ctx: ObjectContext, check: SilenceCheck) -> None:
     now = await now_ms(ctx)
     if check.next_found_awakeable is not None:
         info.next_found_awakeable = check.next_found_awakeable
-        DELIVERY_INFO.set(ctx, info)
     if came_late(now, check.due):
         info.last_seen = max(info.last_seen, now)
-        DELIVERY_INFO.set(ctx, info)
+    DELIVERY_INFO.set(ctx, info)
     heard: int | None = await ctx.object_call(twin.last_seen, key=info.driver_id, arg=None)
     last_heard = max(info.last_seen, heard or 0)
     if now - last_heard < info.silence_timeout_ms:
