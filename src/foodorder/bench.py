@@ -736,10 +736,11 @@ class Bench:
         return await self.assignments(drivers, refs)
 
     async def hand_over(self, drivers: Iterable[str], refs: list[str]) -> None:
-        """The bench's drivers pick up and deliver the orders they carry, so that a phase leaves no order
-        waiting for its driver: its silence check would fire in a later phase, its driver would be
-        replaced and a simulated one would deliver it, all counted as that phase's work."""
-        for handler in ("notifyDeliveryPickUp", "notifyDeliveryDelivered"):
+        """The bench's drivers pick up and deliver the orders they carry, and end their shifts, so that a
+        phase leaves no order waiting for its driver (its silence check would fire in a later phase,
+        its driver would be replaced and a simulated one would deliver it, all counted as that
+        phase's work) and no driver without a phone waiting for a later phase's offers."""
+        for handler in ("notifyDeliveryPickUp", "notifyDeliveryDelivered", "setDriverUnavailable"):
             answers = await asyncio.gather(
                 *(self.ingress.post(f"/driver-digital-twin/{d}/{handler}") for d in drivers)
             )

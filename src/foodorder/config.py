@@ -127,7 +127,6 @@ class Settings(BaseSettings):
     location_report_interval_s: float = Field(
         5.0, ge=0, description="how often a simulated driver's phone reports its location"
     )
-    pause_between_deliveries_s: float = Field(2.0, ge=0)
     payment_decline_above: float = Field(
         100_000, ge=0, description="the payment stub declines charges above this amount (cents)"
     )

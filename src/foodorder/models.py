@@ -317,11 +317,28 @@ class SilenceCheck(Model):
     )
 
 
+class WorkflowLink(Model):
+    """How the matcher and the driver's twin tell the order's workflow of its delivery themselves (a
+    delivery of this release: no delivery manager). Kept out of `DeliveryRequest`, which phones see."""
+
+    attempt: int = Field(
+        ge=0, description="the workflow's search for a driver: 0, then one per replaced driver"
+    )
+    found_awakeable: str = Field(
+        min_length=1, description="the matcher resolves it with the driver who accepted"
+    )
+    delivered_awakeable: str = Field(
+        min_length=1, description="the twin resolves it once the order is delivered"
+    )
+
+
 class PendingDelivery(Model):
-    """A delivery waiting for a driver; the matcher tells its delivery manager which driver it got."""
+    """A delivery waiting for a driver; the matcher tells the order's workflow (through `link`) or, for
+    an earlier release's order, its delivery manager which driver it got."""
 
     delivery: DeliveryRequest
     policy: OfferPolicy
+    link: WorkflowLink | None = None
     declined_by: list[str] = Field(default_factory=list, description="drivers who declined or let it lapse")
     offers: int = Field(0, description="offers made so far (they number the offer ids)")
     taken_on_accept: bool = Field(
@@ -378,6 +395,20 @@ class OfferAnswer(Model):
         description="the twin takes an accepted offer's delivery itself (false from an earlier release's"
         " twin: the delivery manager hands it over)",
     )
+
+
+class TakenDelivery(Model):
+    """The matcher's answer to an accept of a delivery its workflow directs: the twin takes both."""
+
+    delivery: DeliveryRequest
+    link: WorkflowLink
+
+
+class Pickup(Model):
+    """The driver of an attempt picked the order up (the twin tells the workflow)."""
+
+    attempt: int = Field(ge=0)
+    driver_id: str = Field(min_length=1)
 
 
 class FoundDriver(Model):

@@ -99,6 +99,22 @@ def test_the_nearest_driver_is_offered_the_delivery_and_accepting_assigns_it(dis
     assert dispatch.api.request("GET", f"/api/v1/orders/{ref}").json()["region"] == "san-jose"
 
 
+def test_after_a_delivery_the_driver_is_offered_the_next_one_without_asking(dispatch: Dispatch) -> None:
+    dispatch.on_shift("steady", 200)
+    first = dispatch.order()
+    dispatch.take_offer("steady")
+    deliver(dispatch, "steady", first)
+
+    second = dispatch.order()
+
+    # The shift goes on after a delivery: no `availability` call in between.
+    offer = dispatch.offer("steady")
+    assert offer["delivery"]["orderId"] == f"dev-provider:{second}"
+    dispatch.answer("steady", offer["offerId"], "accept")
+    deliver(dispatch, "steady", second)
+    assert dispatch.status_of("steady") == "WAITING_FOR_WORK"
+
+
 def test_the_longest_idle_driver_wins_a_tie(dispatch: Dispatch) -> None:
     dispatch.on_shift("first-in", 300)
     dispatch.on_shift("second-in", 300)
@@ -277,5 +293,5 @@ def test_a_phone_starting_its_shift_is_pushed_the_offer_its_driver_holds(dispatc
     assert ("WAITING_FOR_DRIVER", "driver late-phone") in dispatch.history(ref)
     assert offer["delivery"]["orderId"] == f"dev-provider:{ref}"
     assert twin_asked(dispatch, "late-phone", ("getOffer", "getAssignedDelivery")) == asked
-    # Back on shift after the delivery (the phone says so after a pause): the shift ends with the test.
+    # Back on shift after the delivery (the twin has them wait for work): the shift ends with the test.
     dispatch.client.eventually(lambda: dispatch.status_of("late-phone"), "WAITING_FOR_WORK", timeout_s=60)

@@ -51,6 +51,12 @@ class Party:
         assert response.is_success, response.text
         return response.json() if response.content else None
 
+    def hand_over(self, driver_id: str) -> None:
+        """The driver delivers the order. Their shift goes on (the twin has them wait for work again,
+        which ending it checks); it ends here, so that the next test's drivers get its offers."""
+        self.driver(driver_id, "delivered")
+        self.driver(driver_id, "availability", json={"available": False})
+
     def offer(self, driver_id: str, timeout_s: float = 60) -> dict[str, Any]:
         """Wait until the driver is offered a delivery; the offer."""
         deadline = time.monotonic() + timeout_s
@@ -284,7 +290,7 @@ def test_cancel_while_waiting_for_driver_releases_the_driver_to_the_next_order(d
     dispatch.api.wait_for(delivered, Status.WAITING_FOR_DRIVER)
     assert dispatch.history(delivered)[-1] == ("WAITING_FOR_DRIVER", "driver driver-a")
     dispatch.driver("driver-a", "pickup")
-    dispatch.driver("driver-a", "delivered")
+    dispatch.hand_over("driver-a")
     assert_delivered_and_paid(dispatch, delivered)
 
 
@@ -300,7 +306,7 @@ def test_cancel_after_pickup_is_refused_and_the_order_is_delivered(dispatch: Par
 
     assert response.status_code == 409
     assert "can no longer be cancelled: it is IN_DELIVERY" in response.json()["detail"]
-    dispatch.driver("driver-b", "delivered")
+    dispatch.hand_over("driver-b")
     assert_delivered_and_paid(dispatch, ref)
 
 
@@ -324,5 +330,5 @@ def test_a_silent_driver_is_replaced_and_taken_off_the_pool(dispatch: Party) -> 
     assert second == ("WAITING_FOR_DRIVER", "driver stand-in")
     assert dispatch.driver("silent-driver", "assignment") == {"delivery": None}
     dispatch.driver("stand-in", "pickup")
-    dispatch.driver("stand-in", "delivered")
+    dispatch.hand_over("stand-in")
     assert_delivered_and_paid(dispatch, ref)

@@ -1,9 +1,12 @@
-"""delivery-manager (key = delivery id): gets one order's delivery done and keeps its ETA current.
+"""delivery-manager (key = delivery id): gets the delivery of an earlier release's order done.
 
-No handler waits while holding the delivery: the matcher answers with `driverFound`, so a
-cancellation or a silence check is never stuck behind a search for a driver. The workflow hears of
-its drivers and of the delivery through awakeables it handed over, which cost no invocation; an
-earlier release's order through its signals (`selectedDriver`, `signalDeliveryFinished`).
+An order of this release directs its delivery itself: the matcher, the driver's twin and its
+workflow talk directly (see `order-workflow`, step 4). An order that an earlier release started
+still starts a manager, which stays until those orders are gone. No handler waits while holding the
+delivery: the matcher answers with `driverFound`, so a cancellation or a silence check is never
+stuck behind a search for a driver. The workflow hears of its drivers and of the delivery through
+awakeables it handed over; an order older still through its signals (`selectedDriver`,
+`signalDeliveryFinished`).
 """
 
 from datetime import timedelta
@@ -21,6 +24,7 @@ from foodorder.models import (
     FoundDriver,
     Location,
     PendingDelivery,
+    Pickup,
     Reassignment,
     ShiftStart,
     SilenceCheck,
@@ -173,7 +177,8 @@ async def in_progress(ctx: ObjectContext, driver_id: str | None) -> DeliveryInfo
 async def notify_delivery_pickup(ctx: ObjectContext, driver_id: str | None = None) -> None:
     """Called by the driver's twin at pickup; 409 if the order was cancelled or the driver replaced."""
     info = await in_progress(ctx, driver_id)
-    await ctx.workflow_call(workflow.signal_driver_at_restaurant, key=info.order_id, arg=None)
+    signal: Pickup | None = None  # the signal of an earlier release's order: no attempt, no driver
+    await ctx.workflow_call(workflow.signal_driver_at_restaurant, key=info.order_id, arg=signal)
     info.order_picked_up = True
     DELIVERY_INFO.set(ctx, info)
 

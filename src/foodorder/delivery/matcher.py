@@ -30,6 +30,7 @@ from foodorder.models import (
     OfferAnswer,
     OpenOffer,
     PendingDelivery,
+    TakenDelivery,
 )
 from foodorder.state import PydanticSerde, StateKey, came_late, now_ms, required
 
@@ -189,32 +190,43 @@ async def request_driver_for_delivery(ctx: ObjectContext, request: PendingDelive
 
 
 @driver_delivery_matcher.handler(
-    name="answerOffer", input_serde=required(OfferAnswer), output_serde=PydanticSerde(DeliveryRequest | None)
+    name="answerOffer",
+    input_serde=required(OfferAnswer),
+    output_serde=PydanticSerde(TakenDelivery | DeliveryRequest | None),
 )
-async def answer_offer(ctx: ObjectContext, answer: OfferAnswer) -> DeliveryRequest | None:
+async def answer_offer(ctx: ObjectContext, answer: OfferAnswer) -> TakenDelivery | DeliveryRequest | None:
     """The driver's twin passes on an accept or a decline; 409 if the offer is no longer open.
 
-    An accept answers the delivery, which the twin takes at once (no assignment call from the
-    delivery manager), and the manager is told; an earlier release's twin, or order, is handed it by
-    the manager.
+    An accept answers the delivery, which the twin takes at once, with how it tells the order's
+    workflow of the delivery; the workflow hears of its driver here. An earlier release's order has
+    its delivery manager told instead (which hands the delivery to an earlier release's twin).
     """
     pool = await Pool(ctx).load()
     open_offer = pool.offers.get(answer.offer_id)
     if open_offer is None or open_offer.offer.driver_id != answer.driver_id:
         raise TerminalError(f"offer {answer.offer_id} is no longer open to driver {answer.driver_id}", 409)
+    pending = open_offer.pending
+    if answer.accepted and pending.link is not None and not answer.takes_delivery:
+        # Only this release's twins answer this release's offers: an answer that cannot take the
+        # delivery is refused, and the offer lapses to the next driver.
+        raise TerminalError(f"offer {answer.offer_id}: this twin cannot take the delivery", 409)
     del pool.offers[answer.offer_id]
-    delivery = open_offer.pending.delivery
-    takes = answer.accepted and answer.takes_delivery and open_offer.pending.taken_on_accept
-    if answer.accepted:
+    delivery = pending.delivery
+    takes = answer.accepted and answer.takes_delivery and pending.taken_on_accept
+    if answer.accepted and pending.link is not None:
+        ctx.resolve_awakeable(pending.link.found_awakeable, answer.driver_id)
+    elif answer.accepted:
         found = FoundDriver(driver_id=answer.driver_id, took_delivery=takes)
         ctx.object_send(manager.driver_found, key=delivery.delivery_id, arg=found)
     else:
-        open_offer.pending.declined_by.append(answer.driver_id)
-        await pool.dispatch(open_offer.pending)
+        pending.declined_by.append(answer.driver_id)
+        await pool.dispatch(pending)
         open_offer.driver.missed = 0
         await pool.driver_free(open_offer.driver)
     pool.save()
-    return delivery if takes else None
+    if not takes:
+        return None
+    return TakenDelivery(delivery=delivery, link=pending.link) if pending.link else delivery
 
 
 @driver_delivery_matcher.handler(name="expireOffers")
@@ -246,17 +258,22 @@ async def expire_offer(ctx: ObjectContext, offer_id: str) -> None:
 
 
 @driver_delivery_matcher.handler()
-async def withdraw(ctx: ObjectContext, delivery_id: str) -> None:
-    """A delivery no longer needs a driver (its order was cancelled): its offer, if any, is withdrawn."""
+async def withdraw(ctx: ObjectContext, delivery_id: str) -> bool:
+    """A delivery no longer needs a driver (its order was cancelled): its offer, if any, is withdrawn.
+    Whether it was still waiting here (false: a driver accepted it already, or it never came)."""
     non_empty("deliveryId", delivery_id)
     pool = await Pool(ctx).load()
+    waiting = len(pool.pending)
     pool.pending = [p for p in pool.pending if p.delivery.delivery_id != delivery_id]
+    withdrawn = len(pool.pending) < waiting
     open_offer = pool.offer_of(delivery_id)
     if open_offer is not None:
+        withdrawn = True
         del pool.offers[open_offer.offer.offer_id]
         ctx.object_send(twin.offer_withdrawn, key=open_offer.offer.driver_id, arg=open_offer.offer.offer_id)
         await pool.driver_free(open_offer.driver)
     pool.save()
+    return withdrawn
 
 
 @driver_delivery_matcher.handler(name="removeDriver")

@@ -22,9 +22,12 @@ from foodorder.models import (
     Offer,
     OfferAnswer,
     PhoneWork,
+    Pickup,
     ShiftStart,
+    TakenDelivery,
+    WorkflowLink,
 )
-from foodorder.ordering import board, status
+from foodorder.ordering import board, status, workflow
 from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, now_ms, required
 
 driver_digital_twin = VirtualObject("driver-digital-twin")
@@ -42,6 +45,9 @@ TOLD: StateKey[DriverPosition] = StateKey("told", DriverPosition)  # what the or
 WATCHED_UNTIL: StateKey[int] = StateKey("watched-until", int)  # epoch ms; see `watch`
 PHONE_WORK: PydanticSerde[PhoneWork] = PydanticSerde(PhoneWork)  # what pollForWork carries to the phone
 OFFER: StateKey[Offer] = StateKey("offer", Offer)
+# How the twin tells the workflow of the current delivery (absent for an earlier release's order,
+# whose delivery manager it tells instead).
+LINK: StateKey[WorkflowLink] = StateKey("workflow-link", WorkflowLink)
 POOL_LOCATION: StateKey[Location] = StateKey("pool-location", Location)  # where the matcher thinks they wait
 # A waiting driver who moved this far from where their matcher thinks they are tells it.
 POOL_MOVE_M = 250.0
@@ -79,7 +85,7 @@ def join_pool(ctx: ObjectContext, region: str, location: Location, since: int) -
 
 @driver_digital_twin.handler(name="setDriverAvailable", input_serde=PydanticSerde(ShiftStart | None))
 async def set_driver_available(ctx: ObjectContext, start: ShiftStart | None = None) -> str:
-    """Called by the driver's phone at the start of a shift or after a delivery (again: harmless).
+    """Called by the driver's phone at the start of a shift (again, or after a delivery: harmless).
 
     A shift belongs to the region nearest to where it starts, and keeps it as the driver moves;
     the answer is that region.
@@ -155,8 +161,12 @@ async def answer(ctx: ObjectContext, offer_id: str, accepted: bool) -> Offer:
         raise TerminalError(f"offer {offer_id} is not open to driver {ctx.key()}", 409)
     OFFER.clear(ctx)
     reply = OfferAnswer(offer_id=offer_id, driver_id=ctx.key(), accepted=accepted, takes_delivery=True)
-    if (delivery := await ctx.object_call(matcher.answer_offer, key=offer.region, arg=reply)) is not None:
-        await take_delivery(ctx, delivery)
+    taken = await ctx.object_call(matcher.answer_offer, key=offer.region, arg=reply)
+    if isinstance(taken, TakenDelivery):
+        LINK.set(ctx, taken.link)
+        await take_delivery(ctx, taken.delivery)
+    elif taken is not None:  # an earlier release's order
+        await take_delivery(ctx, taken)
     return offer
 
 
@@ -249,7 +259,7 @@ def tell(ctx: ObjectContext, order_id: str, position: DriverPosition) -> None:
 
 def forget_delivery(ctx: ObjectContext) -> None:
     """The driver is no longer on a delivery: drop it and what was kept of it."""
-    for key in (ASSIGNED_DELIVERY, POSITION, TOLD, WATCHED_UNTIL):
+    for key in (ASSIGNED_DELIVERY, LINK, POSITION, TOLD, WATCHED_UNTIL):
         key.clear(ctx)
 
 
@@ -280,15 +290,20 @@ async def drop_delivery(ctx: ObjectContext, delivery_id: str) -> bool:
     return True
 
 
+async def wait_for_work(ctx: ObjectContext) -> None:
+    """The driver is free again: back in their region's pool, where they were last heard."""
+    DRIVER_STATUS.set(ctx, DriverStatus.WAITING_FOR_WORK)
+    region = await REGION.get(ctx)
+    location = await DRIVER_LOCATION.get(ctx)
+    if region is not None and location is not None:
+        join_pool(ctx, region, location, await now_ms(ctx))
+
+
 @driver_digital_twin.handler(name="releaseDelivery", ingress_private=True)
 async def release_delivery(ctx: ObjectContext, delivery_id: str) -> None:
     """The delivery was cancelled before pickup: the driver waits for work again."""
     if await drop_delivery(ctx, delivery_id):
-        DRIVER_STATUS.set(ctx, DriverStatus.WAITING_FOR_WORK)
-        region = await REGION.get(ctx)
-        location = await DRIVER_LOCATION.get(ctx)
-        if region is not None and location is not None:
-            join_pool(ctx, region, location, await now_ms(ctx))
+        await wait_for_work(ctx)
 
 
 @driver_digital_twin.handler(name="takeOffDuty", ingress_private=True)
@@ -310,20 +325,35 @@ async def current_delivery(ctx: ObjectContext, delivery_id: str | None) -> Deliv
 
 @driver_digital_twin.handler(name="notifyDeliveryPickUp")
 async def notify_delivery_pick_up(ctx: ObjectContext, delivery_id: str | None = None) -> None:
-    """Called by the driver's phone at pickup; 409 if the order was cancelled first (do not take it)."""
+    """Called by the driver's phone at pickup; 409 if the order was cancelled first, or the driver
+    replaced (do not take it). The order's workflow is told and answers (an earlier release's order
+    through its delivery manager)."""
     delivery = await current_delivery(ctx, delivery_id)
-    await ctx.object_call(manager.notify_delivery_pickup, key=delivery.delivery_id, arg=ctx.key())
+    link = await LINK.get(ctx)
+    if link is not None and delivery.order_id is not None:
+        pickup = Pickup(attempt=link.attempt, driver_id=ctx.key())
+        await ctx.workflow_call(workflow.signal_driver_at_restaurant, key=delivery.order_id, arg=pickup)
+    else:
+        await ctx.object_call(manager.notify_delivery_pickup, key=delivery.delivery_id, arg=ctx.key())
     delivery.order_picked_up = True
     ASSIGNED_DELIVERY.set(ctx, delivery)
 
 
 @driver_digital_twin.handler(name="notifyDeliveryDelivered")
 async def notify_delivery_delivered(ctx: ObjectContext, delivery_id: str | None = None) -> None:
-    """Called by the driver's phone when the order reached the customer (409 before its pickup)."""
+    """Called by the driver's phone when the order reached the customer (409 before its pickup). The
+    driver's shift goes on: they wait for work again, as `setDriverAvailable` would make them (which
+    a phone may still call; `setDriverUnavailable` ends the shift)."""
     delivery = await current_delivery(ctx, delivery_id)
-    await ctx.object_call(manager.notify_delivery_delivered, key=delivery.delivery_id, arg=ctx.key())
+    link = await LINK.get(ctx)
+    if link is None:
+        await ctx.object_call(manager.notify_delivery_delivered, key=delivery.delivery_id, arg=ctx.key())
+    elif not delivery.order_picked_up:
+        raise TerminalError(f"delivery {delivery.delivery_id} was not picked up yet", 409)
+    else:
+        ctx.resolve_awakeable(link.delivered_awakeable, True)
     forget_delivery(ctx)
-    DRIVER_STATUS.set(ctx, DriverStatus.IDLE)
+    await wait_for_work(ctx)
 
 
 @driver_digital_twin.handler(name="handleDriverLocationUpdateEvent", input_serde=required(LocationEvent))

@@ -21,24 +21,26 @@ from foodorder.catalog import Restaurant, load_catalog
 from foodorder.clients import payment, restaurant
 from foodorder.clients.payment import PaymentOperation
 from foodorder.config import get_settings
-from foodorder.delivery import manager
+from foodorder.delivery import matcher, twin
 from foodorder.models import (
     Courier,
     Decision,
-    DeliveryInformation,
+    DeliveryRequest,
     Dispatch,
     DriverSelected,
     OfferPolicy,
     Order,
     OrderEvent,
     OrderTerms,
+    PendingDelivery,
+    Pickup,
     Reassignment,
     Refusal,
     RejectionReason,
-    SilenceCheck,
     Status,
     StatusChange,
     StoreState,
+    WorkflowLink,
 )
 from foodorder.ordering import board, store_state
 from foodorder.ordering import status as order_status
@@ -156,6 +158,8 @@ class OrderRun:
         self.captured = False
         self.at_restaurant = False
         self.delivery_id: str | None = None
+        self.attempt = 0  # drivers replaced for silence so far
+        self.search: RestateDurableFuture[str] | None = None  # the matcher's answer, while it searches
         self.history: list[OrderEvent] = []  # the statuses recorded so far (HISTORY)
         self.estimate: int | None = None  # ESTIMATE
         self.courier: Courier | None = None  # COURIER
@@ -352,93 +356,100 @@ async def process(this: OrderRun) -> Status:
         reason = value if which == "cancel" else "the restaurant did not report the order ready in time"
         return await give_up(this, Status.CANCELLED, reason)
 
-    # 4. The delivery manager finds a driver, and another one if the driver goes silent before pickup.
-    # It tells this run through awakeables, which cost no invocation: the driver each attempt found,
-    # and the end of the delivery. The seed's signals (`selectedDriver`, `signalDeliveryFinished`)
-    # are heard as well.
+    # 4. The region's matcher offers the delivery to the nearest drivers until one accepts, and tells
+    # this run who through an awakeable. The driver's twin tells it of the pickup (which it answers:
+    # a pickup after a cancellation, or by a replaced driver, is refused) and, through another
+    # awakeable, of the delivery. A driver silent too long before the pickup is replaced. No service
+    # sits between: the order's delivery costs no invocation beyond the matcher's and the driver's.
+    # (An earlier release's order has its delivery manager do this, and keeps its signals.)
     await this.set_status(Status.SCHEDULING_DELIVERY)
     this.delivery_id = str(ctx.uuid())
-    found_awakeable, found = ctx.awakeable(type_hint=str)
     delivered_awakeable, delivered = ctx.awakeable(type_hint=bool)
-    delivery = DeliveryInformation(
-        order_id=order.id,
+    request = DeliveryRequest(
+        delivery_id=this.delivery_id,
         restaurant_id=order.restaurant_id,
-        region=terms.region,
         restaurant_location=terms.restaurant_location,
         customer_location=terms.customer_location,
-        silence_timeout_ms=int(terms.scaled(terms.driver_silence_timeout_s) * 1000),
-        offer_policy=OfferPolicy(
-            timeout_ms=int(terms.scaled(terms.offer_timeout_s) * 1000),
-            misses_off_duty=terms.offer_misses_off_duty,
-        ),
-        workflow_keeps_driver=True,
-        workflow_checks_silence=True,
-        found_awakeable=found_awakeable,
-        delivered_awakeable=delivered_awakeable,
+        order_id=order.id,
     )
-    ctx.object_send(manager.start, key=this.delivery_id, arg=delivery)
-    attempt, found_by = 0, {"found": found}
+    policy = OfferPolicy(
+        timeout_ms=int(terms.scaled(terms.offer_timeout_s) * 1000),
+        misses_off_duty=terms.offer_misses_off_duty,
+    )
     while True:
-        which, value = await this.wait(
-            terms.driver_search_timeout_s,
-            "driver search timeout",
-            selected=ctx.promise(driver_selected(attempt), type_hint=str).value(),
-            **found_by,
-            cancel=cancellation(ctx),
+        found_awakeable, found = ctx.awakeable(type_hint=str)
+        link = WorkflowLink(
+            attempt=this.attempt, found_awakeable=found_awakeable, delivered_awakeable=delivered_awakeable
         )
-        if which not in ("selected", "found"):
+        pending = PendingDelivery(delivery=request, policy=policy, link=link, taken_on_accept=True)
+        await ctx.object_call(matcher.request_driver_for_delivery, key=terms.region, arg=pending)
+        this.search = found
+        which, value = await this.wait(
+            terms.driver_search_timeout_s, "driver search timeout", found=found, cancel=cancellation(ctx)
+        )
+        if which != "found":
             reason = value if which == "cancel" else "no driver was found in time"
             return await give_up(this, Status.CANCELLED, reason)
+        this.search = None
         await this.assign(Courier(driver_id=value, delivery_id=this.delivery_id))
         await this.set_status(Status.WAITING_FOR_DRIVER, f"driver {value}")
-        which, value, next_found = await wait_for_pickup(this, attempt)
+        which, value = await wait_for_pickup(this, value)
         if which == "pickup":
             break
         if which == "cancel":
             return await give_up(this, Status.CANCELLED, value)
-        attempt, found_by = attempt + 1, {"found": next_found} if next_found else {}
+        this.attempt += 1
         await this.assign(None)
         await this.set_status(Status.SCHEDULING_DELIVERY, value)
 
     # 5. Picked up: from now on the order cannot be cancelled, and the money is taken. The food is
     # on its way: a capture that fails for good does not stop it; it is recorded for operations.
     await resolve(ctx, CANCEL_OUTCOME, Status.IN_DELIVERY)
+    await resolve(ctx, pickup_answer(this.attempt), Status.IN_DELIVERY)
     try:
         await this.settle("capture", CAPTURE)
         await this.set_status(Status.IN_DELIVERY)
     except StepFailed as error:
         await this.set_status(Status.IN_DELIVERY, f"payment not captured, left to operations: {error}")
-    await restate.select(found=delivered, signalled=ctx.promise(DELIVERY_FINISHED, type_hint=bool).value())
+    await delivered
     return await end(this, Status.DELIVERED)
 
 
-async def wait_for_pickup(this: OrderRun, attempt: int) -> tuple[str, Any, RestateDurableFuture[str] | None]:
-    """Until the driver of `attempt` picks the order up ("pickup"), is replaced ("replaced", with the
-    reason) or the order is cancelled ("cancel", with the reason); and the awakeable that the next
-    attempt's driver resolves, if one was handed over.
+async def wait_for_pickup(this: OrderRun, driver_id: str) -> tuple[str, Any]:
+    """Until the driver picks the order up ("pickup"), is replaced for silence ("replaced", with the
+    reason) or the order is cancelled ("cancel", with the reason).
 
-    Most drivers pick up within the silence allowed, and the wait costs no silence check. Once that
-    time passed, the delivery manager is sent the first check, with the awakeable of the next
-    attempt; it plans the next checks itself for as long as it hears the driver.
+    The driver is looked at (when their twin last heard of them) only once the silence allowed passed
+    without a pickup, and again once it passed since they were last heard: most drivers pick up
+    before, and cost no look. A look that comes late was due while the system was down or stalled,
+    when the driver could not be heard: their silence is counted again from then.
     """
     ctx, terms = this.ctx, this.terms
+    pickup = ctx.promise(picked_up(this.attempt), type_hint=bool)
+    events: dict[str, RestateDurableFuture[Any]] = {"pickup": pickup.value(), "cancel": cancellation(ctx)}
+    silence_ms = int(terms.scaled(terms.driver_silence_timeout_s) * 1000)
+    now = heard = await now_ms(ctx)
+    while True:
+        due = heard + silence_ms
+        look = ctx.sleep(timedelta(milliseconds=max(0, due - now)), name="driver silence check")
+        which, value = await restate.select(**events, look=look)
+        if which != "look":
+            return which, value
+        now = await now_ms(ctx)
+        if came_late(now, due):
+            heard = now
+            continue
+        if await pickup.peek() is not None:  # the pickup came as the look was due
+            return "pickup", True
+        last_seen: int | None = await ctx.object_call(twin.last_seen, key=driver_id, arg=None)
+        heard = max(heard, last_seen or 0)
+        if now - heard >= silence_ms:
+            break
+    reason = f"driver {driver_id} was silent for {(now - heard) / 1000:.0f} s; finding another"
+    await resolve(ctx, pickup_answer(this.attempt), reason)  # their pickup is refused from now on
     assert this.delivery_id is not None
-    events: dict[str, RestateDurableFuture[Any]] = {
-        "pickup": ctx.promise(DRIVER_AT_RESTAURANT, type_hint=bool).value(),
-        "replaced": ctx.promise(driver_replaced(attempt), type_hint=str).value(),
-        "cancel": cancellation(ctx),
-    }
-    silence_s = terms.scaled(terms.driver_silence_timeout_s)
-    due = await now_ms(ctx) + int(silence_s * 1000)
-    check = ctx.sleep(timedelta(seconds=silence_s), name="driver silence check")
-    which, value = await restate.select(**events, check=check)
-    if which != "check":
-        return which, value, None
-    next_awakeable, next_found = ctx.awakeable(type_hint=str)
-    silence = SilenceCheck(attempt=attempt, due=due, next_found_awakeable=next_awakeable)
-    ctx.object_send(manager.check_driver, key=this.delivery_id, arg=silence)
-    which, value = await restate.select(**events)
-    return which, value, next_found
+    ctx.object_send(twin.take_off_duty, key=driver_id, arg=this.delivery_id)
+    return "replaced", reason
 
 
 async def reject(this: OrderRun, refusal: Refusal) -> Status:
@@ -459,8 +470,7 @@ async def give_up(this: OrderRun, status: Status, reason: str, refusal: Refusal 
     for as long as its POS takes to answer. An undo that fails for good is named in the history.
     """
     await resolve(this.ctx, CANCEL_OUTCOME, status)
-    if this.delivery_id is not None:
-        await this.ctx.object_call(manager.cancel, key=this.delivery_id, arg=None)
+    await call_off_delivery(this, status)
     undo: list[Callable[[], Awaitable[Any]]] = []
     if this.authorization_id is not None:
         undo.append(lambda: this.settle("refund" if this.captured else "void", UNDO))
@@ -483,6 +493,25 @@ async def give_up(this: OrderRun, status: Status, reason: str, refusal: Refusal 
     if unresolved:
         reason = f"{reason}; left to operations: {'; '.join(unresolved)}"
     return await end(this, status, reason, refusal)
+
+
+async def call_off_delivery(this: OrderRun, status: Status) -> None:
+    """The order ends without its delivery: the current driver's pickup is refused, and the driver, or
+    the matcher's search for one, is released. A driver who accepted as the order ended is awaited
+    (the matcher answers that it was no longer searching once it told this run who)."""
+    ctx = this.ctx
+    if this.delivery_id is None:
+        return
+    await resolve(ctx, pickup_answer(this.attempt), f"the order is {status}")
+    if this.courier is not None:
+        driver_id = this.courier.driver_id
+    elif this.search is not None and this.terms.region is not None:
+        if await ctx.object_call(matcher.withdraw, key=this.terms.region, arg=this.delivery_id):
+            return
+        driver_id = await this.search
+    else:
+        return
+    ctx.object_send(twin.release_delivery, key=driver_id, arg=this.delivery_id)
 
 
 async def end(
@@ -512,6 +541,16 @@ def driver_selected(attempt: int) -> str:
 def status_promise(number: int) -> str:
     """The promise resolved with the order's status number `number` (from 1) once it is recorded."""
     return f"status-{number}"
+
+
+def picked_up(attempt: int) -> str:
+    """The promise the twin resolves when the driver of an attempt picked the order up."""
+    return f"picked_up-{attempt}"
+
+
+def pickup_answer(attempt: int) -> str:
+    """The promise `run` resolves with its answer to the pickup of an attempt: IN_DELIVERY, else why not."""
+    return f"pickup_answer-{attempt}"
 
 
 def driver_replaced(attempt: int) -> str:
@@ -574,13 +613,23 @@ async def driver_was_replaced(ctx: WorkflowSharedContext, reassignment: Reassign
     await resolve(ctx, driver_replaced(reassignment.attempt), reassignment.reason)
 
 
-@order_workflow.handler(name="signalDriverAtRestaurant", ingress_private=True)
-async def signal_driver_at_restaurant(ctx: WorkflowSharedContext) -> None:
-    """Called by the delivery manager when the driver picked the order up; 409 if it was cancelled first."""
-    await resolve(ctx, DRIVER_AT_RESTAURANT)
-    outcome = Status(await ctx.promise(CANCEL_OUTCOME, type_hint=str).value())
-    if outcome != Status.IN_DELIVERY:
-        raise TerminalError(f"the order is {outcome}: do not pick it up", 409)
+@order_workflow.handler(
+    name="signalDriverAtRestaurant", input_serde=PydanticSerde(Pickup | None), ingress_private=True
+)
+async def signal_driver_at_restaurant(ctx: WorkflowSharedContext, pickup: Pickup | None = None) -> None:
+    """Called by the driver's twin when the driver picked the order up (by the delivery manager, with
+    no body, for an earlier release's order); 409 if the order was cancelled first, or the driver
+    replaced: they must not take it."""
+    if pickup is None:
+        await resolve(ctx, DRIVER_AT_RESTAURANT)
+        outcome = Status(await ctx.promise(CANCEL_OUTCOME, type_hint=str).value())
+        if outcome != Status.IN_DELIVERY:
+            raise TerminalError(f"the order is {outcome}: do not pick it up", 409)
+        return
+    await resolve(ctx, picked_up(pickup.attempt))
+    answer = await ctx.promise(pickup_answer(pickup.attempt), type_hint=str).value()
+    if answer != Status.IN_DELIVERY:
+        raise TerminalError(f"driver {pickup.driver_id}, do not pick it up: {answer}", 409)
 
 
 @order_workflow.handler(name="signalDeliveryFinished", ingress_private=True)

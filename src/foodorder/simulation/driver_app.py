@@ -126,9 +126,7 @@ async def move(ctx: ObjectContext) -> None:
         ASSIGNED_DELIVERY.clear(ctx)
         with suppress(TerminalError):  # the twin no longer expects this delivery: nothing to report
             await ctx.object_call(twin.notify_delivery_delivered, key=ctx.key(), arg=delivery_id)
-        await ctx.sleep(_after(settings.pause_between_deliveries_s), name="pause between deliveries")
-        ctx.object_send(twin.set_driver_available, key=ctx.key(), arg=ShiftStart(location=location))
-        return
+        return  # the twin has the driver wait for the next offer
     if arrived:
         try:
             await ctx.object_call(twin.notify_delivery_pick_up, key=ctx.key(), arg=delivery_id)

@@ -129,7 +129,8 @@ async def pickup(driver_id: DriverDep, ingress: IngressDep) -> None:
 
 @router.post("/{driver_id}/delivered", status_code=status.HTTP_202_ACCEPTED, responses=WRONG_STATE)
 async def delivered(driver_id: DriverDep, ingress: IngressDep) -> None:
-    """The order reached the customer."""
+    """The order reached the customer. The shift goes on: the driver waits for their next offer
+    (`availability` with `{"available": false}` ends it)."""
     await ingress.call(TWIN, driver_id, "notifyDeliveryDelivered")
 
 
