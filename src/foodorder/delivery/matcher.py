@@ -14,12 +14,13 @@ from state whole on every call anyway, and measuring the scan (`foodorder bench`
 small part of a match at the pool sizes one region holds.
 """
 
+import contextlib
 from collections.abc import Iterable
 from datetime import timedelta
 
 from restate import ObjectContext, TerminalError, VirtualObject
 
-from foodorder import geo
+from foodorder import geo, telemetry
 from foodorder.delivery import manager, twin
 from foodorder.models import (
     AvailableDriver,
@@ -178,15 +179,18 @@ async def set_driver_available(ctx: ObjectContext, driver: AvailableDriver) -> N
 
 @driver_delivery_matcher.handler(name="requestDriverForDelivery", input_serde=required(PendingDelivery))
 async def request_driver_for_delivery(ctx: ObjectContext, request: PendingDelivery) -> None:
-    """A delivery needs a driver: offer it to the nearest available one, or queue it until one comes."""
-    pool = await Pool(ctx).load()
-    delivery_id = request.delivery.delivery_id
-    if pool.offer_of(delivery_id) is not None or any(
-        p.delivery.delivery_id == delivery_id for p in pool.pending
-    ):
-        return  # a repeated request
-    await pool.dispatch(request)
-    pool.save()
+    """A delivery needs a driver: offer it to the nearest available one, or queue it until one comes.
+    (The order's workflow waits for this call: its span belongs to the order's trace.)"""
+    order_id = request.delivery.order_id
+    with telemetry.about_order(order_id) if order_id else contextlib.nullcontext():
+        pool = await Pool(ctx).load()
+        delivery_id = request.delivery.delivery_id
+        if pool.offer_of(delivery_id) is not None or any(
+            p.delivery.delivery_id == delivery_id for p in pool.pending
+        ):
+            return  # a repeated request
+        await pool.dispatch(request)
+        pool.save()
 
 
 @driver_delivery_matcher.handler(

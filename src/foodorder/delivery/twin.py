@@ -337,6 +337,7 @@ async def notify_delivery_pick_up(ctx: ObjectContext, delivery_id: str | None = 
         await ctx.object_call(manager.notify_delivery_pickup, key=delivery.delivery_id, arg=ctx.key())
     delivery.order_picked_up = True
     ASSIGNED_DELIVERY.set(ctx, delivery)
+    await arrived_at(ctx, delivery.restaurant_location, delivery)
 
 
 @driver_digital_twin.handler(name="notifyDeliveryDelivered")
@@ -352,8 +353,19 @@ async def notify_delivery_delivered(ctx: ObjectContext, delivery_id: str | None 
         raise TerminalError(f"delivery {delivery.delivery_id} was not picked up yet", 409)
     else:
         ctx.resolve_awakeable(link.delivered_awakeable, True)
+    await arrived_at(ctx, delivery.customer_location)
     forget_delivery(ctx)
     await wait_for_work(ctx)
+
+
+async def arrived_at(ctx: ObjectContext, location: Location, delivery: DeliveryRequest | None = None) -> None:
+    """The driver is at the restaurant (pickup) or at the customer (delivery): as good as a location
+    report, so the phone need not send one on arrival. A delivery still on its way is tracked from there."""
+    DRIVER_LOCATION.set(ctx, location)
+    now = await now_ms(ctx)
+    LAST_SEEN.set(ctx, now)
+    if delivery is not None:
+        await track(ctx, delivery, location, now)
 
 
 @driver_digital_twin.handler(name="handleDriverLocationUpdateEvent", input_serde=required(LocationEvent))

@@ -102,8 +102,9 @@ async def poll_for_work(ctx: ObjectContext, work: PhoneWork | None = None) -> No
 async def move(ctx: ObjectContext) -> None:
     """Drive one step towards the restaurant or the customer; report where it is now and then.
 
-    Like a real phone, it reports its location every `location_report_interval_s` of driving (and
-    on arrival), not at every step: each report costs the engine an invocation.
+    Like a real phone, it reports its location every `location_report_interval_s` of driving, not at
+    every step: each report costs the engine an invocation. On arrival it reports the pickup or the
+    delivery instead, which tells the twin where the driver is.
     """
     settings = get_settings()
     current = await CURRENT_LOCATION.get(ctx)
@@ -116,7 +117,9 @@ async def move(ctx: ObjectContext) -> None:
     )
     CURRENT_LOCATION.set(ctx, location)
     steps = (await STEPS_SINCE_REPORT.get(ctx) or 0) + 1
-    if arrived or steps * settings.move_interval_s >= settings.location_report_interval_s:
+    if arrived:
+        steps = 0
+    elif steps * settings.move_interval_s >= settings.location_report_interval_s:
         steps = 0
         await publish_location(ctx, location)
     STEPS_SINCE_REPORT.set(ctx, steps)
