@@ -327,6 +327,7 @@ class WorkflowLink(Model):
     found_awakeable: str = Field(
         min_length=1, description="the matcher resolves it with the driver who accepted"
     )
+    picked_up_awakeable: str = Field(min_length=1, description="the twin resolves it at the driver's pickup")
     delivered_awakeable: str = Field(
         min_length=1, description="the twin resolves it once the order is delivered"
     )
@@ -402,13 +403,6 @@ class TakenDelivery(Model):
 
     delivery: DeliveryRequest
     link: WorkflowLink
-
-
-class Pickup(Model):
-    """The driver of an attempt picked the order up (the twin tells the workflow)."""
-
-    attempt: int = Field(ge=0)
-    driver_id: str = Field(min_length=1)
 
 
 class FoundDriver(Model):

@@ -24,7 +24,6 @@ from foodorder.models import (
     FoundDriver,
     Location,
     PendingDelivery,
-    Pickup,
     Reassignment,
     ShiftStart,
     SilenceCheck,
@@ -177,8 +176,7 @@ async def in_progress(ctx: ObjectContext, driver_id: str | None) -> DeliveryInfo
 async def notify_delivery_pickup(ctx: ObjectContext, driver_id: str | None = None) -> None:
     """Called by the driver's twin at pickup; 409 if the order was cancelled or the driver replaced."""
     info = await in_progress(ctx, driver_id)
-    signal: Pickup | None = None  # the signal of an earlier release's order: no attempt, no driver
-    await ctx.workflow_call(workflow.signal_driver_at_restaurant, key=info.order_id, arg=signal)
+    await ctx.workflow_call(workflow.signal_driver_at_restaurant, key=info.order_id, arg=None)
     info.order_picked_up = True
     DELIVERY_INFO.set(ctx, info)
 

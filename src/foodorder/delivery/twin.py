@@ -22,12 +22,11 @@ from foodorder.models import (
     Offer,
     OfferAnswer,
     PhoneWork,
-    Pickup,
     ShiftStart,
     TakenDelivery,
     WorkflowLink,
 )
-from foodorder.ordering import board, status, workflow
+from foodorder.ordering import board, status
 from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, now_ms, required
 
 driver_digital_twin = VirtualObject("driver-digital-twin")
@@ -299,19 +298,33 @@ async def wait_for_work(ctx: ObjectContext) -> None:
         join_pool(ctx, region, location, await now_ms(ctx))
 
 
+async def picked_up(ctx: ObjectContext, delivery_id: str) -> bool:
+    """Whether the driver is on `delivery_id` and picked the order up already."""
+    delivery = await ASSIGNED_DELIVERY.get(ctx)
+    return delivery is not None and delivery.delivery_id == delivery_id and delivery.order_picked_up
+
+
 @driver_digital_twin.handler(name="releaseDelivery", ingress_private=True)
-async def release_delivery(ctx: ObjectContext, delivery_id: str) -> None:
-    """The delivery was cancelled before pickup: the driver waits for work again."""
+async def release_delivery(ctx: ObjectContext, delivery_id: str) -> bool:
+    """The delivery was called off (its order cancelled): the driver waits for work again. Answers
+    false if the driver picked the order up first: the delivery stays theirs, and goes on."""
+    if await picked_up(ctx, delivery_id):
+        return False
     if await drop_delivery(ctx, delivery_id):
         await wait_for_work(ctx)
+    return True
 
 
 @driver_digital_twin.handler(name="takeOffDuty", ingress_private=True)
-async def take_off_duty(ctx: ObjectContext, delivery_id: str) -> None:
-    """The driver went silent on this delivery: unassign it and take the driver out of the pool."""
+async def take_off_duty(ctx: ObjectContext, delivery_id: str) -> bool:
+    """The driver went silent on this delivery: unassign it and take the driver out of the pool.
+    Answers false if the driver picked the order up first: the delivery stays theirs."""
+    if await picked_up(ctx, delivery_id):
+        return False
     if await drop_delivery(ctx, delivery_id):
         DRIVER_STATUS.set(ctx, DriverStatus.IDLE)
         REGION.clear(ctx)
+    return True
 
 
 async def current_delivery(ctx: ObjectContext, delivery_id: str | None) -> DeliveryRequest:
@@ -326,15 +339,15 @@ async def current_delivery(ctx: ObjectContext, delivery_id: str | None) -> Deliv
 @driver_digital_twin.handler(name="notifyDeliveryPickUp")
 async def notify_delivery_pick_up(ctx: ObjectContext, delivery_id: str | None = None) -> None:
     """Called by the driver's phone at pickup; 409 if the order was cancelled first, or the driver
-    replaced (do not take it). The order's workflow is told and answers (an earlier release's order
-    through its delivery manager)."""
+    replaced (do not take it). The twin decides: the workflow calls the delivery off, or replaces the
+    driver, through it (`releaseDelivery`, `takeOffDuty`), and hears of the pickup through an
+    awakeable. An earlier release's order has its delivery manager decide."""
     delivery = await current_delivery(ctx, delivery_id)
     link = await LINK.get(ctx)
-    if link is not None and delivery.order_id is not None:
-        pickup = Pickup(attempt=link.attempt, driver_id=ctx.key())
-        await ctx.workflow_call(workflow.signal_driver_at_restaurant, key=delivery.order_id, arg=pickup)
-    else:
+    if link is None:
         await ctx.object_call(manager.notify_delivery_pickup, key=delivery.delivery_id, arg=ctx.key())
+    elif not delivery.order_picked_up:
+        ctx.resolve_awakeable(link.picked_up_awakeable, True)
     delivery.order_picked_up = True
     ASSIGNED_DELIVERY.set(ctx, delivery)
     await arrived_at(ctx, delivery.restaurant_location, delivery)

@@ -33,7 +33,6 @@ from foodorder.models import (
     OrderEvent,
     OrderTerms,
     PendingDelivery,
-    Pickup,
     Reassignment,
     Refusal,
     RejectionReason,
@@ -159,7 +158,7 @@ class OrderRun:
         self.at_restaurant = False
         self.delivery_id: str | None = None
         self.attempt = 0  # drivers replaced for silence so far
-        self.search: RestateDurableFuture[str] | None = None  # the matcher's answer, while it searches
+        self.searching = False  # the matcher searches a driver for the delivery
         self.history: list[OrderEvent] = []  # the statuses recorded so far (HISTORY)
         self.estimate: int | None = None  # ESTIMATE
         self.courier: Courier | None = None  # COURIER
@@ -357,11 +356,12 @@ async def process(this: OrderRun) -> Status:
         return await give_up(this, Status.CANCELLED, reason)
 
     # 4. The region's matcher offers the delivery to the nearest drivers until one accepts, and tells
-    # this run who through an awakeable. The driver's twin tells it of the pickup (which it answers:
-    # a pickup after a cancellation, or by a replaced driver, is refused) and, through another
-    # awakeable, of the delivery. A driver silent too long before the pickup is replaced. No service
-    # sits between: the order's delivery costs no invocation beyond the matcher's and the driver's.
-    # (An earlier release's order has its delivery manager do this, and keeps its signals.)
+    # this run who through an awakeable. The driver's twin tells it of the pickup and of the delivery
+    # through two more. The twin decides whether a pickup comes too late: a cancellation, or the
+    # replacement of a driver silent too long, asks it to call the delivery off, and it answers
+    # whether the driver picked the order up first. No service sits between: the order's delivery
+    # costs no invocation beyond the matcher's and the driver's. (An earlier release's order has its
+    # delivery manager do this, and keeps its signals.)
     await this.set_status(Status.SCHEDULING_DELIVERY)
     this.delivery_id = str(ctx.uuid())
     delivered_awakeable, delivered = ctx.awakeable(type_hint=bool)
@@ -378,22 +378,29 @@ async def process(this: OrderRun) -> Status:
     )
     while True:
         found_awakeable, found = ctx.awakeable(type_hint=str)
+        picked_up_awakeable, picked_up = ctx.awakeable(type_hint=bool)
         link = WorkflowLink(
-            attempt=this.attempt, found_awakeable=found_awakeable, delivered_awakeable=delivered_awakeable
+            attempt=this.attempt,
+            found_awakeable=found_awakeable,
+            picked_up_awakeable=picked_up_awakeable,
+            delivered_awakeable=delivered_awakeable,
         )
         pending = PendingDelivery(delivery=request, policy=policy, link=link, taken_on_accept=True)
         await ctx.object_call(matcher.request_driver_for_delivery, key=terms.region, arg=pending)
-        this.search = found
+        this.searching = True
         which, value = await this.wait(
             terms.driver_search_timeout_s, "driver search timeout", found=found, cancel=cancellation(ctx)
         )
+        this.searching = False
         if which != "found":
-            reason = value if which == "cancel" else "no driver was found in time"
-            return await give_up(this, Status.CANCELLED, reason)
-        this.search = None
+            if await ctx.object_call(matcher.withdraw, key=terms.region, arg=this.delivery_id):
+                reason = value if which == "cancel" else "no driver was found in time"
+                return await give_up(this, Status.CANCELLED, reason)
+            # A driver accepted as the search ended: they go on, and a cancellation is heard below.
+            value = await found
         await this.assign(Courier(driver_id=value, delivery_id=this.delivery_id))
         await this.set_status(Status.WAITING_FOR_DRIVER, f"driver {value}")
-        which, value = await wait_for_pickup(this, value)
+        which, value = await wait_for_pickup(this, value, picked_up)
         if which == "pickup":
             break
         if which == "cancel":
@@ -405,7 +412,6 @@ async def process(this: OrderRun) -> Status:
     # 5. Picked up: from now on the order cannot be cancelled, and the money is taken. The food is
     # on its way: a capture that fails for good does not stop it; it is recorded for operations.
     await resolve(ctx, CANCEL_OUTCOME, Status.IN_DELIVERY)
-    await resolve(ctx, pickup_answer(this.attempt), Status.IN_DELIVERY)
     try:
         await this.settle("capture", CAPTURE)
         await this.set_status(Status.IN_DELIVERY)
@@ -415,41 +421,48 @@ async def process(this: OrderRun) -> Status:
     return await end(this, Status.DELIVERED)
 
 
-async def wait_for_pickup(this: OrderRun, driver_id: str) -> tuple[str, Any]:
+async def wait_for_pickup(
+    this: OrderRun, driver_id: str, picked_up: RestateDurableFuture[bool]
+) -> tuple[str, Any]:
     """Until the driver picks the order up ("pickup"), is replaced for silence ("replaced", with the
-    reason) or the order is cancelled ("cancel", with the reason).
+    reason) or the order is cancelled ("cancel", with the reason; the driver is released).
 
-    The driver is looked at (when their twin last heard of them) only once the silence allowed passed
+    The driver's twin is asked to release the driver, or to take them off duty; it refuses once the
+    driver picked the order up, and the pickup stands (a cancellation is then answered 409). The
+    driver is looked at (when their twin last heard of them) only once the silence allowed passed
     without a pickup, and again once it passed since they were last heard: most drivers pick up
     before, and cost no look. A look that comes late was due while the system was down or stalled,
     when the driver could not be heard: their silence is counted again from then.
     """
     ctx, terms = this.ctx, this.terms
-    pickup = ctx.promise(picked_up(this.attempt), type_hint=bool)
-    events: dict[str, RestateDurableFuture[Any]] = {"pickup": pickup.value(), "cancel": cancellation(ctx)}
+    assert this.delivery_id is not None
+    cancel = cancellation(ctx)
     silence_ms = int(terms.scaled(terms.driver_silence_timeout_s) * 1000)
     now = heard = await now_ms(ctx)
     while True:
         due = heard + silence_ms
         look = ctx.sleep(timedelta(milliseconds=max(0, due - now)), name="driver silence check")
-        which, value = await restate.select(**events, look=look)
-        if which != "look":
+        which, value = await restate.select(pickup=picked_up, cancel=cancel, look=look)
+        if which == "pickup":
+            return which, value
+        if which == "cancel":
+            if not await ctx.object_call(twin.release_delivery, key=driver_id, arg=this.delivery_id):
+                return "pickup", await picked_up  # the pickup came first: the order goes on
+            await this.assign(None)
             return which, value
         now = await now_ms(ctx)
         if came_late(now, due):
             heard = now
             continue
-        if await pickup.peek() is not None:  # the pickup came as the look was due
-            return "pickup", True
         last_seen: int | None = await ctx.object_call(twin.last_seen, key=driver_id, arg=None)
         heard = max(heard, last_seen or 0)
         if now - heard >= silence_ms:
-            break
-    reason = f"driver {driver_id} was silent for {(now - heard) / 1000:.0f} s; finding another"
-    await resolve(ctx, pickup_answer(this.attempt), reason)  # their pickup is refused from now on
-    assert this.delivery_id is not None
-    ctx.object_send(twin.take_off_duty, key=driver_id, arg=this.delivery_id)
-    return "replaced", reason
+            if not await ctx.object_call(twin.take_off_duty, key=driver_id, arg=this.delivery_id):
+                return "pickup", await picked_up  # heard of at last: at the pickup
+            return (
+                "replaced",
+                f"driver {driver_id} was silent for {(now - heard) / 1000:.0f} s; finding another",
+            )
 
 
 async def reject(this: OrderRun, refusal: Refusal) -> Status:
@@ -470,7 +483,7 @@ async def give_up(this: OrderRun, status: Status, reason: str, refusal: Refusal 
     for as long as its POS takes to answer. An undo that fails for good is named in the history.
     """
     await resolve(this.ctx, CANCEL_OUTCOME, status)
-    await call_off_delivery(this, status)
+    call_off_delivery(this)
     undo: list[Callable[[], Awaitable[Any]]] = []
     if this.authorization_id is not None:
         undo.append(lambda: this.settle("refund" if this.captured else "void", UNDO))
@@ -495,23 +508,15 @@ async def give_up(this: OrderRun, status: Status, reason: str, refusal: Refusal 
     return await end(this, status, reason, refusal)
 
 
-async def call_off_delivery(this: OrderRun, status: Status) -> None:
-    """The order ends without its delivery: the current driver's pickup is refused, and the driver, or
-    the matcher's search for one, is released. A driver who accepted as the order ended is awaited
-    (the matcher answers that it was no longer searching once it told this run who)."""
-    ctx = this.ctx
-    if this.delivery_id is None:
+def call_off_delivery(this: OrderRun) -> None:
+    """The order ends for another reason while a driver is on it or sought (an error): release the
+    driver, or withdraw the search. (A cancellation or a search that found no one did so already.)"""
+    if this.delivery_id is None or this.terms.region is None:
         return
-    await resolve(ctx, pickup_answer(this.attempt), f"the order is {status}")
     if this.courier is not None:
-        driver_id = this.courier.driver_id
-    elif this.search is not None and this.terms.region is not None:
-        if await ctx.object_call(matcher.withdraw, key=this.terms.region, arg=this.delivery_id):
-            return
-        driver_id = await this.search
-    else:
-        return
-    ctx.object_send(twin.release_delivery, key=driver_id, arg=this.delivery_id)
+        this.ctx.object_send(twin.release_delivery, key=this.courier.driver_id, arg=this.delivery_id)
+    elif this.searching:
+        this.ctx.object_send(matcher.withdraw, key=this.terms.region, arg=this.delivery_id)
 
 
 async def end(
@@ -541,16 +546,6 @@ def driver_selected(attempt: int) -> str:
 def status_promise(number: int) -> str:
     """The promise resolved with the order's status number `number` (from 1) once it is recorded."""
     return f"status-{number}"
-
-
-def picked_up(attempt: int) -> str:
-    """The promise the twin resolves when the driver of an attempt picked the order up."""
-    return f"picked_up-{attempt}"
-
-
-def pickup_answer(attempt: int) -> str:
-    """The promise `run` resolves with its answer to the pickup of an attempt: IN_DELIVERY, else why not."""
-    return f"pickup_answer-{attempt}"
 
 
 def driver_replaced(attempt: int) -> str:
@@ -613,23 +608,14 @@ async def driver_was_replaced(ctx: WorkflowSharedContext, reassignment: Reassign
     await resolve(ctx, driver_replaced(reassignment.attempt), reassignment.reason)
 
 
-@order_workflow.handler(
-    name="signalDriverAtRestaurant", input_serde=PydanticSerde(Pickup | None), ingress_private=True
-)
-async def signal_driver_at_restaurant(ctx: WorkflowSharedContext, pickup: Pickup | None = None) -> None:
-    """Called by the driver's twin when the driver picked the order up (by the delivery manager, with
-    no body, for an earlier release's order); 409 if the order was cancelled first, or the driver
-    replaced: they must not take it."""
-    if pickup is None:
-        await resolve(ctx, DRIVER_AT_RESTAURANT)
-        outcome = Status(await ctx.promise(CANCEL_OUTCOME, type_hint=str).value())
-        if outcome != Status.IN_DELIVERY:
-            raise TerminalError(f"the order is {outcome}: do not pick it up", 409)
-        return
-    await resolve(ctx, picked_up(pickup.attempt))
-    answer = await ctx.promise(pickup_answer(pickup.attempt), type_hint=str).value()
-    if answer != Status.IN_DELIVERY:
-        raise TerminalError(f"driver {pickup.driver_id}, do not pick it up: {answer}", 409)
+@order_workflow.handler(name="signalDriverAtRestaurant", ingress_private=True)
+async def signal_driver_at_restaurant(ctx: WorkflowSharedContext) -> None:
+    """Called by the delivery manager of an earlier release's order when the driver picked the order
+    up; 409 if it was cancelled first."""
+    await resolve(ctx, DRIVER_AT_RESTAURANT)
+    outcome = Status(await ctx.promise(CANCEL_OUTCOME, type_hint=str).value())
+    if outcome != Status.IN_DELIVERY:
+        raise TerminalError(f"the order is {outcome}: do not pick it up", 409)
 
 
 @order_workflow.handler(name="signalDeliveryFinished", ingress_private=True)
