@@ -211,8 +211,9 @@ async def answer_offer(ctx: ObjectContext, answer: OfferAnswer) -> TakenDelivery
         raise TerminalError(f"offer {answer.offer_id} is no longer open to driver {answer.driver_id}", 409)
     pending = open_offer.pending
     if answer.accepted and pending.link is not None and not answer.takes_delivery:
-        # Only this release's twins answer this release's offers: an answer that cannot take the
-        # delivery is refused, and the offer lapses to the next driver.
+        # A twin of a release before the one that took deliveries on accept could not keep the link:
+        # its answer is refused, and the offer lapses to the next driver. (Its accept would have to
+        # be running since before this release came up, so this is a guard, not a path.)
         raise TerminalError(f"offer {answer.offer_id}: this twin cannot take the delivery", 409)
     del pool.offers[answer.offer_id]
     delivery = pending.delivery
@@ -263,7 +264,8 @@ async def expire_offer(ctx: ObjectContext, offer_id: str) -> None:
 
 @driver_delivery_matcher.handler()
 async def withdraw(ctx: ObjectContext, delivery_id: str) -> bool:
-    """A delivery no longer needs a driver (its order was cancelled): its offer, if any, is withdrawn.
+    """A delivery no longer needs a driver (its order was cancelled, or its search ran out): its offer,
+    if any, is withdrawn.
     Whether it was still waiting here (false: a driver accepted it already, or it never came)."""
     non_empty("deliveryId", delivery_id)
     pool = await Pool(ctx).load()

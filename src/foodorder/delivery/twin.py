@@ -412,5 +412,5 @@ async def follow_in_pool(ctx: ObjectContext, location: Location, now: int) -> No
 
 @driver_digital_twin.handler(name="lastSeen", kind="shared", ingress_private=True)
 async def last_seen(ctx: ObjectSharedContext) -> int | None:
-    """When the driver's phone last reported a location (epoch ms), if ever."""
+    """When the driver was last heard of (epoch ms): a location report, their pickup or delivery."""
     return await LAST_SEEN.get(ctx)

@@ -158,7 +158,7 @@ class OrderRun:
         self.at_restaurant = False
         self.delivery_id: str | None = None
         self.attempt = 0  # drivers replaced for silence so far
-        self.searching = False  # the matcher searches a driver for the delivery
+        self.search: RestateDurableFuture[str] | None = None  # the matcher's answer, until a driver is on it
         self.history: list[OrderEvent] = []  # the statuses recorded so far (HISTORY)
         self.estimate: int | None = None  # ESTIMATE
         self.courier: Courier | None = None  # COURIER
@@ -387,18 +387,19 @@ async def process(this: OrderRun) -> Status:
         )
         pending = PendingDelivery(delivery=request, policy=policy, link=link, taken_on_accept=True)
         await ctx.object_call(matcher.request_driver_for_delivery, key=terms.region, arg=pending)
-        this.searching = True
+        this.search = found
         which, value = await this.wait(
             terms.driver_search_timeout_s, "driver search timeout", found=found, cancel=cancellation(ctx)
         )
-        this.searching = False
         if which != "found":
             if await ctx.object_call(matcher.withdraw, key=terms.region, arg=this.delivery_id):
+                this.search = None
                 reason = value if which == "cancel" else "no driver was found in time"
                 return await give_up(this, Status.CANCELLED, reason)
             # A driver accepted as the search ended: they go on, and a cancellation is heard below.
             value = await found
         await this.assign(Courier(driver_id=value, delivery_id=this.delivery_id))
+        this.search = None
         await this.set_status(Status.WAITING_FOR_DRIVER, f"driver {value}")
         which, value = await wait_for_pickup(this, value, picked_up)
         if which == "pickup":
@@ -478,12 +479,13 @@ def refused_by_restaurant(refusal: Refusal) -> Refusal:
 async def give_up(this: OrderRun, status: Status, reason: str, refusal: Refusal | None = None) -> Status:
     """End the order without delivering it: undo exactly what was done; the customer pays nothing.
 
-    The decision is published first, so that a pickup racing with it is refused instead of waiting
-    for an undo that waits for it. The customer's money is released first; the kitchen is told after,
-    for as long as its POS takes to answer. An undo that fails for good is named in the history.
+    The decision is published first, so that whoever asked to cancel is answered and a restaurant's
+    late decision refused. A driver still on the order is released; the customer's money next; the
+    kitchen is told after, for as long as its POS takes to answer. An undo that fails for good is
+    named in the history.
     """
     await resolve(this.ctx, CANCEL_OUTCOME, status)
-    call_off_delivery(this)
+    unresolved = [note] if (note := await call_off_delivery(this)) else []
     undo: list[Callable[[], Awaitable[Any]]] = []
     if this.authorization_id is not None:
         undo.append(lambda: this.settle("refund" if this.captured else "void", UNDO))
@@ -497,7 +499,6 @@ async def give_up(this: OrderRun, status: Status, reason: str, refusal: Refusal 
                 order_id=this.ctx.key(),
             )
         )
-    unresolved = []
     for action in undo:
         try:
             await action()
@@ -508,15 +509,22 @@ async def give_up(this: OrderRun, status: Status, reason: str, refusal: Refusal 
     return await end(this, status, reason, refusal)
 
 
-def call_off_delivery(this: OrderRun) -> None:
-    """The order ends for another reason while a driver is on it or sought (an error): release the
-    driver, or withdraw the search. (A cancellation or a search that found no one did so already.)"""
+async def call_off_delivery(this: OrderRun) -> str | None:
+    """The order ends for another reason while a driver is on it or sought (an error in step 4): the
+    search is withdrawn, and the driver (or one who accepted meanwhile) released. (A cancellation, or
+    a search that found no one, did so already.) What is left to operations: a driver who picked the
+    order up first."""
+    ctx = this.ctx
     if this.delivery_id is None or this.terms.region is None:
-        return
-    if this.courier is not None:
-        this.ctx.object_send(twin.release_delivery, key=this.courier.driver_id, arg=this.delivery_id)
-    elif this.searching:
-        this.ctx.object_send(matcher.withdraw, key=this.terms.region, arg=this.delivery_id)
+        return None
+    driver_id = this.courier.driver_id if this.courier else None
+    if driver_id is None and this.search is not None:
+        if await ctx.object_call(matcher.withdraw, key=this.terms.region, arg=this.delivery_id):
+            return None
+        driver_id = await this.search  # resolved as the matcher let the delivery go to them
+    if driver_id is None or await ctx.object_call(twin.release_delivery, key=driver_id, arg=this.delivery_id):
+        return None
+    return f"driver {driver_id} picked the order up as it ended"
 
 
 async def end(
@@ -634,7 +642,8 @@ async def cancel(ctx: WorkflowSharedContext, reason: str | None = None) -> Statu
     await resolve(ctx, CANCEL_REQUESTED, reason or "cancelled on request")
     outcome = Status(await ctx.promise(CANCEL_OUTCOME, type_hint=str).value())
     if outcome != Status.CANCELLED:
-        current = await recorded_status(ctx) or outcome
+        # The outcome is decided before its status is recorded (a pickup's before the capture).
+        current = max(await recorded_status(ctx) or outcome, outcome, key=list(Status).index)
         raise TerminalError(f"the order can no longer be cancelled: it is {current}", 409)
     # Answer once the undo is done, or, while an undo step still retries, once it is decided.
     await restate.select(
