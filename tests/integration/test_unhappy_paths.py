@@ -8,6 +8,7 @@ and to exactly its price for one that was.
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +293,27 @@ def test_cancel_while_waiting_for_driver_releases_the_driver_to_the_next_order(d
     dispatch.driver("driver-a", "pickup")
     dispatch.hand_over("driver-a")
     assert_delivered_and_paid(dispatch, delivered)
+
+
+def test_a_cancel_racing_the_drivers_accept_frees_the_driver_and_the_money(dispatch: Party) -> None:
+    dispatch.driver("racer", "availability")
+    ref = dispatch.order()
+    offer = dispatch.offer("racer")
+    accept = f"/api/v1/drivers/racer/offers/{offer['offerId']}/accept"
+
+    # Whichever the matcher hears first: the accept (the order then hears of its driver as its
+    # search is withdrawn, and releases them) or the withdrawal (the accept is then too late).
+    with ThreadPoolExecutor(2) as both:
+        accepted = both.submit(dispatch.api.request, "POST", accept, key=DEV_DRIVER_KEY)
+        cancelled = both.submit(dispatch.cancel, ref)
+
+    assert cancelled.result().status_code == 200, cancelled.result().text
+    assert accepted.result().status_code in (200, 409), accepted.result().text
+    dispatch.api.wait_for(ref, Status.CANCELLED)
+    assert dispatch.history(ref)[-1] == ("CANCELLED", "cancelled by the provider")
+    assert dispatch.payments(ref) == ["authorize", "void"]
+    assert dispatch.driver("racer", "assignment") == {"delivery": None}
+    dispatch.driver("racer", "availability", json={"available": False})  # they wait for work again
 
 
 def test_cancel_after_pickup_is_refused_and_the_order_is_delivered(dispatch: Party) -> None:
