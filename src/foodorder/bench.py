@@ -899,8 +899,9 @@ class Bench:
             await self.until_status([f"unloaded-{n}"], "DELIVERED", timeout_s=120)
         done()
         durations = await self.durations("unloaded-")
-        self.results["e2e_unloaded_s"] = round(percentile(durations, 50), 2)
-        return percentile(durations, 50)
+        median = percentile(durations, 50)
+        self.results["e2e_unloaded_s"] = round(median, 2)
+        return median
 
     async def deliveries(self, stack: Stack, prefix: str, per_s: float, window: float) -> dict[str, Any]:
         """Orders at `per_s` for `window` seconds, each until DELIVERED: how fast and how long they took."""

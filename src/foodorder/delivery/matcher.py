@@ -84,6 +84,12 @@ class Pool:
     def offer_to(self, driver_id: str) -> OpenOffer | None:
         return next((o for o in self.offers.values() if o.offer.driver_id == driver_id), None)
 
+    def holds(self, delivery_id: str) -> bool:
+        """Whether the delivery waits here for a driver: queued, or offered to one."""
+        return self.offer_of(delivery_id) is not None or any(
+            p.delivery.delivery_id == delivery_id for p in self.pending
+        )
+
     async def dispatch(self, pending: PendingDelivery) -> None:
         """Offer the delivery to the nearest driver who has not turned it down, or queue it."""
         restaurant = pending.delivery.restaurant_location
@@ -184,10 +190,7 @@ async def request_driver_for_delivery(ctx: ObjectContext, request: PendingDelive
     order_id = request.delivery.order_id
     with telemetry.about_order(order_id) if order_id else contextlib.nullcontext():
         pool = await Pool(ctx).load()
-        delivery_id = request.delivery.delivery_id
-        if pool.offer_of(delivery_id) is not None or any(
-            p.delivery.delivery_id == delivery_id for p in pool.pending
-        ):
+        if pool.holds(request.delivery.delivery_id):
             return  # a repeated request
         await pool.dispatch(request)
         pool.save()
@@ -269,12 +272,10 @@ async def withdraw(ctx: ObjectContext, delivery_id: str) -> bool:
     Whether it was still waiting here (false: a driver accepted it already, or it never came)."""
     non_empty("deliveryId", delivery_id)
     pool = await Pool(ctx).load()
-    waiting = len(pool.pending)
+    withdrawn = pool.holds(delivery_id)
     pool.pending = [p for p in pool.pending if p.delivery.delivery_id != delivery_id]
-    withdrawn = len(pool.pending) < waiting
     open_offer = pool.offer_of(delivery_id)
     if open_offer is not None:
-        withdrawn = True
         del pool.offers[open_offer.offer.offer_id]
         ctx.object_send(twin.offer_withdrawn, key=open_offer.offer.driver_id, arg=open_offer.offer.offer_id)
         await pool.driver_free(open_offer.driver)
