@@ -418,6 +418,15 @@ class ShiftStart(Model):
     location: Location | None = None
 
 
+class PhoneShiftStart(Model):
+    """A phone app starting its driver's shift in one call: where to push work, where the phone is,
+    and whether the driver takes work (not while the phone drives a delivery of its own)."""
+
+    phone_app: str = Field(min_length=1, description="the service (keyed by driver id) to push work to")
+    location: LocationEvent
+    takes_work: bool = True
+
+
 class DriverSelected(Model):
     """The driver the delivery manager found for an attempt (0 first, then one per replaced driver)."""
 

@@ -295,3 +295,16 @@ def test_a_phone_starting_its_shift_is_pushed_the_offer_its_driver_holds(dispatc
     assert twin_asked(dispatch, "late-phone", ("getOffer", "getAssignedDelivery")) == asked
     # Back on shift after the delivery (the twin has them wait for work): the shift ends with the test.
     dispatch.client.eventually(lambda: dispatch.status_of("late-phone"), "WAITING_FOR_WORK", timeout_s=60)
+
+
+def test_a_phone_starts_its_shift_with_one_call_to_its_twin(dispatch: Dispatch) -> None:
+    started = dispatch.client.call("driver-mobile-app/new-phone/startDriver", "san-jose")
+
+    assert started.status_code == 200, started.text
+    dispatch.on_duty.append("new-phone")
+    dispatch.client.eventually(lambda: dispatch.status_of("new-phone"), "WAITING_FOR_WORK", timeout_s=60)
+    assert dispatch.client.state("driver-digital-twin", "new-phone", "region") == "san-jose"
+    # Where the phone is, where to push its work and that the driver takes work go in one call.
+    assert twin_asked(dispatch, "new-phone", ("startShift",)) == 1
+    separate = ("registerPhoneApp", "setDriverAvailable", "handleDriverLocationUpdateEvent")
+    assert twin_asked(dispatch, "new-phone", separate) == 0

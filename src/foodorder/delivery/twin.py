@@ -21,6 +21,7 @@ from foodorder.models import (
     LocationEvent,
     Offer,
     OfferAnswer,
+    PhoneShiftStart,
     PhoneWork,
     ShiftStart,
     TakenDelivery,
@@ -89,11 +90,16 @@ async def set_driver_available(ctx: ObjectContext, start: ShiftStart | None = No
     A shift belongs to the region nearest to where it starts, and keeps it as the driver moves;
     the answer is that region.
     """
+    return await take_work(ctx, start.location if start is not None else None)
+
+
+async def take_work(ctx: ObjectContext, location: Location | None = None) -> str:
+    """The driver waits for work at `location` (else where they were last heard), in their shift's
+    region, which it answers; 409 while they are on a delivery."""
     if await DRIVER_STATUS.get(ctx) != DriverStatus.WAITING_FOR_WORK:
         await expect_status(ctx, DriverStatus.IDLE)
-    if start is not None and start.location is not None:
-        DRIVER_LOCATION.set(ctx, start.location)
-        location: Location | None = start.location
+    if location is not None:
+        DRIVER_LOCATION.set(ctx, location)
     else:
         location = await DRIVER_LOCATION.get(ctx)
     if location is None:
@@ -108,6 +114,22 @@ async def set_driver_available(ctx: ObjectContext, start: ShiftStart | None = No
         ctx.object_send(board.driver_on_duty, key=board.FLEET, arg=ctx.key())
         ON_BOARD.set(ctx, True)
     return region
+
+
+@driver_digital_twin.handler(name="startShift", input_serde=required(PhoneShiftStart), ingress_private=True)
+async def start_shift(ctx: ObjectContext, start: PhoneShiftStart) -> None:
+    """A phone app starts its driver's shift in one invocation: it registers to be pushed work (as
+    `registerPhoneApp`), reports where it is (as a location event), and the driver waits for work (as
+    `setDriverAvailable`). A driver who holds an offer or is on a delivery goes on with it: the
+    phone is pushed it again."""
+    PHONE_APP.set(ctx, start.phone_app)
+    busy = await ASSIGNED_DELIVERY.get(ctx) is not None or await OFFER.get(ctx) is not None
+    if start.takes_work and not busy:
+        await hear(ctx, start.location)
+        await take_work(ctx)
+    else:
+        await apply_location(ctx, start.location)
+        await push_work(ctx)
 
 
 async def leave_region(ctx: ObjectContext) -> None:
@@ -228,10 +250,16 @@ async def push_to_phone(ctx: ObjectContext, work: PhoneWork) -> None:
 @driver_digital_twin.handler(name="registerPhoneApp", ingress_private=True)
 async def register_phone_app(ctx: ObjectContext, service: str) -> None:
     """A phone app (a service keyed by driver id) to push `pollForWork` to when work is assigned; the
-    work that waits for the driver already (a delivery, or an offer) is pushed at once."""
+    work that waits for the driver already (a delivery, or an offer) is pushed at once. (An earlier
+    release's phone; this one's calls `startShift`.)"""
     if not isinstance(service, str) or not service:
         raise TerminalError(f"service: expected a service name, got {service!r}", 400)
     PHONE_APP.set(ctx, service)
+    await push_work(ctx)
+
+
+async def push_work(ctx: ObjectContext) -> None:
+    """Push the work that waits for the driver (a delivery, or else an offer) to their phone, if any."""
     if (delivery := await ASSIGNED_DELIVERY.get(ctx)) is not None:
         await push_to_phone(ctx, PhoneWork(delivery=delivery))
     elif (offer := await OFFER.get(ctx)) is not None:
@@ -388,14 +416,27 @@ async def handle_driver_location_update_event(ctx: ObjectContext, event: Locatio
     Delivered by the Kafka subscription on driver-updates (or a send on the ingress). A publish may
     be repeated, so an event stamped no later than the last one applied changes nothing.
     """
+    await apply_location(ctx, event)
+
+
+async def hear(ctx: ObjectContext, event: LocationEvent) -> int | None:
+    """Take the driver's location from `event` and answer when it was heard; None (and nothing
+    changes) if an event stamped as late or later was applied already."""
     if event.at is not None:
         if (applied := await LOCATION_AT.get(ctx)) is not None and event.at <= applied:
-            return
+            return None
         LOCATION_AT.set(ctx, event.at)
-    location = Location(lat=event.lat, long=event.long)
-    DRIVER_LOCATION.set(ctx, location)
+    DRIVER_LOCATION.set(ctx, Location(lat=event.lat, long=event.long))
     now = await now_ms(ctx)
     LAST_SEEN.set(ctx, now)
+    return now
+
+
+async def apply_location(ctx: ObjectContext, event: LocationEvent) -> None:
+    """A location event: the delivery the driver is on is tracked from there, a waiting driver followed."""
+    if (now := await hear(ctx, event)) is None:
+        return
+    location = Location(lat=event.lat, long=event.long)
     delivery = await ASSIGNED_DELIVERY.get(ctx)
     if delivery is not None:
         await track(ctx, delivery, location, now)

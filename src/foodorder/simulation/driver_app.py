@@ -11,7 +11,7 @@ from foodorder.catalog import load_catalog
 from foodorder.clients.locations import location_publisher
 from foodorder.config import get_settings
 from foodorder.delivery import twin
-from foodorder.models import DeliveryRequest, Location, LocationEvent, Offer, PhoneWork, ShiftStart
+from foodorder.models import DeliveryRequest, Location, LocationEvent, Offer, PhoneShiftStart, PhoneWork
 from foodorder.state import PydanticSerde, StateKey, now_ms
 
 driver_mobile_app = VirtualObject("driver-mobile-app")
@@ -25,14 +25,18 @@ def _after(seconds: float) -> timedelta:
     return timedelta(seconds=get_settings().scaled(seconds))
 
 
+async def stamped(ctx: ObjectContext, location: Location) -> LocationEvent:
+    """The phone's location now, stamped, so that the twin ignores a repeated report."""
+    return LocationEvent(lat=location.lat, long=location.long, at=await now_ms(ctx))
+
+
 async def publish_location(ctx: ObjectContext, location: Location) -> None:
-    """Report the phone's location to the driver's twin; stamped, so that a repeated report is ignored."""
-    event = LocationEvent(lat=location.lat, long=location.long, at=await now_ms(ctx))
+    """Report the phone's location to the driver's twin."""
     await ctx.run_typed(
         "publish location",
         location_publisher().publish,
         driver_id=ctx.key(),
-        event=event,
+        event=await stamped(ctx, location),
         idempotency_key=str(ctx.uuid()),
     )
 
@@ -56,13 +60,15 @@ async def start_driver(ctx: ObjectContext, region: str | None = None) -> None:
     if location is None:
         location = await ctx.run_typed("shift start spot", shift_start_spot, region_id=region)
         CURRENT_LOCATION.set(ctx, location)
-    await publish_location(ctx, location)
-    # Work is pushed to this phone (the twin sends pollForWork), instead of polling every second;
-    # the twin pushes the work that waits already as the phone registers.
-    ctx.object_send(twin.register_phone_app, key=ctx.key(), arg=driver_mobile_app.name)
-    if await ASSIGNED_DELIVERY.get(ctx) is None:
-        with suppress(TerminalError):  # the twin has a delivery for this phone: it pushes it
-            await ctx.object_call(twin.set_driver_available, key=ctx.key(), arg=ShiftStart(location=location))
+    # One call tells the twin where the phone is and where to push work (it sends pollForWork, instead
+    # of the phone polling every second), and puts the driver on duty unless this phone drives a
+    # delivery already. The twin pushes the work that waits for the driver already.
+    start = PhoneShiftStart(
+        phone_app=driver_mobile_app.name,
+        location=await stamped(ctx, location),
+        takes_work=await ASSIGNED_DELIVERY.get(ctx) is None,
+    )
+    ctx.object_send(twin.start_shift, key=ctx.key(), arg=start)
 
 
 def declines() -> bool:
