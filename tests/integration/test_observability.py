@@ -8,8 +8,10 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from foodorder import introspection
 from foodorder.config import DEV_OPS_PASSWORD, OPS_USER
 from foodorder.models import Status
+from foodorder.ordering import board
 from foodorder.otlp import Receiver, Span, receiving
 from foodorder.stack import Stack, wait_until
 from tests.integration.conftest import (
@@ -184,6 +186,35 @@ def test_ops_pages_orders_in_flight_and_counts_ended_ones(api: Api, traced: Stac
     for key in later:
         response = api.request("POST", f"/api/v1/orders/{key.split(':', 1)[1]}/cancel", json={})
         assert response.status_code == 200, response.text
+
+
+def listing(traced: Stack, key: str) -> dict[str, int]:
+    """The ops board shards that list order `key` in flight, with the time each lists it from."""
+    rows = introspection.query_blocking(traced.settings.admin_url, board.BOARD_QUERY)
+    tallies = {
+        row["service_key"]: board.TALLY.serde.deserialize(row["value_utf8"].encode())
+        for row in rows
+        if row["key"] == "tally"
+    }
+    return {shard: t.in_flight[key] for shard, t in tallies.items() if t is not None and key in t.in_flight}
+
+
+def test_an_order_submitted_twice_is_listed_once_until_it_ends(api: Api, traced: Stack) -> None:
+    order = api_order(deliveryDelay=3_600_000)  # SCHEDULED for an hour
+    key = f"dev-provider:{order['id']}"
+    assert api.request("POST", "/api/v1/orders", json=order).status_code == 202
+    first = eventually(lambda: listing(traced, key), lambda shards: len(shards) == 1, "the order listed")
+
+    # The gateway lists a resubmitted order again (the first answer may have been lost before its
+    # batch went out): in the shard that the order's run named, where its ending goes too.
+    assert api.request("POST", "/api/v1/orders", json=order).status_code == 200
+    again = eventually(lambda: listing(traced, key), lambda shards: shards != first, "the order listed again")
+    assert again.keys() == first.keys()
+    response = api.request("POST", f"/api/v1/orders/{order['id']}/cancel", json={})
+
+    assert response.status_code == 200, response.text
+    eventually(lambda: listed(ops(api), key), lambda row: row is None, "the cancelled order off the list")
+    assert listing(traced, key) == {}
 
 
 def test_ops_shows_why_restate_retries_a_stuck_order(api: Api, traced: Stack) -> None:

@@ -6,6 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from foodorder.gateway.metrics import OrdersEnded
 from foodorder.models import Status, StatusChange
 from foodorder.ordering.board import (
+    LISTED_HEADER,
     RECENT_ENDINGS,
     RECENT_PROBLEMS,
     SHARDS,
@@ -13,6 +14,7 @@ from foodorder.ordering.board import (
     OrderStarted,
     Tally,
     listed,
+    listed_in,
     remembered,
     shard,
     tallied,
@@ -91,6 +93,14 @@ def test_orders_spread_over_every_shard_and_stay_on_theirs() -> None:
     keys = {shard(f"dev-provider:order-{n}") for n in range(1000)}
     assert keys == {str(n) for n in range(SHARDS)}
     assert shard("dev-provider:order-1") == shard("dev-provider:order-1")
+
+
+def test_the_run_header_names_the_shard_a_gateway_lists_the_order_in() -> None:
+    assert listed_in({}, "dev-provider:a") is None  # no gateway lists it: the workflow does
+    assert listed_in({"X-Foodorder-Listed": "7"}, "dev-provider:a") == "7"
+    # An earlier gateway said only that it lists the order, in the order's own shard.
+    assert listed_in({LISTED_HEADER: "gateway"}, "dev-provider:a") == shard("dev-provider:a")
+    assert listed_in({LISTED_HEADER: str(SHARDS)}, "dev-provider:a") == shard("dev-provider:a")
 
 
 def test_the_metrics_add_up_every_shard_as_prometheus_histograms() -> None:

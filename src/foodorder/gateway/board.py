@@ -1,8 +1,9 @@
-"""The starts of the orders this gateway took, sent to the ops board in batches (one per shard a second).
+"""The starts of the orders this gateway took, sent to the ops board in batches (one a second).
 
 An order's workflow would otherwise tell the board of its start itself: one invocation per order on
-the intake's path. The gateway marks the orders it lists (a header on their `run`), so their
-workflows do not. If the gateway stops before a batch went out, those orders are not listed as in
+the intake's path. The gateway names, in a header of the orders' `run`, the board shard that its
+batch goes to (the next shard each second), so that their workflows do not list them and send their
+endings there. If the gateway stops before a batch went out, those orders are not listed as in
 flight until they end, when their workflows count them as usual (and `/ops` lists any that Restate
 retries).
 """
@@ -10,6 +11,7 @@ retries).
 import asyncio
 import contextlib
 import logging
+import random
 from typing import Annotated
 
 import httpx
@@ -32,18 +34,20 @@ class BoardStarts:
     def __init__(self, ingress: Ingress) -> None:
         self.ingress = ingress
         self.pending: dict[str, list[OrderStarted]] = {}
+        # The shard of the next batch: the next one each second, from a random one (several gateways).
+        self.shard = random.choice(board.SHARD_KEYS)
         self.task = asyncio.create_task(self._send_every_second())
 
-    def add(self, order_id: str) -> None:
-        """An order this gateway took: listed in flight with the next batch."""
-        self.pending.setdefault(board.shard(order_id), []).append(
-            OrderStarted(order_id=order_id, at=epoch_ms())
-        )
+    def add(self, order_id: str, shard: str) -> None:
+        """An order this gateway took: listed in flight in `shard` (the one its `run` named) with the
+        next batch."""
+        self.pending.setdefault(shard, []).append(OrderStarted(order_id=order_id, at=epoch_ms()))
 
     async def send(self) -> None:
-        """Send each shard's batch; a batch not sent (the board did not take it, or the sending was
-        cancelled) is kept for the next try."""
+        """Send each shard's batch (one, but for starts named before the last batch went); a batch not
+        sent (the board did not take it, or the sending was cancelled) is kept for the next try."""
         batches, self.pending = self.pending, {}
+        self.shard = board.SHARD_KEYS[(board.SHARD_KEYS.index(self.shard) + 1) % board.SHARDS]
         try:
             while batches:
                 shard, started = next(iter(batches.items()))

@@ -1,8 +1,9 @@
 """ops-board (key = shard, or `fleet`): what operations look at, kept as it happens.
 
 Each order's workflow sends its ending here, and its start unless a gateway took the order: the
-gateway sends the starts of the orders it took in batches, one per shard per second (so an accepted
-order costs no invocation here until it ends). The shard keeps the orders in flight and counts the
+gateway sends the starts of the orders it took in batches, each second's to one shard, which it names
+in the header of the orders' `run` so that their endings go there too (so an accepted order costs no
+invocation here until it ends). The shard keeps the orders in flight and counts the
 ones that ended. Each driver's twin sends its first turn
 on duty to the `fleet` key. So `/ops` and the gateway's `/metrics` read a few records by key, never
 every order or driver ever stored. Orders are spread over SHARDS keys so that no one key serializes
@@ -22,10 +23,12 @@ from foodorder.state import StateKey, required
 ops_board = VirtualObject("ops-board")
 
 SHARDS = 16
+SHARD_KEYS = [str(i) for i in range(SHARDS)]
 # Upper bounds (seconds) of the buckets of time from submission to a status, as Prometheus counts them.
 BUCKETS_S = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 RECENT_PROBLEMS = 10
-# The header of an order's `run` that says a gateway lists the order's start (in a batch).
+# The header of an order's `run` that says a gateway lists the order's start (in a batch), and in
+# which shard (an earlier gateway's value, `gateway`, meant the order's own shard).
 LISTED_HEADER = "x-foodorder-listed"
 # A batch of starts may come after the order ended (a rejection takes milliseconds): the latest
 # endings are remembered this long (per shard) so that such a start is dropped, not listed forever.
@@ -94,13 +97,22 @@ FLEET = "fleet"  # the key that lists the drivers
 DRIVERS: StateKey[list[str]] = StateKey("drivers", list[str])
 BOARD_QUERY = (
     "SELECT service_key, key, value_utf8 FROM state WHERE service_name = 'ops-board'"
-    f" AND {introspection.keyed([*map(str, range(SHARDS)), FLEET])}"
+    f" AND {introspection.keyed([*SHARD_KEYS, FLEET])}"
 )
 
 
 def shard(order_id: str) -> str:
-    """The board key that counts `order_id` (stable across processes and releases)."""
+    """The board key of `order_id` when no gateway named one (stable across processes and releases)."""
     return str(zlib.crc32(order_id.encode()) % SHARDS)
+
+
+def listed_in(headers: dict[str, str], order_id: str) -> str | None:
+    """The shard that a gateway lists the order in, as the headers of its `run` say; None when no
+    gateway does (the workflow lists the order itself, in its own shard)."""
+    named = next((value for name, value in headers.items() if name.lower() == LISTED_HEADER), None)
+    if named is None:
+        return None
+    return named if named in SHARD_KEYS else shard(order_id)
 
 
 def listed(tally: Tally, started: list[OrderStarted], recently_ended: list[str]) -> Tally:

@@ -50,6 +50,8 @@ order_workflow = Workflow("order-workflow")
 
 ORDER: StateKey[Order] = StateKey("order", Order)
 TERMS: StateKey[OrderTerms] = StateKey("terms", OrderTerms)
+# The ops board shard that a gateway lists the order in, when not the order's own (`board.shard`).
+BOARD_SHARD: StateKey[str] = StateKey("board-shard", str)
 # Every status the order went through, numbered from 1 (`run` writes it; the shared handlers read it).
 # An order that a release before this one started keeps its history in order-status instead.
 HISTORY: StateKey[list[OrderEvent]] = StateKey("history", list[OrderEvent])
@@ -151,8 +153,9 @@ def other(reason: str) -> Refusal:
 class OrderRun:
     """One run of an order: its terms, and what has been done that an ending without delivery undoes."""
 
-    def __init__(self, ctx: WorkflowContext, order: Order, terms: OrderTerms) -> None:
+    def __init__(self, ctx: WorkflowContext, order: Order, terms: OrderTerms, board_shard: str) -> None:
         self.ctx, self.order, self.terms = ctx, order, terms
+        self.board_shard = board_shard  # where the order is listed on the ops board, and its end goes
         self.authorization_id: str | None = None
         self.captured = False
         self.at_restaurant = False
@@ -252,14 +255,17 @@ async def run(ctx: WorkflowContext, order: Order) -> None:
     """Process one order: pay, wait until it is due, have it prepared, then delivered."""
     if order.id != ctx.key():
         raise TerminalError(f"id: {order.id!r} differs from the workflow key {ctx.key()!r}", 400)
-    ORDER.set(ctx, order)
-    HISTORY.set(ctx, [])
-    if board.LISTED_HEADER not in {name.lower() for name in ctx.request().headers}:  # else a gateway lists it
+    listed = board.listed_in(ctx.request().headers, ctx.key())
+    if listed is None:  # no gateway lists the order: its workflow does
         started = board.OrderStarted(order_id=ctx.key(), at=await now_ms(ctx))
         ctx.object_send(board.order_started, key=board.shard(ctx.key()), arg=started)
+    elif listed != board.shard(ctx.key()):  # before the order, which a gateway resubmitting it finds
+        BOARD_SHARD.set(ctx, listed)
+    ORDER.set(ctx, order)
+    HISTORY.set(ctx, [])
     terms = await ctx.run_typed("fix the order's terms", order_terms, order=order)
     TERMS.set(ctx, terms)
-    this = OrderRun(ctx, order, terms)
+    this = OrderRun(ctx, order, terms, listed or board.shard(ctx.key()))
     if terms.rejection is not None:
         await end(this, Status.REJECTED, terms.rejection.reason, terms.rejection)
         raise TerminalError(terms.rejection.reason, 400)
@@ -535,7 +541,7 @@ async def end(
     await this.set_status(status, reason, refusal)
     history = [event.change() for event in this.history]
     ended = board.OrderEnded(order_id=this.ctx.key(), history=history, region=this.terms.region)
-    this.ctx.object_send(board.order_ended, key=board.shard(this.ctx.key()), arg=ended)
+    this.ctx.object_send(board.order_ended, key=this.board_shard, arg=ended)
     await resolve(this.ctx, CANCEL_OUTCOME, status)
     await resolve(this.ctx, ENDED, status)
     return status
@@ -676,6 +682,12 @@ async def recorded_status(ctx: WorkflowSharedContext) -> Status | None:
 async def get_status(ctx: WorkflowSharedContext, _: Nothing = None) -> Status | None:
     """The order's current status (null before the workflow ran)."""
     return await recorded_status(ctx)
+
+
+@order_workflow.handler(name="getBoardShard", input_serde=NO_INPUT)
+async def get_board_shard(ctx: WorkflowSharedContext, _: Nothing = None) -> str:
+    """The ops board shard that lists the order (where a gateway lists it again as it is resubmitted)."""
+    return await BOARD_SHARD.get(ctx) or board.shard(ctx.key())
 
 
 @order_workflow.handler(

@@ -106,21 +106,25 @@ async def take_order(
     with telemetry.about_order(order.id):  # the store's state is read for this order
         await refuse_unavailable(stores, ingress, order)
     # Restate starts a workflow once per key and says whether this request started it: an accepted
-    # order costs this one invocation (the ops board hears of it in a batch: `BoardStarts`); a GET
-    # that comes before the workflow stored the order waits for it (see `provider_order`), and only
-    # a resubmission reads the stored order to compare.
-    listed = {board.LISTED_HEADER: "gateway"}
+    # order costs this one invocation (the ops board hears of it in a batch, in the shard that the
+    # header names: `BoardStarts`); a GET that comes before the workflow stored the order waits for
+    # it (see `provider_order`), and only a resubmission reads the stored order to compare.
+    shard = starts.shard
     sent = await ingress.send(
-        "order-workflow", order.id, "run", order.model_dump(mode="json"), headers=listed
+        "order-workflow",
+        order.id,
+        "run",
+        order.model_dump(mode="json"),
+        headers={board.LISTED_HEADER: shard},
     )
     if sent.get("status") == "Accepted":
-        starts.add(order.id)
+        starts.add(order.id, shard)
         return None
     if await stored_order(ingress, order.id) != order:
         raise HTTPException(409, "an order with this id exists with a different content")
     current = Status(await ingress.call("order-workflow", order.id, "getStatus") or Status.NEW)
     if not current.terminal:  # the first submission's answer may have been lost before its start was listed
-        starts.add(order.id)
+        starts.add(order.id, await ingress.call("order-workflow", order.id, "getBoardShard"))
     return current
 
 
