@@ -3,6 +3,7 @@
 import json
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, TypeVar
 
 import pytest
@@ -200,21 +201,51 @@ def listing(traced: Stack, key: str) -> dict[str, int]:
 
 
 def test_an_order_submitted_twice_is_listed_once_until_it_ends(api: Api, traced: Stack) -> None:
-    order = api_order(deliveryDelay=3_600_000)  # SCHEDULED for an hour
-    key = f"dev-provider:{order['id']}"
-    assert api.request("POST", "/api/v1/orders", json=order).status_code == 202
-    first = eventually(lambda: listing(traced, key), lambda shards: len(shards) == 1, "the order listed")
+    # An order that the gateway lists in a shard other than its id's (the gateway's shard moves on
+    # every second), so that an ending or a second listing sent by the id would show.
+    orders: list[dict[str, Any]] = []
+    while True:
+        order = api_order(deliveryDelay=3_600_000)  # SCHEDULED for an hour
+        key = f"dev-provider:{order['id']}"
+        assert api.request("POST", "/api/v1/orders", json=order).status_code == 202
+        orders.append(order)
+        first = eventually(partial(listing, traced, key), lambda shards: len(shards) == 1, "the order listed")
+        if board.shard(key) not in first or len(orders) == 10:
+            break
+    assert board.shard(key) not in first, f"10 orders listed by their ids' shards: {orders}"
 
     # The gateway lists a resubmitted order again (the first answer may have been lost before its
     # batch went out): in the shard that the order's run named, where its ending goes too.
     assert api.request("POST", "/api/v1/orders", json=order).status_code == 200
     again = eventually(lambda: listing(traced, key), lambda shards: shards != first, "the order listed again")
     assert again.keys() == first.keys()
-    response = api.request("POST", f"/api/v1/orders/{order['id']}/cancel", json={})
+    for each in orders:
+        response = api.request("POST", f"/api/v1/orders/{each['id']}/cancel", json={})
+        assert response.status_code == 200, response.text
 
+    eventually(
+        lambda: listing(traced, key), lambda shards: shards == {}, "the ending in the shard listing it"
+    )
+    assert listed(ops(api), key) is None
+
+
+def test_an_order_that_ends_before_its_batch_of_starts_comes_is_not_listed(api: Api, traced: Stack) -> None:
+    declined = api_order(
+        products=[{"productId": "1000", "quantity": 100}]
+    )  # more than the payment stub holds
+    scheduled = api_order(deliveryDelay=3_600_000)
+    for order in (declined, scheduled):
+        assert api.request("POST", "/api/v1/orders", json=order).status_code == 202
+    api.wait_for(declined["id"], Status.REJECTED)  # in a few milliseconds: its start is still in a batch
+
+    key = f"dev-provider:{scheduled['id']}"
+    eventually(partial(listing, traced, key), bool, "the batch of both starts on the board")
+    ended = f"dev-provider:{declined['id']}"
+    eventually(
+        partial(listing, traced, ended), lambda shards: shards == {}, "the declined order off the board"
+    )
+    response = api.request("POST", f"/api/v1/orders/{scheduled['id']}/cancel", json={})
     assert response.status_code == 200, response.text
-    eventually(lambda: listed(ops(api), key), lambda row: row is None, "the cancelled order off the list")
-    assert listing(traced, key) == {}
 
 
 def test_ops_shows_why_restate_retries_a_stuck_order(api: Api, traced: Stack) -> None:

@@ -284,7 +284,7 @@ def test_a_phone_starting_its_shift_is_pushed_the_offer_its_driver_holds(dispatc
 
     asked = twin_asked(dispatch, "late-phone", ("getOffer", "getAssignedDelivery"))  # by the test's polls
 
-    # The simulated phone comes up now: its twin pushes it the open offer as it registers, so the
+    # The simulated phone comes up now: its twin pushes it the open offer as it starts its shift, so the
     # phone accepts it, drives the delivery and reports it, without asking its twin for work.
     started = dispatch.client.call("driver-mobile-app/late-phone/startDriver", "san-jose")
 
@@ -303,7 +303,10 @@ def test_a_phone_starts_its_shift_with_one_call_to_its_twin(dispatch: Dispatch) 
     assert started.status_code == 200, started.text
     dispatch.on_duty.append("new-phone")
     dispatch.client.eventually(lambda: dispatch.status_of("new-phone"), "WAITING_FOR_WORK", timeout_s=60)
-    assert dispatch.client.state("driver-digital-twin", "new-phone", "region") == "san-jose"
+    dispatch.client.eventually(
+        lambda: dispatch.client.state("driver-digital-twin", "new-phone", "region"), "san-jose"
+    )
+    assert dispatch.client.state("driver-digital-twin", "new-phone", "phone-app") == "driver-mobile-app"
     # Where the phone is, where to push its work and that the driver takes work go in one call.
     assert twin_asked(dispatch, "new-phone", ("startShift",)) == 1
     separate = ("registerPhoneApp", "setDriverAvailable", "handleDriverLocationUpdateEvent")

@@ -121,11 +121,12 @@ async def start_shift(ctx: ObjectContext, start: PhoneShiftStart) -> None:
     """A phone app starts its driver's shift in one invocation: it registers to be pushed work (as
     `registerPhoneApp`), reports where it is (as a location event), and the driver waits for work (as
     `setDriverAvailable`). A driver who holds an offer or is on a delivery goes on with it: the
-    phone is pushed it again."""
+    phone is pushed it again. A phone that drives a delivery of its own (`takesWork` false) leaves
+    the driver as they were."""
     PHONE_APP.set(ctx, start.phone_app)
     busy = await ASSIGNED_DELIVERY.get(ctx) is not None or await OFFER.get(ctx) is not None
     if start.takes_work and not busy:
-        await hear(ctx, start.location)
+        await note_location(ctx, start.location)
         await take_work(ctx)
     else:
         await apply_location(ctx, start.location)
@@ -402,9 +403,7 @@ async def notify_delivery_delivered(ctx: ObjectContext, delivery_id: str | None 
 async def arrived_at(ctx: ObjectContext, location: Location, delivery: DeliveryRequest | None = None) -> None:
     """The driver is at the restaurant (pickup) or at the customer (delivery): as good as a location
     report, so the phone need not send one on arrival. A delivery still on its way is tracked from there."""
-    DRIVER_LOCATION.set(ctx, location)
-    now = await now_ms(ctx)
-    LAST_SEEN.set(ctx, now)
+    now = await heard_at(ctx, location)
     if delivery is not None:
         await track(ctx, delivery, location, now)
 
@@ -419,14 +418,20 @@ async def handle_driver_location_update_event(ctx: ObjectContext, event: Locatio
     await apply_location(ctx, event)
 
 
-async def hear(ctx: ObjectContext, event: LocationEvent) -> int | None:
-    """Take the driver's location from `event` and answer when it was heard; None (and nothing
-    changes) if an event stamped as late or later was applied already."""
+async def note_location(ctx: ObjectContext, event: LocationEvent) -> tuple[Location, int] | None:
+    """Take the driver's location from `event`: the location, and when it was heard; None (and
+    nothing changes) if an event stamped as late or later was applied already."""
     if event.at is not None:
         if (applied := await LOCATION_AT.get(ctx)) is not None and event.at <= applied:
             return None
         LOCATION_AT.set(ctx, event.at)
-    DRIVER_LOCATION.set(ctx, Location(lat=event.lat, long=event.long))
+    location = Location(lat=event.lat, long=event.long)
+    return location, await heard_at(ctx, location)
+
+
+async def heard_at(ctx: ObjectContext, location: Location) -> int:
+    """The driver is at `location` now (returned, epoch ms)."""
+    DRIVER_LOCATION.set(ctx, location)
     now = await now_ms(ctx)
     LAST_SEEN.set(ctx, now)
     return now
@@ -434,9 +439,9 @@ async def hear(ctx: ObjectContext, event: LocationEvent) -> int | None:
 
 async def apply_location(ctx: ObjectContext, event: LocationEvent) -> None:
     """A location event: the delivery the driver is on is tracked from there, a waiting driver followed."""
-    if (now := await hear(ctx, event)) is None:
+    if (noted := await note_location(ctx, event)) is None:
         return
-    location = Location(lat=event.lat, long=event.long)
+    location, now = noted
     delivery = await ASSIGNED_DELIVERY.get(ctx)
     if delivery is not None:
         await track(ctx, delivery, location, now)

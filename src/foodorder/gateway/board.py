@@ -35,8 +35,13 @@ class BoardStarts:
         self.ingress = ingress
         self.pending: dict[str, list[OrderStarted]] = {}
         # The shard of the next batch: the next one each second, from a random one (several gateways).
-        self.shard = random.choice(board.SHARD_KEYS)
+        self.next_index = random.randrange(board.SHARDS)
         self.task = asyncio.create_task(self._send_every_second())
+
+    @property
+    def next_shard(self) -> str:
+        """The shard that the next batch goes to: an order's `run` names it before the order is added."""
+        return board.SHARD_KEYS[self.next_index]
 
     def add(self, order_id: str, shard: str) -> None:
         """An order this gateway took: listed in flight in `shard` (the one its `run` named) with the
@@ -44,10 +49,11 @@ class BoardStarts:
         self.pending.setdefault(shard, []).append(OrderStarted(order_id=order_id, at=epoch_ms()))
 
     async def send(self) -> None:
-        """Send each shard's batch (one, but for starts named before the last batch went); a batch not
-        sent (the board did not take it, or the sending was cancelled) is kept for the next try."""
+        """Send the pending starts, a batch per shard (one shard, or two when an order named the shard
+        just before it moved on); a batch not sent (the board did not take it, or the sending was
+        cancelled) is kept for the next try."""
         batches, self.pending = self.pending, {}
-        self.shard = board.SHARD_KEYS[(board.SHARD_KEYS.index(self.shard) + 1) % board.SHARDS]
+        self.next_index = (self.next_index + 1) % board.SHARDS
         try:
             while batches:
                 shard, started = next(iter(batches.items()))

@@ -28,11 +28,15 @@ SHARD_KEYS = [str(i) for i in range(SHARDS)]
 BUCKETS_S = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 RECENT_PROBLEMS = 10
 # The header of an order's `run` that says a gateway lists the order's start (in a batch), and in
-# which shard (an earlier gateway's value, `gateway`, meant the order's own shard).
+# which shard. An earlier gateway's value, `gateway`, meant the order's own shard (`shard`): such a
+# gateway, beside a newer one, lists an order that it is sent again there, whichever shard its run
+# named.
 LISTED_HEADER = "x-foodorder-listed"
 # A batch of starts may come after the order ended (a rejection takes milliseconds): the latest
-# endings are remembered this long (per shard) so that such a start is dropped, not listed forever.
-RECENT_ENDINGS = 128
+# endings that came before their order was listed are remembered (per shard, as many as a gateway's
+# batches of a few seconds at full intake may hold), so that such a start is dropped, not listed
+# forever. (A start sent again for an order submitted again as it ends can still come late.)
+RECENT_ENDINGS = 1024
 
 
 class OrderEnded(Model):
@@ -169,9 +173,12 @@ async def orders_started(ctx: ObjectContext, started: list[OrderStarted]) -> Non
 
 @ops_board.handler(name="orderEnded", input_serde=required(OrderEnded), ingress_private=True)
 async def order_ended(ctx: ObjectContext, ended: OrderEnded) -> None:
-    """Count an order that ended (sent once by its workflow)."""
-    TALLY.set(ctx, tallied(await TALLY.get(ctx) or Tally(), ended))
-    RECENTLY_ENDED.set(ctx, remembered(await RECENTLY_ENDED.get(ctx) or [], ended.order_id))
+    """Count an order that ended (sent once by its workflow); remember it if it was not listed yet."""
+    tally = await TALLY.get(ctx) or Tally()
+    listed_already = ended.order_id in tally.in_flight
+    TALLY.set(ctx, tallied(tally, ended))
+    if not listed_already:  # its start may come yet, in a gateway's batch
+        RECENTLY_ENDED.set(ctx, remembered(await RECENTLY_ENDED.get(ctx) or [], ended.order_id))
 
 
 @ops_board.handler(name="driverOnDuty", ingress_private=True)

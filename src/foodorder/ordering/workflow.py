@@ -255,17 +255,19 @@ async def run(ctx: WorkflowContext, order: Order) -> None:
     """Process one order: pay, wait until it is due, have it prepared, then delivered."""
     if order.id != ctx.key():
         raise TerminalError(f"id: {order.id!r} differs from the workflow key {ctx.key()!r}", 400)
-    listed = board.listed_in(ctx.request().headers, ctx.key())
-    if listed is None:  # no gateway lists the order: its workflow does
+    named_shard = board.listed_in(ctx.request().headers, ctx.key())
+    if named_shard is None:  # no gateway lists the order: its workflow does
         started = board.OrderStarted(order_id=ctx.key(), at=await now_ms(ctx))
         ctx.object_send(board.order_started, key=board.shard(ctx.key()), arg=started)
-    elif listed != board.shard(ctx.key()):  # before the order, which a gateway resubmitting it finds
-        BOARD_SHARD.set(ctx, listed)
+    elif named_shard != board.shard(ctx.key()):
+        # Stored before the order: a gateway that is sent the order again waits for the order, then
+        # asks for the shard (`getBoardShard`).
+        BOARD_SHARD.set(ctx, named_shard)
     ORDER.set(ctx, order)
     HISTORY.set(ctx, [])
     terms = await ctx.run_typed("fix the order's terms", order_terms, order=order)
     TERMS.set(ctx, terms)
-    this = OrderRun(ctx, order, terms, listed or board.shard(ctx.key()))
+    this = OrderRun(ctx, order, terms, named_shard or board.shard(ctx.key()))
     if terms.rejection is not None:
         await end(this, Status.REJECTED, terms.rejection.reason, terms.rejection)
         raise TerminalError(terms.rejection.reason, 400)

@@ -109,7 +109,7 @@ async def take_order(
     # order costs this one invocation (the ops board hears of it in a batch, in the shard that the
     # header names: `BoardStarts`); a GET that comes before the workflow stored the order waits for
     # it (see `provider_order`), and only a resubmission reads the stored order to compare.
-    shard = starts.shard
+    shard = starts.next_shard
     sent = await ingress.send(
         "order-workflow",
         order.id,
