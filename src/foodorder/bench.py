@@ -292,17 +292,26 @@ def watch_streams(
         ) as http:
 
             async def watch(ref: str) -> None:
+                """One stream; opened again, a second later, if it failed before its first event (a
+                refusal or a timeout while the machine is loaded), as a browser's EventSource does."""
                 auth = {"Authorization": f"Bearer {DEV_PROVIDER_KEY}"}
-                async with http.stream("GET", f"/api/v1/orders/{ref}/events", headers=auth) as response:
-                    first = True
-                    async for line in response.aiter_lines():
-                        if line.startswith("id:"):
-                            with events.get_lock():
-                                events.value += 1
-                            if first:
-                                with started.get_lock():
-                                    started.value += 1
-                                first = False
+                opened = False
+                while not opened:
+                    with contextlib.suppress(httpx.HTTPError):
+                        async with http.stream(
+                            "GET", f"/api/v1/orders/{ref}/events", headers=auth
+                        ) as response:
+                            response.raise_for_status()
+                            async for line in response.aiter_lines():
+                                if line.startswith("id:"):
+                                    with events.get_lock():
+                                        events.value += 1
+                                    if not opened:
+                                        with started.get_lock():
+                                            started.value += 1
+                                        opened = True
+                    if not opened:
+                        await asyncio.sleep(1)
 
             tasks = [asyncio.ensure_future(watch(refs[n % len(refs)])) for n in range(streams)]
             await asyncio.to_thread(stopping.wait)
