@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import h2.events
+import uvloop
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 from hypercorn.protocol.h2 import H2Protocol
@@ -106,7 +107,8 @@ def serve(app: Any, host: str, port: int, client_timeout_s: float | None = None)
         install_shutdown_hook(loop, shut_down, signal.SIGTERM)
         await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
 
-    asyncio.run(main())
+    # uvloop's event loop (libuv) costs the gateway and the stubs less CPU per request than asyncio's.
+    uvloop.run(main())
 
 
 def serve_granian(factory: str, host: str, port: int, workers: int) -> None:

@@ -1,13 +1,17 @@
 """Helpers for handlers: typed state keys (each names its type once), pydantic serdes, journaled time."""
 
+import functools
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from pydantic import TypeAdapter
 from restate import Context, ObjectContext, ObjectSharedContext
 from restate.serde import Serde
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class PydanticSerde(Serde[T]):
@@ -82,9 +86,34 @@ class StateKey(Generic[T]):
         ctx.clear(self.name)
 
 
+def in_place(action: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """`action` as a coroutine function, for a step (`ctx.run_typed`) to run on the event loop.
+
+    The SDK runs a step's plain function in a thread pool: a thread hand-off, and the GIL passed
+    back and forth, for work that takes microseconds. A step's action here is a coroutine, or a
+    plain function passed through this. The journal is the same either way (the step's name, and
+    its value as the function's return annotation says).
+    """
+
+    @functools.wraps(action)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return action(*args, **kwargs)
+
+    return run
+
+
+async def wall_clock() -> float:
+    """The current time in epoch seconds."""
+    return time.time()
+
+
 async def now_ms(ctx: Context) -> int:
-    """The current time in epoch milliseconds, recorded in the journal so that a replay sees the same."""
-    return int(await ctx.time() * 1000)
+    """The current time in epoch milliseconds, recorded in the journal so that a replay sees the same.
+
+    The journal entry is the one `ctx.time()` writes ("timestamp", the seconds), without its thread
+    hand-off (see `in_place`).
+    """
+    return int(await ctx.run_typed("timestamp", wall_clock) * 1000)
 
 
 # A timer that fires later than this after it was due was held up by an outage (restate-server or

@@ -21,7 +21,7 @@ from foodorder.clients.webhooks import post_event
 from foodorder.config import get_settings
 from foodorder.models import Delivery, Model, OrderEvent, WebhookEvent, as_datetime
 from foodorder.ordering.steps import UNEXPECTED_ERROR_ATTEMPTS, Try, try_once
-from foodorder.state import StateKey, now_ms, required
+from foodorder.state import StateKey, in_place, now_ms, required
 
 webhook_outbox = VirtualObject("webhook-outbox")
 provider_webhooks = Service("provider-webhooks")
@@ -69,7 +69,7 @@ async def log(ctx: ObjectContext, delivery: Delivery) -> None:
 async def deliver(ctx: ObjectContext, delivery: Delivery) -> None:
     """POST one event to its provider's webhook until it is acknowledged or its retry window closes."""
     plan = await ctx.run_typed(
-        "plan delivery", delivery_plan, queued_at=int(delivery.queued_at.timestamp() * 1000)
+        "plan delivery", in_place(delivery_plan), queued_at=int(delivery.queued_at.timestamp() * 1000)
     )
     await log(ctx, delivery)
     options: RunOptions[Try] = RunOptions(type_hint=Try, max_attempts=UNEXPECTED_ERROR_ATTEMPTS)
@@ -154,7 +154,7 @@ def configured_providers() -> list[str]:
 
 async def announce(ctx: Context, change: StoreEvent) -> None:
     """Queue a store's change for every provider with a webhook (one stream per provider and store)."""
-    providers = await ctx.run_typed("providers with a webhook", configured_providers)
+    providers = await ctx.run_typed("providers with a webhook", in_place(configured_providers))
     at = as_datetime(await now_ms(ctx))
     for provider in providers:
         wire = WebhookEvent(

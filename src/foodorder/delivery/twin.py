@@ -28,7 +28,7 @@ from foodorder.models import (
     WorkflowLink,
 )
 from foodorder.ordering import board, status
-from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, now_ms, required
+from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, in_place, now_ms, required
 
 driver_digital_twin = VirtualObject("driver-digital-twin")
 
@@ -105,7 +105,7 @@ async def take_work(ctx: ObjectContext, location: Location | None = None) -> str
     if location is None:
         raise TerminalError(f"driver {ctx.key()}: where are you? send a location first", 409)
     region = await ctx.run_typed(
-        "shift region", shift_region, current=await REGION.get(ctx), location=location
+        "shift region", in_place(shift_region), current=await REGION.get(ctx), location=location
     )
     DRIVER_STATUS.set(ctx, DriverStatus.WAITING_FOR_WORK)
     REGION.set(ctx, region)

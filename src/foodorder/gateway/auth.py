@@ -109,7 +109,9 @@ REALM = "foodorder operations"
 basic = HTTPBasic(auto_error=False, realm=REALM)
 
 
-def operator(request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> str:
+async def operator(
+    request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]
+) -> str:
     """The operations user, if the browser sent its password; 401 (and a login prompt) otherwise."""
     password = _settings(request).ops_password.encode()
     if credentials is None or not (

@@ -84,7 +84,7 @@ class BoardStarts:
         await self.send()
 
 
-def board_starts(request: Request) -> BoardStarts:
+async def board_starts(request: Request) -> BoardStarts:
     starts: BoardStarts = request.app.state.board_starts
     return starts
 

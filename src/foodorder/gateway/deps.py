@@ -1,4 +1,8 @@
-"""Shared dependencies of the routers: the ingress client and the orders a caller may see."""
+"""Shared dependencies of the routers: the ingress client and the orders a caller may see.
+
+The gateway's dependencies are all `async def`, even those that only read the app's state: FastAPI
+runs a plain `def` dependency in its thread pool, a thread hand-off on every request.
+"""
 
 import asyncio
 from typing import Annotated, Any
@@ -12,7 +16,7 @@ from foodorder.gateway.schemas import PathId
 from foodorder.models import Order
 
 
-def ingress(request: Request) -> Ingress:
+async def ingress(request: Request) -> Ingress:
     client: Ingress = request.app.state.ingress
     return client
 
@@ -20,7 +24,7 @@ def ingress(request: Request) -> Ingress:
 IngressDep = Annotated[Ingress, Depends(ingress)]
 
 
-def locations(request: Request) -> LocationPublisher:
+async def locations(request: Request) -> LocationPublisher:
     publisher: LocationPublisher = request.app.state.locations
     return publisher
 

@@ -217,7 +217,7 @@ async def order_event_stream(
                     return
 
 
-def event_stream(
+async def event_stream(
     request: Request,
     _slot: Annotated[None, StreamSlot],
     last_event_id: Annotated[

@@ -80,7 +80,7 @@ class StoreStates:
         return state
 
 
-def store_states(request: Request) -> StoreStates:
+async def store_states(request: Request) -> StoreStates:
     states: StoreStates = request.app.state.stores
     return states
 

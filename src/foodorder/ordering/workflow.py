@@ -44,7 +44,7 @@ from foodorder.models import (
 from foodorder.ordering import board, store_state
 from foodorder.ordering import status as order_status
 from foodorder.ordering.steps import Interrupted, RetryPolicy, StepFailed, durable_step
-from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, came_late, now_ms, required
+from foodorder.state import NO_INPUT, Nothing, PydanticSerde, StateKey, came_late, in_place, now_ms, required
 
 order_workflow = Workflow("order-workflow")
 
@@ -265,7 +265,7 @@ async def run(ctx: WorkflowContext, order: Order) -> None:
         BOARD_SHARD.set(ctx, named_shard)
     ORDER.set(ctx, order)
     HISTORY.set(ctx, [])
-    terms = await ctx.run_typed("fix the order's terms", order_terms, order=order)
+    terms = await ctx.run_typed("fix the order's terms", in_place(order_terms), order=order)
     TERMS.set(ctx, terms)
     this = OrderRun(ctx, order, terms, named_shard or board.shard(ctx.key()))
     if terms.rejection is not None:

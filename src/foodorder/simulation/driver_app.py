@@ -12,7 +12,7 @@ from foodorder.clients.locations import location_publisher
 from foodorder.config import get_settings
 from foodorder.delivery import twin
 from foodorder.models import DeliveryRequest, Location, LocationEvent, Offer, PhoneShiftStart, PhoneWork
-from foodorder.state import PydanticSerde, StateKey, now_ms
+from foodorder.state import PydanticSerde, StateKey, in_place, now_ms
 
 driver_mobile_app = VirtualObject("driver-mobile-app")
 
@@ -58,7 +58,7 @@ async def start_driver(ctx: ObjectContext, region: str | None = None) -> None:
     """
     location = await CURRENT_LOCATION.get(ctx)
     if location is None:
-        location = await ctx.run_typed("shift start spot", shift_start_spot, region_id=region)
+        location = await ctx.run_typed("shift start spot", in_place(shift_start_spot), region_id=region)
         CURRENT_LOCATION.set(ctx, location)
     # One call tells the twin where the phone is and where to push work (it sends pollForWork, instead
     # of the phone polling every second), and puts the driver on duty unless this phone drives a
@@ -78,7 +78,7 @@ def declines() -> bool:
 
 async def answer_offer(ctx: ObjectContext, offer: Offer) -> None:
     """Accept the offer, or decline a share of them, like a driver looking at their phone."""
-    decline = await ctx.run_typed("decline offer?", declines)
+    decline = await ctx.run_typed("decline offer?", in_place(declines))
     handler = twin.decline_offer if decline else twin.accept_offer
     with suppress(TerminalError):  # the offer lapsed or was withdrawn meanwhile
         await ctx.object_call(handler, key=ctx.key(), arg=offer.offer_id)

@@ -257,7 +257,7 @@ def order_row(
     )
 
 
-def region_filter(
+async def region_filter(
     region: Annotated[str | None, Query(description="show only this region's drivers and orders")] = None,
 ) -> str | None:
     """The region asked for, if the catalog has it (404 otherwise); None for every region."""

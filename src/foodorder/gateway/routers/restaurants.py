@@ -45,7 +45,7 @@ async def restaurant_order(restaurant_id: RestaurantDep, order_id: OrderId, ingr
 RestaurantOrderDep = Annotated[Order, Depends(restaurant_order)]
 
 
-def shop_of(restaurant_id: RestaurantDep) -> Restaurant:
+async def shop_of(restaurant_id: RestaurantDep) -> Restaurant:
     """The catalog's restaurant the key acts for; 404 when the catalog has none by that id."""
     return catalog_restaurant(restaurant_id)
 
