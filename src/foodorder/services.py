@@ -16,6 +16,7 @@ from foodorder.ordering.status import order_status
 from foodorder.ordering.store_state import store_state
 from foodorder.ordering.workflow import order_workflow
 from foodorder.probe import engine_probe
+from foodorder.serve import freeze_startup_heap
 from foodorder.simulation.driver_app import driver_mobile_app
 from foodorder.stack import die_with
 from foodorder.webhooks import provider_webhooks, webhook_outbox
@@ -51,4 +52,6 @@ def app_from_environment() -> Any:
     die_with(os.getppid(), signal.SIGKILL)
     settings = get_settings()
     telemetry.setup(settings, "services")
-    return create_app(settings)
+    app = create_app(settings)
+    freeze_startup_heap()
+    return app
