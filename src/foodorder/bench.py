@@ -49,9 +49,10 @@ ORDER = {"restaurantId": "bites_n_bytes", "products": [{"productId": "1000", "qu
 # End-to-end orders go to one restaurant per region in turn, as the simulated drivers are spread.
 E2E_RESTAURANTS = ["bites_n_bytes", "golden_gate_grill", "lake_merritt_deli"]
 MATCHER_REGION, MATCHER_RESTAURANT = "san-francisco", "golden_gate_grill"
+INTAKE_P99_TARGET_MS = 100
 TARGETS = {
     "intake_orders_per_s": ">= 300",
-    "intake_p99_ms": "<= 100",
+    "intake_p99_ms": f"<= {INTAKE_P99_TARGET_MS}",
     "location_points_per_s": ">= 1000",
     "state_bytes_per_order": "<= 4096",
     "peak_rss_mb.total": "<= 1536",
@@ -78,11 +79,11 @@ class Plan:
 
 
 QUICK = Plan(
-    seconds=5, concurrency_levels=[1, 16, 64], location_drivers=20, e2e_drivers=60, e2e_orders_per_s=4
+    seconds=5, concurrency_levels=[1, 4, 16, 64], location_drivers=20, e2e_drivers=60, e2e_orders_per_s=4
 )
 FULL = Plan(
     seconds=20,
-    concurrency_levels=[1, 8, 16, 32, 64],
+    concurrency_levels=[1, 4, 8, 16, 32, 64],
     location_drivers=50,
     e2e_drivers=150,
     e2e_orders_per_s=8,
@@ -449,6 +450,11 @@ class Bench:
         self.results["intake_orders_per_s"] = best["orders_per_s"]
         self.results["intake_p99_ms"] = best["p99_ms"]
         self.results["intake_best_concurrency"] = best["concurrency"]
+        # The target is a rate at a p99: the best level that keeps that p99 (None: no level did).
+        held = [level for level in levels if level["p99_ms"] <= INTAKE_P99_TARGET_MS]
+        self.results["intake_within_p99_target"] = (
+            max(held, key=lambda level: level["orders_per_s"]) if held else None
+        )
         self.results["intake_scheduled_per_s"] = max(level["scheduled_per_s"] for level in levels)
         self.results["intake_share_of_ceiling"] = round(
             best["orders_per_s"] / self.results["engine_noop_invocations_per_s"], 3
@@ -1250,6 +1256,13 @@ def table(results: dict[str, Any]) -> Table:
         ),
         ("intake: orders/s scheduled (paid for, best level)", results["intake_scheduled_per_s"], ""),
         ("intake: p99 ms at that level", results["intake_p99_ms"], TARGETS["intake_p99_ms"]),
+        (
+            f"intake: orders/s accepted at the best level whose p99 is within {INTAKE_P99_TARGET_MS} ms",
+            "{orders_per_s} ({concurrency} concurrent, p99 {p99_ms} ms)".format_map(within)
+            if (within := results.get("intake_within_p99_target"))
+            else "none",
+            TARGETS["intake_orders_per_s"],
+        ),
         ("intake: share of the no-op ceiling", results["intake_share_of_ceiling"], ">= 0.5"),
         (
             "intake: CPU ms per accepted order: total (restate-server / services / gateway / payment stub)",
