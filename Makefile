@@ -20,11 +20,12 @@ test: check browser wrk
 	$(MAKE) test-replay
 
 # The flow's tests again, with restate-server suspending every invocation at every await so that
-# each step is replayed from the journal: nondeterministic handler code fails here. Left out: the
-# runs under load (fuzz, chaos, bench, cluster); process stops and restarts, which replay every
-# invocation in flight from its journal anyway (shutdown, restart, releases); and what is the
-# gateway's alone or never reaches a handler's journal (request validation, addresses, the public
-# door's limits and streams, telemetry).
+# each step is replayed from the journal: nondeterministic handler code fails here (the readers' long
+# polls, `waitForStatus` and `waitForEvents`, set an inactivity timeout of their own and are not
+# replayed this way). Left out: the runs under load (fuzz, chaos, bench, cluster); process stops and
+# restarts, which replay every invocation in flight from its journal anyway (shutdown, restart,
+# releases); and what is the gateway's alone or never reaches a handler's journal (request
+# validation, addresses, the public door's limits and streams, telemetry).
 test-replay: setup
 	RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT=0s $(BIN)/pytest -q tests/integration \
 	  --ignore=tests/integration/test_api_fuzz.py --ignore=tests/integration/test_chaos.py \

@@ -55,6 +55,10 @@ COURIER: StateKey[Courier] = StateKey("courier", Courier)  # the driver, as the 
 FORGETS: StateKey[bool] = StateKey("forgets", bool)  # whether `expire` is on its way
 # A waitForEvents answers empty after this long; the gateway asks again.
 WATCH_S = 50
+# A reader's long poll is meant to wait: it stays in the services endpoint for its whole wait instead
+# of being suspended after restate-server's inactivity timeout (5 s, data/restate.toml) and replayed
+# when the change comes.
+READER_INACTIVITY: timedelta = timedelta(seconds=WATCH_S + 10)
 # Awakeables of waits that timed out stay until the next change resolves them: keep the newest few.
 MAX_WATCHERS = 64
 EVENT: PydanticSerde[OrderEvent] = PydanticSerde(OrderEvent)
@@ -230,7 +234,12 @@ class Watch(Model):
     after: int
 
 
-@order_status.handler(name="waitForEvents", kind="shared", output_serde=PydanticSerde(list[OrderEvent]))
+@order_status.handler(
+    name="waitForEvents",
+    kind="shared",
+    output_serde=PydanticSerde(list[OrderEvent]),
+    inactivity_timeout=READER_INACTIVITY,
+)
 async def wait_for_events(ctx: ObjectSharedContext, after: int) -> list[OrderEvent]:
     """The tracking update after `after`, waiting up to WATCH_S for the next (else empty)."""
     if events := await events_after(ctx, after):

@@ -704,7 +704,11 @@ async def get_history(ctx: WorkflowSharedContext, _: Nothing = None) -> list[Sta
     return [event.change() for event in await status_events(ctx) or []]
 
 
-@order_workflow.handler(name="waitForStatus", output_serde=PydanticSerde(list[OrderEvent]))
+@order_workflow.handler(
+    name="waitForStatus",
+    output_serde=PydanticSerde(list[OrderEvent]),
+    inactivity_timeout=order_status.READER_INACTIVITY,
+)
 async def wait_for_status(ctx: WorkflowSharedContext, after: int) -> list[OrderEvent]:
     """The statuses numbered above `after`, waiting up to WATCH_S for the next; a final order answers
     its end. The wait is on the next status' promise: it costs nothing until that status comes."""
