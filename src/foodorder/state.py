@@ -1,6 +1,7 @@
 """Helpers for handlers: typed state keys (each names its type once), pydantic serdes, journaled time."""
 
 import functools
+import inspect
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -94,6 +95,9 @@ def in_place(action: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
     plain function passed through this. The journal is the same either way (the step's name, and
     its value as the function's return annotation says).
     """
+
+    if inspect.iscoroutinefunction(action):  # its value would be a coroutine, which no serde writes
+        raise TypeError(f"{action.__name__} is a coroutine function already: pass it as it is")
 
     @functools.wraps(action)
     async def run(*args: P.args, **kwargs: P.kwargs) -> T:

@@ -3,9 +3,10 @@ and open event streams per address, per key and in total. Beyond a limit: 429 wi
 
 Rates are counted by the `limits` library, in memory, per gateway process, over sliding windows: the
 current window's count plus the previous window's, weighted by how much of it the sliding window still
-covers. Two counters a key, and no work between requests: the exact moving window kept every hit and
-had the library sort out the expired ones in a thread after every request, a tenth of the gateway's
-CPU at intake.
+covers. Two counters a key, and no thread: the exact moving window kept every hit, and the library
+sorted out the expired ones in a thread after every request, a tenth of the gateway's CPU at intake.
+The price is an estimate: calls bunched at a window's end let up to about twice the limit through in
+the window's length after them.
 """
 
 import contextlib
