@@ -252,8 +252,7 @@ class OrderRun:
 
 
 @order_workflow.main(
-    input_serde=required(Order),
-    workflow_retention=timedelta(days=get_settings().retention_days),
+    input_serde=required(Order), workflow_retention=timedelta(days=get_settings().retention_days)
 )
 async def run(ctx: WorkflowContext, order: Order) -> None:
     """Process one order: pay, wait until it is due, have it prepared, then delivered."""
