@@ -243,6 +243,9 @@ class OrderTerms(Model):
     )
     offer_timeout_s: float = Field(30.0, gt=0)
     offer_misses_off_duty: int = Field(3, ge=1)
+    fixed_at: int | None = Field(
+        None, description="when the terms were fixed (epoch ms): the time of the order's CREATED status"
+    )
 
     def scaled(self, seconds: float) -> float:
         """A simulated duration in wall-clock seconds under the order's time scale."""

@@ -16,7 +16,7 @@ import restate
 from restate import RestateDurableFuture, RunOptions, TerminalError, WorkflowContext
 
 from foodorder.clients.http import Transient
-from foodorder.models import Model
+from foodorder.models import Model, epoch_ms
 
 # Exceptions other than Transient and TerminalError are bugs: a few tries, then the step fails for good.
 UNEXPECTED_ERROR_ATTEMPTS = 3
@@ -53,18 +53,21 @@ class Interrupted(Exception):
 
 
 class Try(Model):
-    """The journaled outcome of one try of a step: its value, or why it is worth trying again."""
+    """The journaled outcome of one try of a step: its value, or why it is worth trying again, and
+    when it was known (so that a status it leads to needs no journaled clock reading of its own)."""
 
     value: Any = None
     retry: str | None = None
+    at: int
 
 
 async def try_once(action: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]) -> Try:
     """Call `action` once; a transient failure becomes a value rather than an exception."""
     try:
-        return Try(value=await action(**kwargs))
+        value = await action(**kwargs)
     except Transient as error:
-        return Try(retry=str(error))
+        return Try(retry=str(error), at=epoch_ms())
+    return Try(value=value, at=epoch_ms())
 
 
 async def durable_step(
@@ -75,8 +78,9 @@ async def durable_step(
     action: Callable[..., Awaitable[Any]],
     interrupt: Callable[[], RestateDurableFuture[str]] | None = None,
     **kwargs: Any,
-) -> Any:
-    """Run `action(**kwargs)` as the durable step `name`, retried per `policy`; its value.
+) -> Try:
+    """Run `action(**kwargs)` as the durable step `name`, retried per `policy`; the try that
+    succeeded (its value, and when).
 
     Raises StepFailed when the step fails for good and Interrupted when `interrupt` completes during
     a backoff. Backoffs are divided by `time_scale` like every simulated duration.
@@ -88,7 +92,7 @@ async def durable_step(
         except TerminalError as error:
             raise StepFailed(f"{name}: {error.message}") from error
         if outcome.retry is None:
-            return outcome.value
+            return outcome
         if tried == policy.attempts:
             raise StepFailed(f"{name}: gave up after {tried} tries: {outcome.retry}", gave_up=True)
         backoff = ctx.sleep(timedelta(seconds=policy.backoff_s(tried) / time_scale), name=f"{name} backoff")
