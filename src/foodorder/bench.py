@@ -79,7 +79,7 @@ class Plan:
 
 
 QUICK = Plan(
-    seconds=5, concurrency_levels=[1, 4, 16, 64], location_drivers=20, e2e_drivers=60, e2e_orders_per_s=4
+    seconds=5, concurrency_levels=[1, 4, 8, 16, 64], location_drivers=20, e2e_drivers=60, e2e_orders_per_s=4
 )
 FULL = Plan(
     seconds=20,
