@@ -105,9 +105,10 @@ LOCATION_HANDLERS = (
 SUSTAINED_STEPS = 3
 SUSTAINED_P99_FACTOR = 2.0
 DRIVERS_PER_ORDER_PER_S = 15
-# An order alone: the median of this many, one after another (its trip depends on how far the
-# nearest driver happens to be, so one or two orders make a noisy yardstick).
-UNLOADED_ORDERS = 5
+# An order alone: the median of this many, one after another, at the loaded orders' restaurants in
+# turn (its trip depends on the region and on how far the nearest driver happens to be, so one or two
+# orders, or orders at one restaurant only, make a yardstick the loaded orders are not measured by).
+UNLOADED_ORDERS = 2 * len(E2E_RESTAURANTS)
 WARM_UP_S = 2
 # The services endpoint's servers compared side by side (environment of `foodorder services`).
 SERVICES_SERVERS = {
@@ -912,10 +913,11 @@ class Bench:
         await self.sustained(stack, unloaded_s, level)
 
     async def unloaded_order_s(self) -> float:
-        """Submission to DELIVERED of an order alone on the stack: the median of orders one after another."""
+        """Submission to DELIVERED of an order alone on the stack: the median of orders one after another,
+        spread over the restaurants as the loaded orders are."""
         done = self.phase("end to end, orders alone", 10 * UNLOADED_ORDERS)
         for n in range(UNLOADED_ORDERS):
-            await self.submit(f"unloaded-{n}")
+            await self.submit(f"unloaded-{n}", restaurant=E2E_RESTAURANTS[n % len(E2E_RESTAURANTS)])
             await self.until_status([f"unloaded-{n}"], "DELIVERED", timeout_s=120)
         done()
         durations = await self.durations("unloaded-")
