@@ -52,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         await app.state.storefront_api.aclose()
         await app.state.feeds.close()
         await app.state.board_starts.close()
+        await app.state.stores.close()
         await app.state.ingress.close()
         await app.state.locations.close()
         await app.state.admin.close()

@@ -2,7 +2,8 @@
 
 import asyncio
 import logging
-import time
+import math
+from time import monotonic
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -38,10 +39,10 @@ def refusal_response(refusal: Refusal) -> JSONResponse:
     return JSONResponse(body, status_code=REFUSAL_STATUS.get(refusal.reason_code, 409))
 
 
-# How long the gateway answers from its copy of a store's state before it reads it again. A change
-# made through this gateway is seen at once; one made through another replica once the read that
-# follows this time is back. The intake's check is the quick answer only: each order's workflow judges
-# it again by the store's state when it starts.
+# How long the gateway answers from its copy of a store's state before it reads it again (and how
+# long after a read failed it tries again). A change made through this gateway is seen at once; one
+# made through another replica once the read that follows this time is back. The intake's check is
+# the quick answer only: each order's workflow judges it again by the store's state when it starts.
 STORE_STATE_TTL_S = 1.0
 # While that read is under way (or after it failed), requests are answered from the expired copy, up
 # to this age: the read goes through the services endpoint, which is busiest when orders flood in, and
@@ -55,27 +56,32 @@ class StoreStates:
 
     def __init__(self, ingress: Ingress) -> None:
         self._ingress = ingress
-        self._copies: dict[str, tuple[float, StoreState]] = {}  # restaurant -> (read at, state)
+        self._copies: dict[str, tuple[float, StoreState]] = {}  # restaurant -> (kept at, state)
         self._reads: dict[str, asyncio.Future[StoreState]] = {}  # one read at a time per restaurant
+        self._read_at: dict[str, float] = {}  # when the last read started
+        self._changes: dict[str, int] = {}  # changes made through this gateway, counted
 
     async def get(self, restaurant_id: str) -> StoreState:
-        """The restaurant's store state as it set it, at most STORE_STATE_TTL_S old while the
-        services answer (at most STORE_STATE_STALE_S old when they do not).
+        """The restaurant's store state as it set it: a copy kept less than STORE_STATE_TTL_S ago,
+        or one kept less than STORE_STATE_STALE_S ago while it is read again.
 
         Only a request that finds no copy young enough waits for a read, and the requests that find
         it so together wait for the same one.
         """
+        now = monotonic()
         copy = self._copies.get(restaurant_id)
-        if copy is not None and time.monotonic() - copy[0] < STORE_STATE_TTL_S:
-            return copy[1]
-        read = self._read_once(restaurant_id)
-        if copy is not None and time.monotonic() - copy[0] < STORE_STATE_STALE_S:
-            return copy[1]
-        return await asyncio.shield(read)  # a request given up on does not cancel the others' read
+        if copy is None or now - copy[0] >= STORE_STATE_STALE_S:
+            # A request given up on does not cancel the others' read.
+            return await asyncio.shield(self._read_once(restaurant_id))
+        last_read = self._read_at.get(restaurant_id, -math.inf)
+        if now - copy[0] >= STORE_STATE_TTL_S and now - last_read >= STORE_STATE_TTL_S:
+            self._read_once(restaurant_id)
+        return copy[1]
 
     def _read_once(self, restaurant_id: str) -> "asyncio.Future[StoreState]":
         """The read of the restaurant's store state under way, started if none is."""
         if (read := self._reads.get(restaurant_id)) is None:
+            self._read_at[restaurant_id] = monotonic()
             read = self._reads[restaurant_id] = asyncio.ensure_future(self._read(restaurant_id))
             read.add_done_callback(lambda done: self._read_done(restaurant_id, done))
         return read
@@ -83,27 +89,33 @@ class StoreStates:
     def _read_done(self, restaurant_id: str, read: "asyncio.Future[StoreState]") -> None:
         self._reads.pop(restaurant_id, None)
         if not read.cancelled() and (error := read.exception()) is not None:
-            # Those waiting for it got the error; a read nobody waited for keeps the copy it had.
+            # Those waiting for it got the error; the copy, if any, is kept and read again later.
             log.warning("reading the store state of %s: %r", restaurant_id, error)
 
     async def _read(self, restaurant_id: str) -> StoreState:
-        started = time.monotonic()
+        changes = self._changes.get(restaurant_id, 0)
         raw = await self._ingress.call("store-state", restaurant_id, "get")
-        copy = self._copies.get(restaurant_id)
-        if copy is not None and copy[0] > started:  # changed through this gateway meanwhile: newer
-            return copy[1]
+        if self._changes.get(restaurant_id, 0) != changes:  # changed through this gateway meanwhile
+            return self._copies[restaurant_id][1]
         return self._keep(restaurant_id, raw)
 
     async def change(self, restaurant_id: str, handler: str, body: Any) -> StoreState:
         """Change the store's state through its one durable record; the new state."""
-        return self._keep(
-            restaurant_id, await self._ingress.call("store-state", restaurant_id, handler, body)
-        )
+        raw = await self._ingress.call("store-state", restaurant_id, handler, body)
+        self._changes[restaurant_id] = self._changes.get(restaurant_id, 0) + 1
+        return self._keep(restaurant_id, raw)
 
     def _keep(self, restaurant_id: str, raw: Any) -> StoreState:
         state = StoreState.model_validate(raw)
-        self._copies[restaurant_id] = (time.monotonic(), state)
+        self._copies[restaurant_id] = (monotonic(), state)
         return state
+
+    async def close(self) -> None:
+        """Stop the reads under way (the ingress' client closes next)."""
+        reads = list(self._reads.values())
+        for read in reads:
+            read.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
 
 
 async def store_states(request: Request) -> StoreStates:

@@ -54,11 +54,12 @@ class Interrupted(Exception):
 
 class Try(Model):
     """The journaled outcome of one try of a step: its value, or why it is worth trying again, and
-    when it was known (so that a status it leads to needs no journaled clock reading of its own)."""
+    when it was known (so that a status it leads to needs no journaled clock reading of its own;
+    None in a try journaled before it was kept, when the status reads the clock as it did then)."""
 
     value: Any = None
     retry: str | None = None
-    at: int
+    at: int | None = None
 
 
 async def try_once(action: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]) -> Try:

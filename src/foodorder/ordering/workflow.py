@@ -293,7 +293,7 @@ async def process(this: OrderRun) -> Status:
     ctx, order, terms = this.ctx, this.order, this.terms
 
     # 1. The order exists; the customer's money is held. (The statuses up to SCHEDULED take their
-    # times from the steps before them: intake's CPU per order is mostly round trips to restate-server.)
+    # times from the steps before them: a clock reading of their own is a round trip to restate-server.)
     await this.set_status(Status.CREATED, at=terms.fixed_at)
     authorized = await this.step(
         "authorize payment", AUTHORIZE, payment.authorize, order_id=order.id, amount=terms.price
