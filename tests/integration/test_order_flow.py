@@ -4,7 +4,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from foodorder import introspection
-from foodorder.models import Status
+from foodorder.models import Status, epoch_ms
 from tests.integration.conftest import Client, new_order
 
 PEPPERONI = 1090  # cents, at every demo restaurant (the seed web UI's price)
@@ -21,6 +21,7 @@ DELIVERED_SEQUENCE = [
 
 def test_order_is_delivered_through_every_status_with_a_live_eta(client: Client) -> None:
     order = new_order()
+    submitted = epoch_ms()
     client.submit(order)
 
     seen = client.wait_for(order["id"], Status.DELIVERED)
@@ -29,6 +30,9 @@ def test_order_is_delivered_through_every_status_with_a_live_eta(client: Client)
     assert [entry["status"] for entry in history] == DELIVERED_SEQUENCE
     times = [entry["at"] for entry in history]
     assert times == sorted(times)
+    assert submitted <= times[0] and times[-1] <= epoch_ms(), (
+        "every status is timed between submission and now"
+    )
     etas_in_delivery = {answer["eta"] for answer in seen if answer["status"] == "IN_DELIVERY"}
     assert len(etas_in_delivery) >= 2, f"the ETA did not move during delivery: {etas_in_delivery}"
     assert all(eta >= 0 for eta in etas_in_delivery)
