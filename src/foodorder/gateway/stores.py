@@ -101,9 +101,11 @@ class StoreStates:
 
     async def change(self, restaurant_id: str, handler: str, body: Any) -> StoreState:
         """Change the store's state through its one durable record; the new state."""
-        raw = await self._ingress.call("store-state", restaurant_id, handler, body)
-        self._changes[restaurant_id] = self._changes.get(restaurant_id, 0) + 1
-        return self._keep(restaurant_id, raw)
+        state = self._keep(
+            restaurant_id, await self._ingress.call("store-state", restaurant_id, handler, body)
+        )
+        self._changes[restaurant_id] = self._changes.get(restaurant_id, 0) + 1  # a read under way is older
+        return state
 
     def _keep(self, restaurant_id: str, raw: Any) -> StoreState:
         state = StoreState.model_validate(raw)
