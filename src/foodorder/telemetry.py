@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
-import httpx
 from opentelemetry import baggage, context, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.processor.baggage import BaggageSpanProcessor
@@ -74,7 +74,7 @@ def setup(settings: Settings, process: str) -> None:
 
 
 def setup_tracing(endpoint: str, process: str) -> None:
-    """Export this process's spans to `endpoint` and trace every httpx request it makes."""
+    """Export this process's spans to `endpoint` and trace every request it makes (httpx's and aiohttp's)."""
     global _tracing
     resource = Resource.create({"service.name": f"foodorder-{process}"})
     provider = TracerProvider(resource=resource, id_generator=Level1Ids())
@@ -82,14 +82,8 @@ def setup_tracing(endpoint: str, process: str) -> None:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url(endpoint))))
     trace.set_tracer_provider(provider)
     HTTPXClientInstrumentor().instrument()
+    AioHttpClientInstrumentor().instrument()
     _tracing = True
-
-
-def trace_requests(client: httpx.AsyncClient) -> httpx.AsyncClient:
-    """Trace the requests of `client`, whose transport is not httpx's own (when tracing)."""
-    if _tracing:
-        HTTPXClientInstrumentor.instrument_client(client)
-    return client
 
 
 def instrument(app: Any) -> None:

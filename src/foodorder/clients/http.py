@@ -1,65 +1,98 @@
-"""The HTTP client of the services and the gateway (httpx's API on aiohttp's pool), and how the
-outside world's answers become errors."""
+"""The HTTP client of the services and the gateway (aiohttp's connection pool, answering with httpx's
+types), and how the outside world's answers become errors."""
 
 import asyncio
+import json as jsonlib
 from typing import Any
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from restate.exceptions import TerminalError
-
-from foodorder import telemetry
 
 # Answers that say "not now" rather than "no": the same request may succeed later.
 RETRYABLE_STATUS = {408, 425, 429}
 
-_client: httpx.AsyncClient | None = None
+_client: "Client | None" = None
 
 
 class Transient(Exception):
     """The outside system could not answer now (a timeout, 408, 429, 5xx): the same call may work later."""
 
 
-class AiohttpPool(AiohttpTransport):
-    """httpx-aiohttp's transport, with httpx's pool limit and httpx's errors.
+class Client:
+    """Requests over aiohttp's connection pool, at most `connections` at once, each answered with the
+    whole body as an httpx.Response; aiohttp's errors come as the httpx errors that mean the same.
 
-    At most `connections` requests are sent at once, and one that finds none free within the pool
-    timeout fails with httpx.PoolTimeout (aiohttp's own limit would report that wait as a connect
-    timeout). aiohttp's errors come as the httpx errors that mean the same: httpx-aiohttp reports a
-    refused connection and a hang-up alike (ConnectTimeout), and some not as httpx's at all.
+    It sends through aiohttp directly: httpx's own client (building the request, its URL, headers and
+    cookies, then redirects and streams, all in Python) was a fifth of the gateway's CPU per accepted
+    order and a seventh of the services' even over aiohttp's pool (py-spy), while aiohttp parses HTTP
+    in C. A timeout (seconds, or an httpx.Timeout) bounds the wait for a free connection, the connect
+    and each read, as httpx's does; one that finds no connection free in time fails with
+    httpx.PoolTimeout (aiohttp's own limit would report that wait as a connect timeout).
     """
 
-    def __init__(self, connections: int) -> None:
-        super().__init__(client=self.session)
+    def __init__(self, connections: int = 100, timeout: float | httpx.Timeout = 10) -> None:
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.slots = asyncio.Semaphore(connections)
+        self._session: aiohttp.ClientSession | None = None
 
-    @staticmethod
-    def session() -> aiohttp.ClientSession:
-        # httpx sets the content type of a body it sends; aiohttp would add one to a POST without a body,
-        # and Restate's ingress refuses `application/octet-stream` for a handler that takes JSON. The
-        # slots bound the connections; the cookies are httpx's.
-        return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0),
-            skip_auto_headers=("Content-Type",),
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
+    def session(self) -> aiohttp.ClientSession:
+        """The pool, made on first use, inside the event loop that uses it."""
+        if self._session is None:
+            # The slots bound the connections. aiohttp would add a content type to a POST without a
+            # body, and Restate's ingress refuses `application/octet-stream` for a handler taking JSON.
+            # The answer is decompressed once, by httpx.Response, as its headers say.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                skip_auto_headers=("Content-Type",),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+            )
+        return self._session
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,  # noqa: ASYNC109 (httpx's, per phase)
+    ) -> httpx.Response:
+        """`method` `url`, with `json` or `content` as the body; the answer, read whole."""
+        limits = self.timeout if timeout is None else timeout
+        if not isinstance(limits, httpx.Timeout):
+            limits = httpx.Timeout(limits)
+        headers = dict(headers or {})
+        if json is not None:
+            content = jsonlib.dumps(json, separators=(",", ":")).encode()
+            headers.setdefault("content-type", "application/json")
         try:
-            async with asyncio.timeout(request.extensions.get("timeout", {}).get("pool")):
+            async with asyncio.timeout(limits.pool):
                 await self.slots.acquire()
         except TimeoutError:
-            raise httpx.PoolTimeout("no connection was free in time", request=request) from None
+            raise httpx.PoolTimeout("no connection was free in time") from None
         try:
-            return await super().handle_async_request(request)
-        except (httpx.TransportError, aiohttp.ClientError) as error:
-            cause = error.__cause__ if isinstance(error, httpx.TransportError) else error
-            if not isinstance(cause, aiohttp.ClientError):
-                raise
-            raise httpx_error(cause)(f"{type(cause).__name__}: {cause}", request=request) from cause
+            wait = aiohttp.ClientTimeout(total=None, sock_connect=limits.connect, sock_read=limits.read)
+            async with self.session().request(
+                method, url, data=content, headers=headers, timeout=wait
+            ) as answer:
+                body = await answer.read()
+            return httpx.Response(
+                answer.status, headers=answer.raw_headers, content=body, request=httpx.Request(method, url)
+            )
+        except aiohttp.ClientError as error:
+            raise httpx_error(error)(f"{type(error).__name__}: {error}") from error
         finally:
             self.slots.release()
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 def httpx_error(error: aiohttp.ClientError) -> type[httpx.TransportError]:
@@ -75,22 +108,11 @@ def httpx_error(error: aiohttp.ClientError) -> type[httpx.TransportError]:
     return httpx.RemoteProtocolError  # a hang-up, a reset, an answer that is not HTTP
 
 
-def pooled_client(connections: int = 100, **options: Any) -> httpx.AsyncClient:
-    """An httpx client that sends over aiohttp's connection pool, at most `connections` at once.
-
-    httpx's own pool (httpcore) costs CPU with every request and every connection it holds: it was
-    half the gateway's CPU per accepted order, and a third of the services' (py-spy). aiohttp parses
-    HTTP in C and finds a free connection without looking at every one (`foodorder bench` figures in
-    the README); the client keeps httpx's API and errors.
-    """
-    return telemetry.trace_requests(httpx.AsyncClient(transport=AiohttpPool(connections), **options))
-
-
-def http_client() -> httpx.AsyncClient:
-    """One pooled client per process, created on first use (never at import time)."""
+def http_client() -> Client:
+    """One client per process, created on first use (never at import time)."""
     global _client
     if _client is None:
-        _client = pooled_client()
+        _client = Client()
     return _client
 
 

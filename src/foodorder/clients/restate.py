@@ -4,7 +4,7 @@ from typing import Any, Self
 
 import httpx
 
-from foodorder.clients.http import pooled_client
+from foodorder.clients.http import Client
 
 CONNECTIONS = 16
 
@@ -23,7 +23,7 @@ class RestateApi:
     def __init__(self, urls: list[str], timeout_s: float, connections: int = CONNECTIONS) -> None:
         # Few connections, many requests each: each connection held costs the pool some CPU
         # (`foodorder bench` showed throughput halving from 16 to 64 connections with httpx's own pool).
-        self.http = pooled_client(connections, timeout=timeout_s)
+        self.http = Client(connections, timeout_s)
         self.urls = urls
         self.current = 0  # the index in `urls` of the node in use
 

@@ -41,13 +41,12 @@ class Ingress(RestateApi):
         idempotency_key: str | None = None,
     ) -> Any:
         """Invoke and wait for the result; a terminal error of the handler becomes the same HTTP error."""
-        timeout = self.http.timeout if timeout_s is None else httpx.Timeout(timeout_s)
         with concerning(service, key):
             response = await self.request(
                 "POST",
                 self.path(service, key, handler),
                 json=body,
-                timeout=timeout,
+                timeout=timeout_s,
                 headers=self._headers(idempotency_key),
             )
         return self._result(response)
