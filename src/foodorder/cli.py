@@ -24,7 +24,7 @@ from foodorder.config import (
     problems,
 )
 from foodorder.releases import DRAIN_CHECK_INTERVAL_S, Admin
-from foodorder.serve import serve, serve_granian
+from foodorder.serve import serve, serve_granian, spare_long_lived_heap
 from foodorder.stack import Stack
 
 DEV_PROVIDER = "dev-provider"
@@ -78,6 +78,7 @@ def run_gateway(settings: Settings) -> None:
     """The public API and web pages (:3000)."""
     from foodorder.gateway.app import create_app
 
+    spare_long_lived_heap()
     serve(create_app(settings), settings.public_host, settings.gateway_port, settings.client_timeout_s)
 
 
