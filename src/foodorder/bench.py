@@ -55,7 +55,7 @@ TARGETS = {
     "intake_p99_ms": f"<= {INTAKE_P99_TARGET_MS}",
     "location_points_per_s": ">= 1000",
     "state_bytes_per_order": "<= 4096",
-    "peak_rss_mb.total": "<= 1536",
+    "peak_pss_mb.total": "<= 1536",
     "invocations_per_accepted_order": "<= 1.2",
     "system_invocations_per_order": "<= 25",
     "invocations_per_location_report": "<= 1",
@@ -231,10 +231,18 @@ async def closed_loop(request: Callable[[int], Awaitable[bool]], concurrency: in
 
 
 class MemoryWatch:
-    """Samples the resident memory of every process of the stack; keeps each one's peak."""
+    """Samples the memory of every process of the stack; keeps each one's peak, resident (RSS) and
+    proportional (PSS).
+
+    The stack's memory is the sum of its processes' PSS: a page that several processes share (the
+    libraries every Python process maps, what granian's worker shares with the process it was forked
+    from) counts once in that sum, divided among them, where summing RSS counts it in each. On an idle
+    stack here the RSS sum was 130 MB more than the PSS sum.
+    """
 
     def __init__(self, stack: Stack) -> None:
         self.stack, self.peaks_mb = stack, dict.fromkeys(stack.processes, 0.0)
+        self.peaks_pss_mb = dict.fromkeys(stack.processes, 0.0)
         self.stopped, self.paused = threading.Event(), threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -255,10 +263,11 @@ class MemoryWatch:
                 if process.popen is None:
                     continue
                 try:
-                    rss = sum(member.memory_info().rss for member in with_children(process.popen.pid)) / 2**20
+                    memory = [member.memory_full_info() for member in with_children(process.popen.pid)]
                 except psutil.Error:
                     continue
-                self.peaks_mb[name] = max(self.peaks_mb[name], rss)
+                self.peaks_mb[name] = max(self.peaks_mb[name], sum(m.rss for m in memory) / 2**20)
+                self.peaks_pss_mb[name] = max(self.peaks_pss_mb[name], sum(m.pss for m in memory) / 2**20)
 
     def __enter__(self) -> "MemoryWatch":
         self.thread.start()
@@ -1076,8 +1085,9 @@ def on_fresh_stack(phases: Phases, plan: Plan, console: Console, restate_nodes: 
                 results = asyncio.run(phases(stack, plan, progress, memory))
         finally:
             stack.stop()
-    peaks = {name: round(mb, 1) for name, mb in memory.peaks_mb.items()}
-    results["peak_rss_mb"] = {**peaks, "total": round(sum(peaks.values()), 1)}
+    for key, peaks in (("peak_rss_mb", memory.peaks_mb), ("peak_pss_mb", memory.peaks_pss_mb)):
+        rounded = {name: round(mb, 1) for name, mb in peaks.items()}
+        results[key] = {**rounded, "total": round(sum(rounded.values()), 1)}
     return results
 
 
@@ -1233,6 +1243,7 @@ def compare(
     for variant in variants:
         with partitions_env(variant.partitions):
             figures = results[variant.label] = on_fresh_stack(phases, plan, console, variant.restate_nodes)
+        figures.pop("peak_pss_mb")
         peaks = figures.pop("peak_rss_mb")
         figures["restate_rss_mb"] = round(
             sum(mb for process, mb in peaks.items() if process.startswith("restate"))
@@ -1357,7 +1368,13 @@ def table(results: dict[str, Any]) -> Table:
             )
             for transport, figures in results["locations"].items()
         ),
-        ("peak RSS MB, whole stack", results["peak_rss_mb"]["total"], TARGETS["peak_rss_mb.total"]),
+        (
+            "peak memory MB, whole stack: PSS (RSS)",
+            "{} ({})".format(
+                results.get("peak_pss_mb", {}).get("total", "-"), results["peak_rss_mb"]["total"]
+            ),
+            TARGETS["peak_pss_mb.total"],
+        ),
         *bench_observability.rows(results["observability"]),
     ]
     out = Table(title=f"foodorder bench ({results['mode']}, {results['machine']['cpus']} CPUs)")
