@@ -243,24 +243,23 @@ class MemoryWatch:
     def __init__(self, stack: Stack) -> None:
         self.stack, self.peaks_mb = stack, dict.fromkeys(stack.processes, 0.0)
         self.peaks_pss_mb = dict.fromkeys(stack.processes, 0.0)
-        self.stopped, self.paused = threading.Event(), threading.Event()
+        self.stopped = threading.Event()
+        self.paused: set[str] = set()  # processes not sampled for now
         self.thread = threading.Thread(target=self._sample, daemon=True)
 
     @contextlib.contextmanager
-    def aside(self) -> Iterator[None]:
-        """No samples meanwhile: the stack runs as it is not configured (a comparison's set-up)."""
-        self.paused.set()
+    def aside(self, name: str) -> Iterator[None]:
+        """No samples of process `name` meanwhile: it runs as it is not configured (a comparison's)."""
+        self.paused.add(name)
         try:
             yield
         finally:
-            self.paused.clear()
+            self.paused.discard(name)
 
     def _sample(self) -> None:
         while not self.stopped.wait(0.5):
-            if self.paused.is_set():
-                continue
             for name, process in self.stack.processes.items():
-                if process.popen is None:
+                if process.popen is None or name in self.paused:
                     continue
                 try:
                     memory = [member.memory_full_info() for member in with_children(process.popen.pid)]
@@ -525,18 +524,19 @@ class Bench:
 
     async def servers(self, stack: Stack) -> None:
         """The ceiling and intake again with the services endpoint under each server, side by side."""
-        # The stack's peak memory is its own configuration's: each server's is measured on its own.
-        with self.memory.aside() if self.memory else contextlib.nullcontext():
+        # The stack's peak memory is its own configuration's: each server's is measured on its own,
+        # and the last one's is left out until it has stopped.
+        with self.memory.aside("services") if self.memory else contextlib.nullcontext():
             self.results["services_servers"] = {
                 name: await self.under_server(stack, name, env) for name, env in SERVICES_SERVERS.items()
             }
-        # Back to the configured server for the phases after this one.
-        configured = {
-            "FOODORDER_SERVICES_SERVER": self.s.services_server,
-            "FOODORDER_SERVICES_WORKERS": str(self.s.services_workers),
-        }
-        stack.restart("services", configured)
-        await self.until_answering()
+            # Back to the configured server for the phases after this one.
+            configured = {
+                "FOODORDER_SERVICES_SERVER": self.s.services_server,
+                "FOODORDER_SERVICES_WORKERS": str(self.s.services_workers),
+            }
+            stack.restart("services", configured)
+            await self.until_answering()
 
     async def under_server(self, stack: Stack, name: str, env: dict[str, str]) -> dict[str, Any]:
         """The ceiling and intake with the services endpoint restarted under `env`."""
@@ -565,6 +565,7 @@ class Bench:
             "services_cpu_ms_per_order": cpu["services"],
             "cpu_ms_per_order": cpu["total"],
             "services_peak_rss_mb": round(memory.peaks_mb["services"], 1),
+            "services_peak_pss_mb": round(memory.peaks_pss_mb["services"], 1),
             "load_average": [round(n, 2) for n in os.getloadavg()],
         }
 

@@ -94,10 +94,12 @@ def spare_long_lived_heap() -> None:
 
     Each full collection walks every object the process holds, and pauses every request meanwhile: with
     1,000 open event streams the gateway held about 300,000 objects, its full collections took 90 to
-    250 ms every few seconds, and intake's p99 at 8 connections went from 67 to 79 ms without the streams
-    to 222 ms with them (`foodorder bench`, the streams' phase alone). Held back, none came while the
-    streams were open, and the p99 with them was 76 ms, at the same CPU and peak memory. Not for the
-    services endpoint: a suspended invocation leaves garbage that only a full collection frees.
+    250 ms every few seconds, and intake's p99 at 8 connections was 60 to 156 ms without the streams
+    and 216 to 231 ms with them (`foodorder bench`'s streams' phase alone, three runs). Held back, none
+    came while the streams were open: 63 to 84 ms without and 76 to 99 ms with them, at the same CPU
+    and peak memory. A full collection still comes after 1,000 of the middle generation once the
+    survivors grew by a quarter, so memory stays bounded. Not for the services endpoint: a suspended
+    invocation leaves garbage that only a full collection frees.
     """
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)

@@ -23,8 +23,9 @@ class Ingress(RestateApi):
     """Request-response calls and one-way sends to handlers, by "service", key and handler name, on the
     ingress of each Restate node in turn (see RestateApi).
 
-    Long waits need one connection each (`connections`): HTTP/2 would share a few, but httpx fails
-    requests on a connection the ingress has closed (GOAWAY) when thousands of streams open at once.
+    Long waits need one connection each (`connections`): HTTP/1.1, as the client speaks. HTTP/2 would
+    share a few, but httpx failed requests on a connection the ingress had closed (GOAWAY) when
+    thousands of streams opened at once.
     """
 
     @staticmethod
