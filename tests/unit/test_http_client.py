@@ -3,14 +3,14 @@ httpx did: a JSON body typed as JSON, a POST without a body untyped, a redirect 
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import pytest
 
 from foodorder.clients.http import Client
+from tests.unit.local_http import serve
 
 
 class Recorder(BaseHTTPRequestHandler):
@@ -49,12 +49,7 @@ class Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     Recorder.seen = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    yield from serve(Recorder)
 
 
 async def send(method: str, url: str, **kwargs: Any) -> Any:

@@ -3,16 +3,16 @@ only then: a request a node took and cut off may have been carried out."""
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 
 from foodorder.clients.restate import RestateApi
 from foodorder.stack import free_port
+from tests.unit.local_http import serve
 
 
 class Healthy(BaseHTTPRequestHandler):
@@ -39,15 +39,6 @@ class HangsUp(Healthy):
         """Take the request, then close the connection without an answer."""
         self.connection.shutdown(socket.SHUT_RDWR)
         self.close_connection = True
-
-
-def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
