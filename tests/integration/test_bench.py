@@ -23,6 +23,8 @@ def test_the_bench_measures_the_engine_and_intake_on_a_stack_of_its_own() -> Non
     # The CPU each process spent per order: the engine and the workflows' endpoint worked for each.
     cpu = results["intake_cpu_ms_per_order"]
     assert cpu["restate-server"] > 0 and cpu["services"] > 0 and cpu["gateway"] > 0, cpu
+    # The stack's CPU in units of the payment stub's: the stub is one of its processes.
+    assert results["intake_cpu_per_payment_stub_cpu"] > 1, cpu
     # The stack's memory: each process's peak, and the sum; a page shared counts once in the PSS.
     rss, pss = results["peak_rss_mb"], results["peak_pss_mb"]
     assert 0 < pss["gateway"] <= rss["gateway"] and 0 < pss["total"] <= rss["total"], (pss, rss)
