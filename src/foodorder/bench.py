@@ -349,11 +349,9 @@ def watch_streams(
 class Bench:
     """The phases, against one stack."""
 
-    def __init__(
-        self, stack: Stack, plan: Plan, progress: Progress, memory: MemoryWatch | None = None
-    ) -> None:
+    def __init__(self, stack: Stack, plan: Plan, progress: Progress, memory: MemoryWatch) -> None:
         self.stack, self.s, self.plan, self.progress = stack, stack.settings, plan, progress
-        self.memory = memory  # the whole run's, when a phase must keep out of it
+        self.memory = memory  # the whole run's, which a phase may keep a process out of
         gateway = stack.processes["gateway"].popen
         self.gateway_pid = gateway.pid if gateway else 0
         # Few connections: with many, httpx's pool burns the load generator's CPU, not the stack's.
@@ -530,7 +528,7 @@ class Bench:
         """The ceiling and intake again with the services endpoint under each server, side by side."""
         # The stack's peak memory is its own configuration's: each server's is measured on its own,
         # and the last one's is left out until it has stopped.
-        with self.memory.aside("services") if self.memory else contextlib.nullcontext():
+        with self.memory.aside("services"):
             self.results["services_servers"] = {
                 name: await self.under_server(stack, name, env) for name, env in SERVICES_SERVERS.items()
             }
@@ -1173,13 +1171,15 @@ def cpu_ms_per_order(before: dict[str, float], after: dict[str, float], orders: 
     return spent | {"total": round(sum(spent.values()), 2)}
 
 
-async def replication_phases(stack: Stack, plan: Plan, progress: Progress, _: MemoryWatch) -> dict[str, Any]:
+async def replication_phases(
+    stack: Stack, plan: Plan, progress: Progress, memory: MemoryWatch
+) -> dict[str, Any]:
     """The phases that show what replication costs: the engine's ceiling, intake, end to end.
 
     Also the CPU each process spent per delivered order during the end-to-end phase. An end-to-end
     phase whose orders are not all delivered in time is reported as such, beside the other figures.
     """
-    bench = Bench(stack, plan, progress)
+    bench = Bench(stack, plan, progress, memory)
     figures: dict[str, Any] = {"load_average": round(psutil.getloadavg()[0], 1)}
     try:
         await bench.engine()
@@ -1200,9 +1200,9 @@ async def replication_phases(stack: Stack, plan: Plan, progress: Progress, _: Me
     return figures
 
 
-async def engine_phases(stack: Stack, plan: Plan, progress: Progress, _: MemoryWatch) -> dict[str, Any]:
+async def engine_phases(stack: Stack, plan: Plan, progress: Progress, memory: MemoryWatch) -> dict[str, Any]:
     """The engine's ceiling and intake, which the partitions of restate-server bound."""
-    bench = Bench(stack, plan, progress)
+    bench = Bench(stack, plan, progress, memory)
     figures: dict[str, Any] = {"load_average": round(psutil.getloadavg()[0], 1)}
     try:
         await bench.engine()
